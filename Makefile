@@ -1,0 +1,32 @@
+# The two quick-start commands (`make bench MODEL=clip`, `make test`) each do their own set-up.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.setup-stamp
+MODEL ?= clip
+
+.PHONY: setup test lint bench clean-venv
+
+setup: $(STAMP)
+
+# Idempotent: the stamp is newer than pyproject.toml after a successful install, so a second
+# `make setup` costs a stat call. A failed install leaves no stamp and is retried next time.
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet --editable '.[test]'
+	@touch $(STAMP)
+
+test: setup
+	$(PY) -m pytest
+
+lint: setup
+	$(VENV)/bin/ruff check benchmark tests
+	$(VENV)/bin/ruff format --check benchmark tests
+	$(VENV)/bin/mypy
+
+bench: setup
+	$(VENV)/bin/rls3 bench --model $(MODEL)
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,335 @@
+"""The placement environment (SPEC section 3; the paper's section 4.1-4.2 and Fig. 3).
+
+Each step moves one active object. The slot to move goes round-robin over the 3 active objects
+(``slot = step % 3``); the active scene goes round-robin over the environment's scenes every
+``scene_period`` steps (default 4, so a T0 = 32 episode of the train environment visits every
+scene); before a step, the slot's object may be swapped (probability ``swap_prob``) for one of
+the inactive objects, which takes its place if it fits there. The observation says which object
+will move.
+
+Action ``a`` in [-1, 1]^3 is the moving object's displacement, scaled to the scene: the target
+point is ``fold(centre + a * extent)`` in the scene's placement box (the xy bounds of its
+designated surfaces, and heights from just above the lower surface to 0.45 m above the upper
+one), where ``fold`` reflects at the box's faces. Because the box is one ``extent`` wide, every
+point of it, so every designated surface, is reachable from anywhere in one step. The object is
+lowered from the target onto whatever lies beneath (see ``world.SceneWorld.try_place``).
+
+Reward (eq. 2): +1 for a feasible placement, -1 otherwise; an infeasible step leaves the scene
+unchanged and renders nothing. On a feasible step ``info["image"]`` holds the rendered RGB image
+and ``info["sample"]`` its metadata (JSON-ready). The episode ends (``terminated``) after ``t0``
+valid samples, or is truncated at ``max_steps`` steps; ``info`` always carries the counts.
+
+Observation (Box(32), each field scaled to [-1, 1] by the room's half-sizes):
+
+====== =================================================================
+index  field
+====== =================================================================
+0      slot of the object to move (0, 1, 2 -> -1, 0, 1)
+1      vocabulary id of the object to move (0..8 -> -1..1)
+2      index of the active scene in the environment's cycle
+3      episode progress: valid samples so far / t0
+4-8    lower designated surface: centre x, centre y, top z, half-size x, half-size y
+9-13   upper designated surface: same fields
+14-25  objects in slots 0, 1, 2: centre x, y, z and yaw / pi (4 each)
+26-28  camera position x, y, z
+29-30  camera yaw / pi and pitch / (pi / 2)
+31     +1 if the object to move was just swapped in, else -1
+====== =================================================================
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+from benchmark.sim.scenes import Environment, Scene, environment_scenes, object_names
+from benchmark.sim.world import SceneWorld
+
+N_ACTIVE = 3
+OBS_SIZE = 32
+
+
+def fold(value: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """Reflect ``value`` into [lo, hi] at the faces (a mirror walk, continuous in value)."""
+    width = hi - lo
+    t = np.mod(value - lo, 2 * width)
+    return lo + np.where(t <= width, t, 2 * width - t)
+
+
+def camera_angles(eye: np.ndarray, target: np.ndarray) -> tuple[float, float]:
+    """Yaw (from +x, counter-clockwise) and pitch (up positive) of a camera, radians."""
+    d = np.asarray(target, dtype=float) - np.asarray(eye, dtype=float)
+    return math.atan2(d[1], d[0]), math.atan2(d[2], math.hypot(d[0], d[1]))
+
+
+class PlacementEnv(gym.Env[np.ndarray, np.ndarray]):
+    """Place objects on designated surfaces of indoor scenes; valid placements yield samples."""
+
+    metadata = {"render_modes": ["rgb_array"]}  # noqa: RUF012 (gymnasium's convention)
+
+    def __init__(
+        self,
+        environment: Environment = "train",
+        *,
+        t0: int = 32,
+        max_steps: int | None = None,
+        image_size: int = 64,
+        swap_prob: float = 0.25,
+        scene_period: int = 4,
+        render_images: bool = True,
+        shadows: bool = False,
+        render_mode: str | None = None,
+    ) -> None:
+        """
+        Args:
+            environment: ``train`` (5 scenes) or ``test`` (3 other scenes).
+            t0: valid samples that end an episode (the paper's T0).
+            max_steps: step cap of an episode (default ``8 * t0``).
+            image_size: side of the rendered square images, px.
+            swap_prob: probability that the next object to move is swapped for an inactive one.
+            scene_period: steps between changes of the active scene.
+            render_images: render an image on each valid step (off for intrinsic-only training).
+            shadows: TinyRenderer shadows (about twice the render cost).
+        """
+        if t0 < 1 or image_size < 8 or scene_period < 1 or not 0.0 <= swap_prob <= 1.0:
+            raise ValueError(
+                f"bad PlacementEnv arguments: t0={t0} (>= 1), image_size={image_size} (>= 8), "
+                f"scene_period={scene_period} (>= 1), swap_prob={swap_prob} (in [0, 1])"
+            )
+        self.environment = environment
+        self.scenes: tuple[Scene, ...] = environment_scenes(environment)
+        self.t0 = t0
+        self.max_steps = max_steps if max_steps is not None else 8 * t0
+        self.image_size = image_size
+        self.swap_prob = swap_prob
+        self.scene_period = scene_period
+        self.render_images = render_images
+        self.shadows = shadows
+        self.render_mode = render_mode
+        self.object_names = object_names()
+        self.worlds = [SceneWorld(s) for s in self.scenes]
+        self.observation_space = gym.spaces.Box(-1.0, 1.0, (OBS_SIZE,), np.float32)
+        self.action_space = gym.spaces.Box(-1.0, 1.0, (3,), np.float32)
+        self._boxes = [w.placement_box for w in self.worlds]
+        self._static_obs = [self._scene_features(i) for i in range(len(self.scenes))]
+        self._active: list[list[str]] = []
+        self._camera = [0] * len(self.scenes)
+        self._scene = 0
+        self._steps = 0
+        self._valid = 0
+        self._swapped = False
+        self._episode_started = False
+
+    # ------------------------------------------------------------------ geometry helpers
+    def placement_box(self, scene_index: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Corners (lo, hi) of the placement box of a scene (default: the active one)."""
+        return self._boxes[self._scene if scene_index is None else scene_index]
+
+    def _norm_xyz(self, scene: Scene, xyz: np.ndarray) -> np.ndarray:
+        w, d, h = scene.room.size
+        return np.array([xyz[0] / (w / 2), xyz[1] / (d / 2), xyz[2] / (h / 2) - 1.0])
+
+    def _scene_features(self, index: int) -> np.ndarray:
+        """Observation fields 4-13 and 26-30, which only change with the scene and camera."""
+        scene = self.scenes[index]
+        w, d, _ = scene.room.size
+        feats = []
+        for f in scene.surfaces:
+            centre = self._norm_xyz(scene, np.array([f.at[0], f.at[1], f.top]))
+            feats.extend([*centre, f.size[0] / w, f.size[1] / d])
+        return np.asarray(feats, dtype=np.float32)
+
+    def _camera_features(self, index: int) -> np.ndarray:
+        scene = self.scenes[index]
+        cam = scene.cameras[self._camera[index]]
+        yaw, pitch = camera_angles(np.asarray(cam.eye), np.asarray(cam.target))
+        pos = self._norm_xyz(scene, np.asarray(cam.eye))
+        return np.array([*pos, yaw / math.pi, pitch / (math.pi / 2)], dtype=np.float32)
+
+    @property
+    def scene(self) -> Scene:
+        """The active scene."""
+        return self.scenes[self._scene]
+
+    @property
+    def world(self) -> SceneWorld:
+        """The active scene's PyBullet world."""
+        return self.worlds[self._scene]
+
+    @property
+    def slot(self) -> int:
+        """Slot (0-2) of the object that the next step moves."""
+        return self._steps % N_ACTIVE
+
+    @property
+    def moving_object(self) -> str:
+        """Name of the object that the next step moves."""
+        return self._active[self._scene][self.slot]
+
+    def active_objects(self, scene_index: int | None = None) -> list[str]:
+        """Names of the 3 active objects of a scene, by slot."""
+        return list(self._active[self._scene if scene_index is None else scene_index])
+
+    def action_towards(self, target: np.ndarray) -> np.ndarray:
+        """The action that aims the moving object's centre at ``target`` (inside the box)."""
+        lo, hi = self.placement_box()
+        centre = self.world.centre(self.moving_object)
+        return np.clip((np.asarray(target) - centre) / (hi - lo), -1.0, 1.0).astype(np.float32)
+
+    # ------------------------------------------------------------------ gymnasium API
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict[str, Any]]:
+        super().reset(seed=seed)
+        rng = self.np_random
+        self._active = []
+        for index, world in enumerate(self.worlds):
+            for name in self.object_names:
+                world.hide(name)
+            chosen = rng.choice(len(self.object_names), size=N_ACTIVE, replace=False)
+            names = [self.object_names[int(i)] for i in chosen]
+            for name in names:
+                world.set_yaw(name, float(rng.uniform(-math.pi, math.pi)))
+                world.place_randomly(name, rng)
+            self._active.append(names)
+            self._camera[index] = int(rng.integers(len(self.scenes[index].cameras)))
+        self._scene = 0
+        self._steps = 0
+        self._valid = 0
+        self._swapped = False
+        self._episode_started = True
+        return self._observation(), self._counts()
+
+    def step(
+        self, action: np.ndarray
+    ) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        if not self._episode_started:
+            raise RuntimeError("call reset() before step()")
+        a = np.clip(np.asarray(action, dtype=np.float64).reshape(3), -1.0, 1.0)
+        world, name = self.world, self.moving_object
+        lo, hi = self._boxes[self._scene]
+        target = fold(world.centre(name) + a * (hi - lo), lo, hi)
+        valid = world.try_place(name, target)
+        info: dict[str, Any] = {"valid": valid}
+        if valid:
+            self._valid += 1
+            info["sample"] = self.sample_metadata(moved=name)
+            if self.render_images:
+                info["image"] = world.render(self._camera[self._scene], self.image_size, self.shadows)
+        self._steps += 1
+        terminated = self._valid >= self.t0
+        truncated = not terminated and self._steps >= self.max_steps
+        if terminated or truncated:
+            self._episode_started = False
+        else:
+            self._advance()
+        info.update(self._counts())
+        return self._observation(), 1.0 if valid else -1.0, terminated, truncated, info
+
+    def _advance(self) -> None:
+        """Prepare the next step: cycle the scene, maybe swap the next object (Fig. 3)."""
+        if self._steps % self.scene_period == 0:
+            self._scene = (self._steps // self.scene_period) % len(self.scenes)
+            if self._steps // self.scene_period >= len(self.scenes):  # a revisit: next camera
+                self._camera[self._scene] = (self._camera[self._scene] + 1) % len(
+                    self.scene.cameras
+                )
+        rng = self.np_random
+        self._swapped = False
+        if rng.random() < self.swap_prob:
+            active = self._active[self._scene]
+            inactive = [n for n in self.object_names if n not in active]
+            incoming = inactive[int(rng.integers(len(inactive)))]
+            yaw = float(rng.uniform(-math.pi, math.pi))
+            self._swapped = self._swap(self.slot, incoming, yaw)
+
+    def _swap(self, slot: int, incoming: str, yaw: float) -> bool:
+        """Put ``incoming`` where the slot's object stands, if it fits there."""
+        world = self.world
+        outgoing = self._active[self._scene][slot]
+        centre = world.centre(outgoing)
+        surface = world.surface_of(outgoing)
+        assert surface is not None
+        old_pose = world.pose(outgoing)
+        world.hide(outgoing)
+        world.set_yaw(incoming, yaw)
+        world.show(incoming)
+        if world.try_place(incoming, (centre[0], centre[1], surface.top + 0.02)):
+            self._active[self._scene][slot] = incoming
+            return True
+        world.hide(incoming)
+        world.restore(outgoing, old_pose, surface)
+        return False
+
+    def _counts(self) -> dict[str, Any]:
+        return {"steps": self._steps, "valid_samples": self._valid, "scene": self.scene.name}
+
+    def _observation(self) -> np.ndarray:
+        scene, world = self.scene, self.world
+        obs = np.empty(OBS_SIZE, dtype=np.float32)
+        obs[0] = self.slot - 1.0
+        obs[1] = 2.0 * self.object_names.index(self.moving_object) / (len(self.object_names) - 1) - 1.0
+        obs[2] = 2.0 * self._scene / max(len(self.scenes) - 1, 1) - 1.0
+        obs[3] = 2.0 * min(self._valid / self.t0, 1.0) - 1.0
+        obs[4:14] = self._static_obs[self._scene]
+        for slot, name in enumerate(self._active[self._scene]):
+            obs[14 + 4 * slot : 17 + 4 * slot] = self._norm_xyz(scene, world.centre(name))
+            obs[17 + 4 * slot] = world.yaw(name) / math.pi
+        obs[26:31] = self._camera_features(self._scene)
+        obs[31] = 1.0 if self._swapped else -1.0
+        return np.clip(obs, -1.0, 1.0)
+
+    # ------------------------------------------------------------------ samples
+    def sample_metadata(self, moved: str | None = None) -> dict[str, Any]:
+        """The ground truth of the active scene as it is now (SPEC section 3, "Sample")."""
+        scene, world = self.scene, self.world
+        cam = scene.cameras[self._camera[self._scene]]
+        yaw, pitch = camera_angles(np.asarray(cam.eye), np.asarray(cam.target))
+        forward = np.asarray(cam.target) - np.asarray(cam.eye)
+        objects = []
+        for slot, name in enumerate(self._active[self._scene]):
+            pose = world.pose(name)
+            surface = world.surface_of(name)
+            objects.append(
+                {
+                    "name": name,
+                    "slot": slot,
+                    "position": [float(v) for v in pose.position],
+                    "rotation": [float(v) for v in pose.orientation],
+                    "yaw_deg": math.degrees(world.yaw(name)),
+                    "center": [float(v) for v in world.centre(name)],
+                    "size": [float(v) for v in world.size(name)],
+                    "surface": surface.name if surface else None,
+                }
+            )
+        return {
+            "environment": self.environment,
+            "scene": scene.name,
+            "scene_index": self._scene,
+            "step": self._steps,
+            "moved": moved,
+            "image_size": self.image_size,
+            "camera": {
+                "index": self._camera[self._scene],
+                "position": [float(v) for v in cam.eye],
+                "target": [float(v) for v in cam.target],
+                "forward": [float(v) for v in forward / np.linalg.norm(forward)],
+                "up": [0.0, 0.0, 1.0],
+                "fov_deg": cam.fov,
+                "yaw_deg": math.degrees(yaw),
+                "pitch_deg": math.degrees(pitch),
+            },
+            "objects": objects,
+        }
+
+    def render(self) -> np.ndarray:  # type: ignore[override]
+        """The active scene from its current camera (``render_mode="rgb_array"``)."""
+        return self.world.render(self._camera[self._scene], self.image_size, self.shadows)
+
+    def close(self) -> None:
+        for world in self.worlds:
+            world.close()
+        self.worlds = []
