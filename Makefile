@@ -4,8 +4,10 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.setup-stamp
 MODEL ?= clip
+# DVC stages call `rls3`: put the project's environment first on PATH for every recipe.
+export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: setup test lint bench clean-venv
+.PHONY: setup test lint bench repro clean-venv
 
 setup: $(STAMP)
 
@@ -27,6 +29,9 @@ lint: setup
 
 bench: setup
 	$(VENV)/bin/rls3 bench --model $(MODEL)
+
+repro: setup
+	$(VENV)/bin/dvc repro
 
 clean-venv:
 	rm -rf $(VENV)

@@ -10,4 +10,6 @@ __all__ = ["PlacementEnv", "environment_scenes", "get_scene", "object_names", "s
 for _environment in ("train", "test"):
     _id = f"RLS3/Placement-{_environment}-v0"
     if _id not in gym.registry:
-        gym.register(_id, entry_point="benchmark.sim.env:PlacementEnv", kwargs={"environment": _environment})
+        gym.register(
+            _id, entry_point="benchmark.sim.env:PlacementEnv", kwargs={"environment": _environment}
+        )

@@ -196,16 +196,27 @@ class PlacementEnv(gym.Env[np.ndarray, np.ndarray]):
                 world.place_randomly(name, rng)
             self._active.append(names)
             self._camera[index] = int(rng.integers(len(self.scenes[index].cameras)))
-        self._scene = 0
+        self._scene = self._scene_option(options)
         self._steps = 0
         self._valid = 0
         self._swapped = False
         self._episode_started = True
         return self._observation(), self._counts()
 
-    def step(
-        self, action: np.ndarray
-    ) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+    def _scene_option(self, options: dict[str, Any] | None) -> int:
+        """``options={"scene": name}`` starts the episode in that scene instead of the first."""
+        name = (options or {}).get("scene")
+        if name is None:
+            return 0
+        names = [s.name for s in self.scenes]
+        if name not in names:
+            raise ValueError(
+                f"reset option 'scene': {name!r} is not a {self.environment} scene; "
+                f"choose one of {names}"
+            )
+        return names.index(name)
+
+    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         if not self._episode_started:
             raise RuntimeError("call reset() before step()")
         a = np.clip(np.asarray(action, dtype=np.float64).reshape(3), -1.0, 1.0)
@@ -218,7 +229,9 @@ class PlacementEnv(gym.Env[np.ndarray, np.ndarray]):
             self._valid += 1
             info["sample"] = self.sample_metadata(moved=name)
             if self.render_images:
-                info["image"] = world.render(self._camera[self._scene], self.image_size, self.shadows)
+                info["image"] = world.render(
+                    self._camera[self._scene], self.image_size, self.shadows
+                )
         self._steps += 1
         terminated = self._valid >= self.t0
         truncated = not terminated and self._steps >= self.max_steps
@@ -232,7 +245,7 @@ class PlacementEnv(gym.Env[np.ndarray, np.ndarray]):
     def _advance(self) -> None:
         """Prepare the next step: cycle the scene, maybe swap the next object (Fig. 3)."""
         if self._steps % self.scene_period == 0:
-            self._scene = (self._steps // self.scene_period) % len(self.scenes)
+            self._scene = (self._scene + 1) % len(self.scenes)
             if self._steps // self.scene_period >= len(self.scenes):  # a revisit: next camera
                 self._camera[self._scene] = (self._camera[self._scene] + 1) % len(
                     self.scene.cameras
@@ -271,7 +284,9 @@ class PlacementEnv(gym.Env[np.ndarray, np.ndarray]):
         scene, world = self.scene, self.world
         obs = np.empty(OBS_SIZE, dtype=np.float32)
         obs[0] = self.slot - 1.0
-        obs[1] = 2.0 * self.object_names.index(self.moving_object) / (len(self.object_names) - 1) - 1.0
+        obs[1] = (
+            2.0 * self.object_names.index(self.moving_object) / (len(self.object_names) - 1) - 1.0
+        )
         obs[2] = 2.0 * self._scene / max(len(self.scenes) - 1, 1) - 1.0
         obs[3] = 2.0 * min(self._valid / self.t0, 1.0) - 1.0
         obs[4:14] = self._static_obs[self._scene]
@@ -325,7 +340,7 @@ class PlacementEnv(gym.Env[np.ndarray, np.ndarray]):
             "objects": objects,
         }
 
-    def render(self) -> np.ndarray:  # type: ignore[override]
+    def render(self) -> np.ndarray:
         """The active scene from its current camera (``render_mode="rgb_array"``)."""
         return self.world.render(self._camera[self._scene], self.image_size, self.shadows)
 

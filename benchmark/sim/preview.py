@@ -31,7 +31,9 @@ def preview(scene_name: str, size: int = 256, camera: int = 0, seed: int = 0) ->
         world.close()
 
 
-def write_preview(scene_name: str, out: Path, size: int = 256, camera: int = 0, seed: int = 0) -> Path:
+def write_preview(
+    scene_name: str, out: Path, size: int = 256, camera: int = 0, seed: int = 0
+) -> Path:
     """Write the preview as a PNG (atomically: a temporary file renamed into place)."""
     image = preview(scene_name, size=size, camera=camera, seed=seed)
     out.parent.mkdir(parents=True, exist_ok=True)

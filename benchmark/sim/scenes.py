@@ -94,10 +94,25 @@ def _data_dir() -> Any:
     return resources.files("benchmark.sim") / "data"
 
 
-def _tuple(value: Any, n: int, where: str) -> tuple[float, ...]:
+def _floats(value: Any, n: int, where: str) -> list[float]:
     if not isinstance(value, list) or len(value) != n:
         raise SceneError(f"{where}: expected a list of {n} numbers, got {value!r}")
-    return tuple(float(v) for v in value)
+    return [float(v) for v in value]
+
+
+def _vec2(value: Any, where: str) -> tuple[float, float]:
+    x, y = _floats(value, 2, where)
+    return x, y
+
+
+def _vec3(value: Any, where: str) -> Vec3:
+    x, y, z = _floats(value, 3, where)
+    return x, y, z
+
+
+def _rgba(value: Any, where: str) -> Rgba:
+    r, g, b, a = _floats(value, 4, where)
+    return r, g, b, a
 
 
 def _parse_scene(raw: dict[str, Any]) -> Scene:
@@ -110,9 +125,9 @@ def _parse_scene(raw: dict[str, Any]) -> Scene:
         Furniture(
             name=f["name"],
             kind=f["kind"],
-            size=_tuple(f["size"], 3, f"{name}/{f['name']}.size"),  # type: ignore[arg-type]
-            at=_tuple(f["at"], 2, f"{name}/{f['name']}.at"),  # type: ignore[arg-type]
-            rgba=_tuple(f["rgba"], 4, f"{name}/{f['name']}.rgba"),  # type: ignore[arg-type]
+            size=_vec3(f["size"], f"{name}/{f['name']}.size"),
+            at=_vec2(f["at"], f"{name}/{f['name']}.at"),
+            rgba=_rgba(f["rgba"], f"{name}/{f['name']}.rgba"),
             designated=bool(f.get("designated", False)),
             elevation=float(f.get("elevation", 0.0)),
         )
@@ -122,21 +137,21 @@ def _parse_scene(raw: dict[str, Any]) -> Scene:
         name=name,
         environment=env,
         room=Room(
-            size=_tuple(room["size"], 3, f"{name}.room.size"),  # type: ignore[arg-type]
-            floor_rgba=_tuple(room["floor_rgba"], 4, f"{name}.room.floor_rgba"),  # type: ignore[arg-type]
-            wall_rgba=_tuple(room["wall_rgba"], 4, f"{name}.room.wall_rgba"),  # type: ignore[arg-type]
+            size=_vec3(room["size"], f"{name}.room.size"),
+            floor_rgba=_rgba(room["floor_rgba"], f"{name}.room.floor_rgba"),
+            wall_rgba=_rgba(room["wall_rgba"], f"{name}.room.wall_rgba"),
             floor_texture=room.get("floor_texture"),
         ),
         furniture=furniture,
         cameras=tuple(
             Camera(
-                eye=_tuple(c["eye"], 3, f"{name}.camera.eye"),  # type: ignore[arg-type]
-                target=_tuple(c["target"], 3, f"{name}.camera.target"),  # type: ignore[arg-type]
+                eye=_vec3(c["eye"], f"{name}.camera.eye"),
+                target=_vec3(c["target"], f"{name}.camera.target"),
                 fov=float(c.get("fov", 55.0)),
             )
             for c in raw["cameras"]
         ),
-        light_direction=_tuple(raw["light_direction"], 3, f"{name}.light_direction"),  # type: ignore[arg-type]
+        light_direction=_vec3(raw["light_direction"], f"{name}.light_direction"),
     )
     tops = [s.top for s in scene.surfaces]
     # The observation encodes exactly two surfaces (see env.py), at different heights so that
@@ -202,12 +217,12 @@ def object_specs() -> tuple[ObjectSpec, ...]:
         specs.append(
             ObjectSpec(
                 name=o["name"],
-                rgba=_tuple(o["rgba"], 4, f"object {o['name']}.rgba"),  # type: ignore[arg-type]
+                rgba=_rgba(o["rgba"], f"object {o['name']}.rgba"),
                 urdf=o.get("urdf"),
                 mesh=o.get("mesh"),
                 scale=float(o.get("scale", 1.0)),
-                box=_tuple(o["box"], 3, o["name"]) if "box" in o else None,  # type: ignore[arg-type]
-                cylinder=_tuple(o["cylinder"], 2, o["name"]) if "cylinder" in o else None,  # type: ignore[arg-type]
+                box=_vec3(o["box"], o["name"]) if "box" in o else None,
+                cylinder=_vec2(o["cylinder"], o["name"]) if "cylinder" in o else None,
             )
         )
     return tuple(specs)

@@ -131,9 +131,7 @@ class SceneWorld:
         sx, sy, sz = f.size
         x, y = f.at
         if f.kind == "table":
-            top = self._box(
-                (sx / 2, sy / 2, TABLE_TOP / 2), (x, y, f.top - TABLE_TOP / 2), f.rgba
-            )
+            top = self._box((sx / 2, sy / 2, TABLE_TOP / 2), (x, y, f.top - TABLE_TOP / 2), f.rgba)
             leg_h = f.top - TABLE_TOP - f.elevation
             for dx in (-1, 1):
                 for dy in (-1, 1):
@@ -208,12 +206,14 @@ class SceneWorld:
     def restore(self, name: str, pose: Pose, surface: Furniture | None) -> None:
         """Put a (possibly hidden) object back at a pose it had, resting on ``surface``."""
         self.show(name)
-        self.client.resetBasePositionAndOrientation(self.body[name], pose.position, pose.orientation)
+        self.client.resetBasePositionAndOrientation(
+            self.body[name], pose.position, pose.orientation
+        )
         self._surface[name] = surface
 
     def pose(self, name: str) -> Pose:
         pos, orn = self.client.getBasePositionAndOrientation(self.body[name])
-        return Pose(tuple(pos), tuple(orn))  # type: ignore[arg-type]
+        return Pose(tuple(pos), tuple(orn))
 
     def centre(self, name: str) -> np.ndarray:
         """The centre of the object's bounds in the world (what captions measure from)."""
@@ -274,7 +274,9 @@ class SceneWorld:
         rot = _yaw_matrix(yaw)
         base_xy = np.array([x, y]) - rot @ fp.centre[:2]
         corners = [
-            base_xy + rot @ np.array([cx, cy]) for cx in (fp.lo[0], fp.hi[0]) for cy in (fp.lo[1], fp.hi[1])
+            base_xy + rot @ np.array([cx, cy])
+            for cx in (fp.lo[0], fp.hi[0])
+            for cy in (fp.lo[1], fp.hi[1])
         ]
         top = surface.top
         hits = c.rayTestBatch(
@@ -317,7 +319,7 @@ class SceneWorld:
             renderer=p.ER_TINY_RENDERER,
             flags=p.ER_NO_SEGMENTATION_MASK,
         )
-        return rgba  # type: ignore[no-any-return]
+        return rgba
 
     def close(self) -> None:
         if self.client is not None:

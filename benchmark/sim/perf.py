@@ -1,0 +1,97 @@
+"""``rls3 perf sim``: what the environment costs per valid sample, against a bare render.
+
+The target (issue: foundation and simulator) is that the env costs at most 1.15x the bare
+``getCameraImage`` call per valid sample: physics queries, invalid steps, observations and
+metadata must stay small next to rendering. Both sides are measured in one run, in alternating
+rounds, on the same scenes, cameras and objects, so that machine noise hits both alike.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from benchmark.sim.env import PlacementEnv
+from benchmark.sim.scenes import Environment
+
+
+@dataclass(frozen=True)
+class SimPerf:
+    size: int  # image side, px
+    samples: int  # valid samples (and bare renders) timed on each side
+    env_seconds: float
+    bare_seconds: float
+    valid_rate: float  # valid steps / steps of the env side
+
+    @property
+    def env_rate(self) -> float:
+        """Valid samples per second through ``PlacementEnv.step`` (resets included)."""
+        return self.samples / self.env_seconds
+
+    @property
+    def bare_rate(self) -> float:
+        """Images per second from bare ``getCameraImage`` calls."""
+        return self.samples / self.bare_seconds
+
+    @property
+    def ratio(self) -> float:
+        """Env cost per valid sample over bare render cost per image (target <= 1.15)."""
+        return self.env_seconds / self.bare_seconds
+
+
+def measure(
+    size: int,
+    samples: int = 300,
+    rounds: int = 3,
+    environment: Environment = "train",
+    seed: int = 0,
+) -> SimPerf:
+    """Time ``samples`` valid env samples and as many bare renders, ``rounds`` times each."""
+    env = PlacementEnv(environment, image_size=size)
+    rng = np.random.default_rng(seed)
+    env.reset(seed=seed)
+    env_s = bare_s = 0.0
+    steps = valid = 0
+    try:
+        for _ in range(rounds):
+            start = time.perf_counter()
+            got = 0
+            while got < samples:
+                _, reward, terminated, truncated, _ = env.step(rng.uniform(-1, 1, 3))
+                steps += 1
+                got += reward > 0
+                if terminated or truncated:
+                    env.reset()
+            env_s += time.perf_counter() - start
+            valid += got
+            # The same scenes as they stand now, each from each of its cameras in turn.
+            calls = [
+                (world, *world.camera_matrices(cam))
+                for world in env.worlds
+                for cam in range(len(world.scene.cameras))
+            ]
+            start = time.perf_counter()
+            for i in range(samples):
+                world, view, projection = calls[i % len(calls)]
+                world.render_raw(view, projection, size)
+            bare_s += time.perf_counter() - start
+    finally:
+        env.close()
+    return SimPerf(size, samples * rounds, env_s, bare_s, valid / steps)
+
+
+def format_report(results: list[SimPerf]) -> str:
+    """A table, one row per image size, and the verdict against the 1.15x target."""
+    lines = [
+        f"{'size':>5} {'samples':>8} {'env valid/s':>12} {'bare img/s':>11} "
+        f"{'ratio':>6} {'valid rate':>10}  target ratio <= 1.15"
+    ]
+    for r in results:
+        verdict = "ok" if r.ratio <= 1.15 else "OVER"
+        lines.append(
+            f"{r.size:>5} {r.samples:>8} {r.env_rate:>12.1f} {r.bare_rate:>11.1f} "
+            f"{r.ratio:>6.3f} {r.valid_rate:>10.2f}  {verdict}"
+        )
+    return "\n".join(lines)
