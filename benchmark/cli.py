@@ -53,24 +53,112 @@ def _add_perf_commands(sub: argparse._SubParsersAction) -> None:
     sim.add_argument("--sizes", type=int, nargs="+", default=[64, 224], help="image sizes, px")
     sim.add_argument("--environment", default="train", choices=["train", "test"])
     sim.set_defaults(func=_perf_sim)
+    _add_perf_vlm_command(perf_sub)
 
 
 def _perf_sim(args: argparse.Namespace) -> int:
     from benchmark.sim.perf import format_report, measure
 
-    results = [
-        measure(size, args.samples, args.rounds, args.environment) for size in args.sizes
-    ]
+    results = [measure(size, args.samples, args.rounds, args.environment) for size in args.sizes]
     print(format_report(results))
     return 0
 
 
 def _add_captions_commands(sub: argparse._SubParsersAction) -> None:
     """The ``captions`` group (spatial captions, SPEC section 4)."""
+    captions = sub.add_parser("captions", help="spatial captions of simulator samples")
+    captions_sub = captions.add_subparsers(dest="captions_command", required=True)
+    stats = captions_sub.add_parser(
+        "stats", help="distribution of spatial terms under a uniform random placement policy"
+    )
+    stats.add_argument("--environment", default="train", choices=["train", "test"])
+    stats.add_argument("--samples", type=int, default=2000, help="valid samples to describe")
+    stats.add_argument("--seed", type=int, default=0, help="seed of the env, policy and pairs")
+    stats.add_argument(
+        "--out", type=Path, default=Path("results/captions/stats.json"), help="JSON file to write"
+    )
+    stats.set_defaults(func=_captions_stats)
+
+
+def _captions_stats(args: argparse.Namespace) -> int:
+    import json
+    import os
+    import tempfile
+
+    import numpy as np
+
+    from benchmark.captions import (
+        TERMS,
+        CaptionRecord,
+        describe_sample,
+        n_terms_counts,
+        term_counts,
+    )
+    from benchmark.sim.env import PlacementEnv
+
+    if args.samples < 1:
+        raise ValueError(f"--samples must be >= 1, got {args.samples}")
+    env = PlacementEnv(args.environment, t0=64, render_images=False)
+    env.reset(seed=args.seed)
+    env.action_space.seed(args.seed)
+    rng = np.random.default_rng(args.seed)
+    records: list[CaptionRecord] = []
+    steps = 0
+    try:
+        while len(records) < args.samples:
+            _, _, terminated, truncated, info = env.step(env.action_space.sample())
+            steps += 1
+            if info["valid"]:
+                records.append(describe_sample(info["sample"], rng))
+            if terminated or truncated:
+                env.reset()
+    finally:
+        env.close()
+
+    n = len(records)
+    by_term, by_n = term_counts(records), n_terms_counts(records)
+    result = {
+        "environment": args.environment,
+        "seed": args.seed,
+        "samples": n,
+        "steps": steps,
+        "valid_rate": n / steps,
+        "term_counts": by_term,
+        "term_shares": {t: c / n for t, c in by_term.items()},  # share of samples with the term
+        "n_terms_counts": {str(k): c for k, c in by_n.items()},
+        "n_terms_shares": {str(k): c / n for k, c in by_n.items()},
+    }
+    out: Path = args.out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    # A temp file in the same directory, then os.replace: readers never see a half-written file.
+    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(result, f, indent=2)
+            f.write("\n")
+        os.replace(tmp, out)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+    width = max(len(t) for t in TERMS)
+    print(f"{n} valid samples ({steps} steps), environment {args.environment}, seed {args.seed}")
+    print(f"{'term':<{width}}  {'count':>6}  {'share':>6}")
+    for t in TERMS:
+        print(f"{t:<{width}}  {by_term[t]:>6}  {by_term[t] / n:>6.1%}")
+    print(f"{'n_terms':<{width}}  {'count':>6}  {'share':>6}")
+    for k, c in by_n.items():
+        print(f"{k:<{width}}  {c:>6}  {c / n:>6.1%}")
+    print(f"wrote {out}")
+    return 0
 
 
 def _add_vlm_commands(sub: argparse._SubParsersAction) -> None:
     """The VLM commands (``pretrain-vlm``, ``perf vlm``; SPEC section 5)."""
+
+
+def _add_perf_vlm_command(perf_sub: argparse._SubParsersAction) -> None:
+    """``rls3 perf vlm`` (VLM throughput against the bare forward/backward)."""
 
 
 def _add_pipeline_commands(sub: argparse._SubParsersAction) -> None:
