@@ -14,6 +14,11 @@ one), where ``fold`` reflects at the box's faces. Because the box is one ``exten
 point of it, so every designated surface, is reachable from anywhere in one step. The object is
 lowered from the target onto whatever lies beneath (see ``world.SceneWorld.try_place``).
 
+Reset: a seeded reset (and the first) draws every scene's 3 active objects, their poses and the
+cameras afresh; a reset without a seed keeps the arrangement the last episode left, so the scenes
+go on and only the episode's counters and the scene cycle start again (from the first scene, or
+``options={"scene": name}``).
+
 Reward (eq. 2): +1 for a feasible placement, -1 otherwise; an infeasible step leaves the scene
 unchanged and renders nothing. On a feasible step ``info["image"]`` holds the rendered RGB image
 and ``info["sample"]`` its metadata (JSON-ready). The episode ends (``terminated``) after ``t0``
@@ -28,9 +33,9 @@ index  field
 1      vocabulary id of the object to move (0..8 -> -1..1)
 2      index of the active scene in the environment's cycle
 3      episode progress: valid samples so far / t0
-4-8    lower designated surface: centre x, centre y, top z, half-size x, half-size y
+4-8    lower designated surface: centre x, centre y, top z, half-size x, half-size y (box frame)
 9-13   upper designated surface: same fields
-14-25  the object to move, then the next two slots: centre x, y, z and yaw / pi (4 each)
+14-25  the object to move, then the next two slots: centre x, y, z (box frame), yaw / pi
 26-28  camera position x, y, z
 29-30  camera yaw / pi and pitch / (pi / 2)
 31     +1 if the object to move was just swapped in, else -1
@@ -45,11 +50,13 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from benchmark.sim.scenes import Environment, Scene, environment_scenes, object_names
+from benchmark.sim.scenes import Camera, Environment, Scene, environment_scenes, object_names
 from benchmark.sim.world import SceneWorld
 
 N_ACTIVE = 3
 OBS_SIZE = 32
+BOX_SPAN = 1.5  # the box frame leaves room for centres up to 1.5 box half-widths out
+MIN_MOVE = 0.1  # m: a placement must move the object's centre at least this far
 
 
 def fold(value: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
@@ -63,6 +70,22 @@ def camera_angles(eye: np.ndarray, target: np.ndarray) -> tuple[float, float]:
     """Yaw (from +x, counter-clockwise) and pitch (up positive) of a camera, radians."""
     d = np.asarray(target, dtype=float) - np.asarray(eye, dtype=float)
     return math.atan2(d[1], d[0]), math.atan2(d[2], math.hypot(d[0], d[1]))
+
+
+def _camera_metadata(index: int, cam: Camera) -> dict[str, Any]:
+    """The camera block of a sample's metadata (static per camera pose)."""
+    yaw, pitch = camera_angles(np.asarray(cam.eye), np.asarray(cam.target))
+    forward = np.asarray(cam.target) - np.asarray(cam.eye)
+    return {
+        "index": index,
+        "position": list(cam.eye),
+        "target": list(cam.target),
+        "forward": (forward / np.linalg.norm(forward)).tolist(),
+        "up": [0.0, 0.0, 1.0],
+        "fov_deg": cam.fov,
+        "yaw_deg": math.degrees(yaw),
+        "pitch_deg": math.degrees(pitch),
+    }
 
 
 class PlacementEnv(gym.Env[np.ndarray, np.ndarray]):
@@ -115,6 +138,14 @@ class PlacementEnv(gym.Env[np.ndarray, np.ndarray]):
         self.action_space = gym.spaces.Box(-1.0, 1.0, (3,), np.float32)
         self._boxes = [w.placement_box for w in self.worlds]
         self._static_obs = [self._scene_features(i) for i in range(len(self.scenes))]
+        self._camera_obs = [
+            [self._camera_features(i, c) for c in range(len(s.cameras))]
+            for i, s in enumerate(self.scenes)
+        ]
+        self._camera_meta = [
+            [_camera_metadata(c, cam) for c, cam in enumerate(s.cameras)] for s in self.scenes
+        ]
+        self._object_id = {name: i for i, name in enumerate(self.object_names)}
         self._active: list[list[str]] = []
         self._camera = [0] * len(self.scenes)
         self._scene = 0
@@ -129,22 +160,29 @@ class PlacementEnv(gym.Env[np.ndarray, np.ndarray]):
         return self._boxes[self._scene if scene_index is None else scene_index]
 
     def _norm_xyz(self, scene: Scene, xyz: np.ndarray) -> np.ndarray:
+        """Room frame: the room's half-sizes map to [-1, 1] (for the camera)."""
         w, d, h = scene.room.size
         return np.array([xyz[0] / (w / 2), xyz[1] / (d / 2), xyz[2] / (h / 2) - 1.0])
 
+    def _box_xyz(self, index: int, xyz: np.ndarray) -> np.ndarray:
+        """Box frame, the frame of the action: the placement box maps to +-1 / BOX_SPAN."""
+        lo, hi = self._boxes[index]
+        return ((np.asarray(xyz) - (lo + hi) / 2) / ((hi - lo) / 2)) / BOX_SPAN
+
     def _scene_features(self, index: int) -> np.ndarray:
-        """Observation fields 4-13 and 26-30, which only change with the scene and camera."""
-        scene = self.scenes[index]
-        w, d, _ = scene.room.size
+        """Observation fields 4-13, which only change with the scene."""
+        lo, hi = self._boxes[index]
         feats = []
-        for f in scene.surfaces:
-            centre = self._norm_xyz(scene, np.array([f.at[0], f.at[1], f.top]))
-            feats.extend([*centre, f.size[0] / w, f.size[1] / d])
+        for f in self.scenes[index].surfaces:
+            centre = self._box_xyz(index, np.array([f.at[0], f.at[1], f.top]))
+            half = np.array(f.size[:2]) / 2 / ((hi - lo)[:2] / 2) / BOX_SPAN
+            feats.extend([*centre, *half])
         return np.asarray(feats, dtype=np.float32)
 
-    def _camera_features(self, index: int) -> np.ndarray:
+    def _camera_features(self, index: int, camera: int) -> np.ndarray:
+        """Observation fields 26-30: the camera's position (room frame), yaw and pitch."""
         scene = self.scenes[index]
-        cam = scene.cameras[self._camera[index]]
+        cam = scene.cameras[camera]
         yaw, pitch = camera_angles(np.asarray(cam.eye), np.asarray(cam.target))
         pos = self._norm_xyz(scene, np.asarray(cam.eye))
         return np.array([*pos, yaw / math.pi, pitch / (math.pi / 2)], dtype=np.float32)
@@ -184,10 +222,26 @@ class PlacementEnv(gym.Env[np.ndarray, np.ndarray]):
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[np.ndarray, dict[str, Any]]:
         super().reset(seed=seed)
+        if seed is not None or not self._active:
+            self._arrange()
+        self._swapped = False
+        self._scene = self._scene_option(options)
+        self._steps = 0
+        self._valid = 0
+        self._episode_started = True
+        return self._observation(), self._counts()
+
+    def _arrange(self) -> None:
+        """Draw every scene's active objects, their poses and cameras afresh (seeded reset).
+
+        A reset without a seed keeps the arrangement the last episode left: the scenes go on,
+        only the episode's counters start again (and a reset is then nearly free).
+        """
         rng = self.np_random
+        previous = self._active or [list(self.object_names)] * len(self.worlds)
         self._active = []
         for index, world in enumerate(self.worlds):
-            for name in self.object_names:
+            for name in previous[index]:  # the others are hidden already
                 world.hide(name)
             chosen = rng.choice(len(self.object_names), size=N_ACTIVE, replace=False)
             names = [self.object_names[int(i)] for i in chosen]
@@ -196,12 +250,6 @@ class PlacementEnv(gym.Env[np.ndarray, np.ndarray]):
                 world.place_randomly(name, rng)
             self._active.append(names)
             self._camera[index] = int(rng.integers(len(self.scenes[index].cameras)))
-        self._scene = self._scene_option(options)
-        self._steps = 0
-        self._valid = 0
-        self._swapped = False
-        self._episode_started = True
-        return self._observation(), self._counts()
 
     def _scene_option(self, options: dict[str, Any] | None) -> int:
         """``options={"scene": name}`` starts the episode in that scene instead of the first."""
@@ -223,7 +271,7 @@ class PlacementEnv(gym.Env[np.ndarray, np.ndarray]):
         world, name = self.world, self.moving_object
         lo, hi = self._boxes[self._scene]
         target = fold(world.centre(name) + a * (hi - lo), lo, hi)
-        valid = world.try_place(name, target)
+        valid = world.try_place(name, target, min_move=MIN_MOVE)
         info: dict[str, Any] = {"valid": valid}
         if valid:
             self._valid += 1
@@ -266,7 +314,7 @@ class PlacementEnv(gym.Env[np.ndarray, np.ndarray]):
         centre = world.centre(outgoing)
         surface = world.surface_of(outgoing)
         assert surface is not None
-        old_pose = world.pose(outgoing)
+        old_position = world.base_position(outgoing)
         world.hide(outgoing)
         world.set_yaw(incoming, yaw)
         world.show(incoming)
@@ -274,40 +322,43 @@ class PlacementEnv(gym.Env[np.ndarray, np.ndarray]):
             self._active[self._scene][slot] = incoming
             return True
         world.hide(incoming)
-        world.restore(outgoing, old_pose, surface)
+        world.restore(outgoing, old_position, surface)
         return False
 
     def _counts(self) -> dict[str, Any]:
         return {"steps": self._steps, "valid_samples": self._valid, "scene": self.scene.name}
 
     def _observation(self) -> np.ndarray:
-        scene, world = self.scene, self.world
-        obs = np.empty(OBS_SIZE, dtype=np.float32)
-        obs[0] = self.slot - 1.0
-        obs[1] = (
-            2.0 * self.object_names.index(self.moving_object) / (len(self.object_names) - 1) - 1.0
-        )
-        obs[2] = 2.0 * self._scene / max(len(self.scenes) - 1, 1) - 1.0
-        obs[3] = 2.0 * min(self._valid / self.t0, 1.0) - 1.0
-        obs[4:14] = self._static_obs[self._scene]
-        active = self._active[self._scene]
+        world, index = self.world, self._scene
+        active = self._active[index]
         # The object to move first, then the others in slot order: the aim of a good action is
-        # then nearly linear in the observation, which SAC learns quickly.
+        # then nearly linear in the observation.
         order = [active[(self.slot + k) % N_ACTIVE] for k in range(N_ACTIVE)]
-        for k, name in enumerate(order):
-            obs[14 + 4 * k : 17 + 4 * k] = self._norm_xyz(scene, world.centre(name))
-            obs[17 + 4 * k] = world.yaw(name) / math.pi
-        obs[26:31] = self._camera_features(self._scene)
-        obs[31] = 1.0 if self._swapped else -1.0
+        lo, hi = self._boxes[index]
+        centres = np.array([world.centre(name) for name in order])
+        boxed = ((centres - (lo + hi) / 2) / ((hi - lo) / 2)) / BOX_SPAN
+        objects = np.column_stack([boxed, [world.yaw(name) / math.pi for name in order]])
+        head = (
+            self.slot - 1.0,
+            2.0 * self._object_id[order[0]] / (len(self.object_names) - 1) - 1.0,
+            2.0 * index / max(len(self.scenes) - 1, 1) - 1.0,
+            2.0 * min(self._valid / self.t0, 1.0) - 1.0,
+        )
+        obs = np.concatenate(
+            [
+                head,
+                self._static_obs[index],
+                objects.ravel(),
+                self._camera_obs[index][self._camera[index]],
+                (1.0 if self._swapped else -1.0,),
+            ]
+        ).astype(np.float32)
         return np.clip(obs, -1.0, 1.0)
 
     # ------------------------------------------------------------------ samples
     def sample_metadata(self, moved: str | None = None) -> dict[str, Any]:
         """The ground truth of the active scene as it is now (SPEC section 3, "Sample")."""
-        scene, world = self.scene, self.world
-        cam = scene.cameras[self._camera[self._scene]]
-        yaw, pitch = camera_angles(np.asarray(cam.eye), np.asarray(cam.target))
-        forward = np.asarray(cam.target) - np.asarray(cam.eye)
+        world = self.world
         objects = []
         for slot, name in enumerate(self._active[self._scene]):
             pose = world.pose(name)
@@ -316,31 +367,22 @@ class PlacementEnv(gym.Env[np.ndarray, np.ndarray]):
                 {
                     "name": name,
                     "slot": slot,
-                    "position": [float(v) for v in pose.position],
-                    "rotation": [float(v) for v in pose.orientation],
+                    "position": list(pose.position),
+                    "rotation": list(pose.orientation),
                     "yaw_deg": math.degrees(world.yaw(name)),
-                    "center": [float(v) for v in world.centre(name)],
-                    "size": [float(v) for v in world.size(name)],
+                    "center": world.centre(name).tolist(),
+                    "size": world.size(name).tolist(),
                     "surface": surface.name if surface else None,
                 }
             )
         return {
             "environment": self.environment,
-            "scene": scene.name,
+            "scene": self.scene.name,
             "scene_index": self._scene,
             "step": self._steps,
             "moved": moved,
             "image_size": self.image_size,
-            "camera": {
-                "index": self._camera[self._scene],
-                "position": [float(v) for v in cam.eye],
-                "target": [float(v) for v in cam.target],
-                "forward": [float(v) for v in forward / np.linalg.norm(forward)],
-                "up": [0.0, 0.0, 1.0],
-                "fov_deg": cam.fov,
-                "yaw_deg": math.degrees(yaw),
-                "pitch_deg": math.degrees(pitch),
-            },
+            "camera": dict(self._camera_meta[self._scene][self._camera[self._scene]]),
             "objects": objects,
         }
 

@@ -56,25 +56,23 @@ def measure(
     steps = valid = 0
     try:
         for _ in range(rounds):
+            rendered: list[tuple[int, int]] = []  # (scene, camera) of every env image
             start = time.perf_counter()
-            got = 0
-            while got < samples:
-                _, reward, terminated, truncated, _ = env.step(rng.uniform(-1, 1, 3))
+            while len(rendered) < samples:
+                _, reward, terminated, truncated, info = env.step(rng.uniform(-1, 1, 3))
                 steps += 1
-                got += reward > 0
+                if reward > 0:
+                    rendered.append(
+                        (info["sample"]["scene_index"], info["sample"]["camera"]["index"])
+                    )
                 if terminated or truncated:
                     env.reset()
             env_s += time.perf_counter() - start
-            valid += got
-            # The same scenes as they stand now, each from each of its cameras in turn.
-            calls = [
-                (world, *world.camera_matrices(cam))
-                for world in env.worlds
-                for cam in range(len(world.scene.cameras))
-            ]
+            valid += len(rendered)
+            # The same render calls on the same scenes (as they stand now), in the same order.
+            calls = [(env.worlds[i], *env.worlds[i].camera_matrices(c)) for i, c in rendered]
             start = time.perf_counter()
-            for i in range(samples):
-                world, view, projection = calls[i % len(calls)]
+            for world, view, projection in calls:
                 world.render_raw(view, projection, size)
             bare_s += time.perf_counter() - start
     finally:

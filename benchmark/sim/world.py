@@ -25,7 +25,7 @@ WALL = 0.05  # m, wall thickness
 TABLE_TOP = 0.05  # m, thickness of a table's top
 TABLE_LEG = 0.05  # m, side of a table's square legs
 PLACEMENT_HEADROOM = 0.6  # m above the upper surface that a target may reach
-PLACEMENT_INSET = 0.14  # m, the placement box is the surfaces' xy bounds shrunk by this
+PLACEMENT_INSET = 0.08  # m, the placement box is the surfaces' xy bounds shrunk by this
 HIDDEN_RGBA = (1.0, 1.0, 1.0, 0.0)  # TinyRenderer skips fully transparent shapes: free to keep
 
 
@@ -84,7 +84,13 @@ class SceneWorld:
         self._build_room()
         for piece in scene.furniture:
             self._build_furniture(piece)
+        self.cid = self.client._client  # raw pybullet calls in the hot path skip a wrapper
         self.body: dict[str, int] = {}
+        self._base: dict[str, Vec3] = {}
+        self._centre: dict[str, np.ndarray] = {}
+        self._quat: dict[str, tuple[float, ...]] = {}
+        self._centre_offset: dict[str, np.ndarray] = {}
+        self._corner_offsets: dict[str, np.ndarray] = {}
         self._yaw: dict[str, float] = {o.name: 0.0 for o in self.objects}
         self._surface: dict[str, Furniture | None] = {o.name: None for o in self.objects}
         self._footprint: dict[str, _Footprint] = {}
@@ -177,6 +183,7 @@ class SceneWorld:
         self._footprint[spec.name] = _Footprint(np.asarray(lo) - base, np.asarray(hi) - base)
         self._rgba[spec.name] = spec.rgba
         self.body[spec.name] = int(body)
+        self.set_yaw(spec.name, 0.0)
         self.hide(spec.name)
 
     def _park_position(self, index: int) -> Vec3:
@@ -184,44 +191,59 @@ class SceneWorld:
         return (3.0 * index, 0.0, -20.0)
 
     # ------------------------------------------------------------------ objects
+    # Every pose is set here, so the base position, orientation and centre of each object are
+    # kept on the Python side too: the hot path (one step) asks PyBullet only what it must.
+    def _set_pose(self, name: str, position: Vec3) -> None:
+        p.resetBasePositionAndOrientation(
+            self.body[name], position, self._quat[name], physicsClientId=self.cid
+        )
+        self._base[name] = position
+        self._centre[name] = np.asarray(position) + self._centre_offset[name]
+
     def hide(self, name: str) -> None:
         """Park an object out of the scene and make it transparent (costs no render time)."""
-        body = self.body[name]
         index = [o.name for o in self.objects].index(name)
-        self.client.resetBasePositionAndOrientation(body, self._park_position(index), (0, 0, 0, 1))
-        self.client.changeVisualShape(body, -1, rgbaColor=HIDDEN_RGBA)
+        self._set_pose(name, self._park_position(index))
+        p.changeVisualShape(self.body[name], -1, rgbaColor=HIDDEN_RGBA, physicsClientId=self.cid)
         self._surface[name] = None
 
     def show(self, name: str) -> None:
-        self.client.changeVisualShape(self.body[name], -1, rgbaColor=self._rgba[name])
+        p.changeVisualShape(
+            self.body[name], -1, rgbaColor=self._rgba[name], physicsClientId=self.cid
+        )
 
     def set_yaw(self, name: str, yaw: float) -> None:
         """The object's rotation about z (rad), used by its next placement."""
         self._yaw[name] = float(yaw)
+        self._quat[name] = tuple(p.getQuaternionFromEuler((0.0, 0.0, float(yaw))))
+        fp, rot = self._footprint[name], _yaw_matrix(float(yaw))
+        self._centre_offset[name] = np.array([*(rot @ fp.centre[:2]), fp.centre[2]])
+        self._corner_offsets[name] = np.array(
+            [rot @ np.array([cx, cy]) for cx in (fp.lo[0], fp.hi[0]) for cy in (fp.lo[1], fp.hi[1])]
+        )
 
     def yaw(self, name: str) -> float:
         """The object's rotation about z, rad."""
         return self._yaw[name]
 
-    def restore(self, name: str, pose: Pose, surface: Furniture | None) -> None:
-        """Put a (possibly hidden) object back at a pose it had, resting on ``surface``."""
+    def restore(self, name: str, position: Vec3, surface: Furniture | None) -> None:
+        """Put a (possibly hidden) object back where it stood, at its yaw, on ``surface``."""
         self.show(name)
-        self.client.resetBasePositionAndOrientation(
-            self.body[name], pose.position, pose.orientation
-        )
+        self._set_pose(name, position)
         self._surface[name] = surface
 
     def pose(self, name: str) -> Pose:
-        pos, orn = self.client.getBasePositionAndOrientation(self.body[name])
+        """The object's base pose as PyBullet reports it."""
+        pos, orn = p.getBasePositionAndOrientation(self.body[name], physicsClientId=self.cid)
         return Pose(tuple(pos), tuple(orn))
+
+    def base_position(self, name: str) -> Vec3:
+        """The base position this world last gave the object (what PyBullet reports)."""
+        return self._base[name]
 
     def centre(self, name: str) -> np.ndarray:
         """The centre of the object's bounds in the world (what captions measure from)."""
-        pos = np.asarray(self.pose(name).position)
-        fp = self._footprint[name]
-        offset = fp.centre.copy()
-        offset[:2] = _yaw_matrix(self._yaw[name]) @ offset[:2]
-        return pos + offset
+        return self._centre[name]
 
     def size(self, name: str) -> np.ndarray:
         """Extents of the object's bounds at zero yaw (m)."""
@@ -241,56 +263,57 @@ class SceneWorld:
                 return
         raise RuntimeError(f"could not place {name!r} in scene {self.scene.name!r}")
 
-    def try_place(self, name: str, target: Vec3 | np.ndarray) -> bool:
+    def try_place(self, name: str, target: Vec3 | np.ndarray, min_move: float = 0.0) -> bool:
         """Move ``name`` so that its centre lands below ``target``; False leaves it as it was.
 
         The object is lowered from the target point (its centre) onto whatever lies beneath.
         The placement is feasible (eq. 2, r = +1) iff that is a designated surface, the whole
-        footprint lies on it, and the object then intersects no other body.
+        footprint lies on it, the object then intersects no other body, and (for a move) its
+        centre has moved at least ``min_move`` m: staying put is no new sample.
         """
-        c = self.client
-        body = self.body[name]
-        old = c.getBasePositionAndOrientation(body)
-        old_surface = self._surface[name]
-        c.resetBasePositionAndOrientation(body, (0.0, 0.0, -40.0), old[1])  # out of the rays
-        placed = self._place(name, body, np.asarray(target, dtype=float))
+        old_base, old_surface = self._base[name], self._surface[name]
+        old_centre = self.centre(name)
+        self._set_pose(name, (0.0, 0.0, -40.0))  # out of the rays
+        placed = self._place(name, np.asarray(target, dtype=float))
+        moved = placed is not None and np.linalg.norm(self.centre(name) - old_centre) >= min_move
+        if not moved:
+            placed = None
         if placed is None:
-            c.resetBasePositionAndOrientation(body, old[0], old[1])
+            self._set_pose(name, old_base)
             self._surface[name] = old_surface
             return False
         self._surface[name] = placed
         return True
 
-    def _place(self, name: str, body: int, target: np.ndarray) -> Furniture | None:
-        c = self.client
+    def _place(self, name: str, target: np.ndarray) -> Furniture | None:
+        cid, body = self.cid, self.body[name]
         x, y, z = (float(v) for v in target)
-        hit_body, _, _, hit_pos, hit_normal = c.rayTest((x, y, z), (x, y, -1.0))[0]
+        hit_body, _, _, hit_pos, hit_normal = p.rayTest(
+            (x, y, z), (x, y, -1.0), physicsClientId=cid
+        )[0]
         surface = self.surface_body.get(hit_body)
         # A ray that starts inside furniture passes through it: the object would be inside.
         if surface is None or hit_normal[2] < 0.99 or abs(hit_pos[2] - surface.top) > 1e-4:
             return None
-        fp = self._footprint[name]
-        yaw = self._yaw[name]
-        rot = _yaw_matrix(yaw)
-        base_xy = np.array([x, y]) - rot @ fp.centre[:2]
-        corners = [
-            base_xy + rot @ np.array([cx, cy])
-            for cx in (fp.lo[0], fp.hi[0])
-            for cy in (fp.lo[1], fp.hi[1])
-        ]
+        base_xy = np.array([x, y]) - self._centre_offset[name][:2]
+        corners = (base_xy + self._corner_offsets[name]).tolist()
         top = surface.top
-        hits = c.rayTestBatch(
+        hits = p.rayTestBatch(
             [(cx, cy, top + 0.01) for cx, cy in corners],
             [(cx, cy, top - 0.01) for cx, cy in corners],
+            physicsClientId=cid,
         )
         if any(h[0] != hit_body for h in hits):
             return None  # part of the footprint hangs off the surface (or lies on another body)
-        base_z = top + GAP - fp.lo[2]
-        orientation = c.getQuaternionFromEuler((0.0, 0.0, yaw))
-        c.resetBasePositionAndOrientation(body, (base_xy[0], base_xy[1], base_z), orientation)
-        lo, hi = c.getAABB(body)
-        for other, _link in c.getOverlappingObjects(lo, hi) or ():
-            if other != body and c.getClosestPoints(body, other, 0.0):
+        base = (
+            float(base_xy[0]),
+            float(base_xy[1]),
+            top + GAP - float(self._footprint[name].lo[2]),
+        )
+        self._set_pose(name, base)
+        lo, hi = p.getAABB(body, physicsClientId=cid)
+        for other, _link in p.getOverlappingObjects(lo, hi, physicsClientId=cid) or ():
+            if other != body and p.getClosestPoints(body, other, 0.0, physicsClientId=cid):
                 return None
         return surface
 

@@ -179,10 +179,11 @@ def test_episode_ends_after_t0_valid_samples_or_at_the_step_cap() -> None:
         env.step(np.zeros(3))
     capped = PlacementEnv("train", t0=1000, max_steps=10, image_size=16)
     capped.reset(seed=0)
-    for i in range(10):
-        _, _, terminated, truncated, info = capped.step(rng.uniform(-1, 1, 3))
+    for i in range(10):  # staying put is never valid: the cap, not T0, ends this episode
+        action = rng.uniform(-1, 1, 3) if i % 2 else np.zeros(3)
+        _, _, terminated, truncated, info = capped.step(action)
         assert truncated == (i == 9) and not terminated
-    assert info["steps"] == 10 and 0 < info["valid_samples"] < 10
+    assert info["steps"] == 10 and 0 < info["valid_samples"] <= 5
     env.close()
     capped.close()
 
@@ -226,3 +227,44 @@ def test_fold_reflects_into_the_box_and_is_uniform() -> None:
         landed = fold(start + rng.uniform(-1, 1, 20000), lo, hi)
         hist, _ = np.histogram(landed, bins=4, range=(0, 1))
         assert np.allclose(hist / 20000, 0.25, atol=0.02)
+
+
+def test_staying_put_is_not_a_new_sample(env: PlacementEnv) -> None:
+    """A zero action would always be feasible; the 10 cm minimum move makes it invalid."""
+    env.reset(seed=21)
+    env.swap_prob = 0.0
+    world, names = env.world, env.active_objects()
+    poses = {n: world.pose(n) for n in names}
+    _, reward, _, _, info = env.step(np.zeros(3, dtype=np.float32))
+    assert reward == -1.0 and "image" not in info
+    assert {n: world.pose(n) for n in names} == poses
+    env.swap_prob = 0.25
+
+
+def test_object_centres_are_observed_in_the_frame_of_the_action(env: PlacementEnv) -> None:
+    """obs[14:17] (the mover's centre) plus the action's box-frame displacement is the target."""
+    obs, _ = env.reset(seed=8)
+    lo, hi = env.placement_box()
+    centre = env.world.centre(env.moving_object)
+    expected = ((centre - (lo + hi) / 2) / ((hi - lo) / 2)) / 1.5
+    assert obs[14:17] == pytest.approx(np.clip(expected, -1, 1), abs=1e-6)
+
+
+@pytest.mark.parametrize("environment", ["train", "test"])
+def test_the_objects_of_a_sample_are_in_the_picture(environment: str) -> None:
+    """A caption about an object outside the frame would be noise: at most 2% may be."""
+    env = PlacementEnv(environment, t0=64, render_images=False)  # type: ignore[arg-type]
+    env.reset(seed=3)
+    outside = total = 0
+    for reward, info in _random_steps(env, 1500, seed=0):
+        if reward < 0:
+            continue
+        meta = info["sample"]
+        view, projection = env.worlds[meta["scene_index"]].camera_matrices(meta["camera"]["index"])
+        to_clip = np.array(projection).reshape(4, 4).T @ np.array(view).reshape(4, 4).T
+        for obj in meta["objects"]:
+            clip = to_clip @ np.append(obj["center"], 1.0)
+            outside += bool(np.any(np.abs(clip[:2] / clip[3]) > 1.0))
+            total += 1
+    env.close()
+    assert total > 1000 and outside / total <= 0.02
