@@ -66,6 +66,13 @@ def fold(value: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
     return lo + np.where(t <= width, t, 2 * width - t)
 
 
+def _fold1(value: float, lo: float, hi: float) -> float:
+    """``fold`` for one float."""
+    width = hi - lo
+    t = (value - lo) % (2 * width)
+    return lo + (t if t <= width else 2 * width - t)
+
+
 def camera_angles(eye: np.ndarray, target: np.ndarray) -> tuple[float, float]:
     """Yaw (from +x, counter-clockwise) and pitch (up positive) of a camera, radians."""
     d = np.asarray(target, dtype=float) - np.asarray(eye, dtype=float)
@@ -145,7 +152,28 @@ class PlacementEnv(gym.Env[np.ndarray, np.ndarray]):
         self._camera_meta = [
             [_camera_metadata(c, cam) for c, cam in enumerate(s.cameras)] for s in self.scenes
         ]
-        self._object_id = {name: i for i, name in enumerate(self.object_names)}
+        n_objects = len(self.object_names)
+        self._object_code = {
+            n: 2.0 * i / (n_objects - 1) - 1.0 for i, n in enumerate(self.object_names)
+        }
+        # Box frame of each scene: centre and 1 / (half-size * BOX_SPAN).
+        self._frame = [((lo + hi) / 2, 2.0 / ((hi - lo) * BOX_SPAN)) for lo, hi in self._boxes]
+        # The fields that depend only on the scene and camera, filled in once.
+        self._obs_template = [
+            [
+                np.concatenate(
+                    [
+                        [0.0, 0.0, 2.0 * i / max(len(self.scenes) - 1, 1) - 1.0, 0.0],
+                        self._static_obs[i],
+                        np.zeros(12),
+                        self._camera_obs[i][c],
+                        [0.0],
+                    ]
+                ).astype(np.float32)
+                for c in range(len(scene.cameras))
+            ]
+            for i, scene in enumerate(self.scenes)
+        ]
         self._active: list[list[str]] = []
         self._camera = [0] * len(self.scenes)
         self._scene = 0
@@ -267,10 +295,14 @@ class PlacementEnv(gym.Env[np.ndarray, np.ndarray]):
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         if not self._episode_started:
             raise RuntimeError("call reset() before step()")
-        a = np.clip(np.asarray(action, dtype=np.float64).reshape(3), -1.0, 1.0)
         world, name = self.world, self.moving_object
         lo, hi = self._boxes[self._scene]
-        target = fold(world.centre(name) + a * (hi - lo), lo, hi)
+        centre = world.centre(name)
+        # fold() on three floats: numpy's per-call cost would exceed the arithmetic here
+        target = [
+            _fold1(float(centre[i]) + min(max(float(a), -1.0), 1.0) * (hi[i] - lo[i]), lo[i], hi[i])
+            for i, a in enumerate(np.asarray(action, dtype=np.float64).reshape(3))
+        ]
         valid = world.try_place(name, target, min_move=MIN_MOVE)
         info: dict[str, Any] = {"valid": valid}
         if valid:
@@ -331,29 +363,20 @@ class PlacementEnv(gym.Env[np.ndarray, np.ndarray]):
     def _observation(self) -> np.ndarray:
         world, index = self.world, self._scene
         active = self._active[index]
+        slot = self.slot
+        obs = self._obs_template[index][self._camera[index]].copy()
+        obs[0] = slot - 1.0
+        obs[1] = self._object_code[active[slot]]
+        obs[3] = 2.0 * min(self._valid / self.t0, 1.0) - 1.0
+        mid, scale = self._frame[index]
         # The object to move first, then the others in slot order: the aim of a good action is
         # then nearly linear in the observation.
-        order = [active[(self.slot + k) % N_ACTIVE] for k in range(N_ACTIVE)]
-        lo, hi = self._boxes[index]
-        centres = np.array([world.centre(name) for name in order])
-        boxed = ((centres - (lo + hi) / 2) / ((hi - lo) / 2)) / BOX_SPAN
-        objects = np.column_stack([boxed, [world.yaw(name) / math.pi for name in order]])
-        head = (
-            self.slot - 1.0,
-            2.0 * self._object_id[order[0]] / (len(self.object_names) - 1) - 1.0,
-            2.0 * index / max(len(self.scenes) - 1, 1) - 1.0,
-            2.0 * min(self._valid / self.t0, 1.0) - 1.0,
-        )
-        obs = np.concatenate(
-            [
-                head,
-                self._static_obs[index],
-                objects.ravel(),
-                self._camera_obs[index][self._camera[index]],
-                (1.0 if self._swapped else -1.0,),
-            ]
-        ).astype(np.float32)
-        return np.clip(obs, -1.0, 1.0)
+        boxed = np.array([world.centre(active[(slot + k) % N_ACTIVE]) for k in range(3)]) - mid
+        obs[14:26].reshape(3, 4)[:, :3] = np.minimum(np.maximum(boxed * scale, -1.0), 1.0)
+        for k in range(N_ACTIVE):
+            obs[17 + 4 * k] = world.yaw(active[(slot + k) % N_ACTIVE]) / math.pi
+        obs[31] = 1.0 if self._swapped else -1.0
+        return obs
 
     # ------------------------------------------------------------------ samples
     def sample_metadata(self, moved: str | None = None) -> dict[str, Any]:

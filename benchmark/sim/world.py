@@ -90,7 +90,7 @@ class SceneWorld:
         self._centre: dict[str, np.ndarray] = {}
         self._quat: dict[str, tuple[float, ...]] = {}
         self._centre_offset: dict[str, np.ndarray] = {}
-        self._corner_offsets: dict[str, np.ndarray] = {}
+        self._corner_list: dict[str, list[tuple[float, ...]]] = {}
         self._yaw: dict[str, float] = {o.name: 0.0 for o in self.objects}
         self._surface: dict[str, Furniture | None] = {o.name: None for o in self.objects}
         self._footprint: dict[str, _Footprint] = {}
@@ -218,9 +218,11 @@ class SceneWorld:
         self._quat[name] = tuple(p.getQuaternionFromEuler((0.0, 0.0, float(yaw))))
         fp, rot = self._footprint[name], _yaw_matrix(float(yaw))
         self._centre_offset[name] = np.array([*(rot @ fp.centre[:2]), fp.centre[2]])
-        self._corner_offsets[name] = np.array(
-            [rot @ np.array([cx, cy]) for cx in (fp.lo[0], fp.hi[0]) for cy in (fp.lo[1], fp.hi[1])]
-        )
+        self._corner_list[name] = [
+            tuple(float(v) for v in rot @ np.array([cx, cy]))
+            for cx in (fp.lo[0], fp.hi[0])
+            for cy in (fp.lo[1], fp.hi[1])
+        ]
 
     def yaw(self, name: str) -> float:
         """The object's rotation about z, rad."""
@@ -274,8 +276,8 @@ class SceneWorld:
         old_base, old_surface = self._base[name], self._surface[name]
         old_centre = self.centre(name)
         self._set_pose(name, (0.0, 0.0, -40.0))  # out of the rays
-        placed = self._place(name, np.asarray(target, dtype=float))
-        moved = placed is not None and np.linalg.norm(self.centre(name) - old_centre) >= min_move
+        placed = self._place(name, target)
+        moved = placed is not None and math.dist(self.centre(name), old_centre) >= min_move
         if not moved:
             placed = None
         if placed is None:
@@ -285,7 +287,7 @@ class SceneWorld:
         self._surface[name] = placed
         return True
 
-    def _place(self, name: str, target: np.ndarray) -> Furniture | None:
+    def _place(self, name: str, target: Vec3 | np.ndarray | list[float]) -> Furniture | None:
         cid, body = self.cid, self.body[name]
         x, y, z = (float(v) for v in target)
         hit_body, _, _, hit_pos, hit_normal = p.rayTest(
@@ -295,8 +297,9 @@ class SceneWorld:
         # A ray that starts inside furniture passes through it: the object would be inside.
         if surface is None or hit_normal[2] < 0.99 or abs(hit_pos[2] - surface.top) > 1e-4:
             return None
-        base_xy = np.array([x, y]) - self._centre_offset[name][:2]
-        corners = (base_xy + self._corner_offsets[name]).tolist()
+        offset = self._centre_offset[name]
+        bx, by = x - float(offset[0]), y - float(offset[1])
+        corners = [(bx + dx, by + dy) for dx, dy in self._corner_list[name]]
         top = surface.top
         hits = p.rayTestBatch(
             [(cx, cy, top + 0.01) for cx, cy in corners],
@@ -305,15 +308,14 @@ class SceneWorld:
         )
         if any(h[0] != hit_body for h in hits):
             return None  # part of the footprint hangs off the surface (or lies on another body)
-        base = (
-            float(base_xy[0]),
-            float(base_xy[1]),
-            top + GAP - float(self._footprint[name].lo[2]),
-        )
+        base = (bx, by, top + GAP - float(self._footprint[name].lo[2]))
         self._set_pose(name, base)
         lo, hi = p.getAABB(body, physicsClientId=cid)
         for other, _link in p.getOverlappingObjects(lo, hi, physicsClientId=cid) or ():
-            if other != body and p.getClosestPoints(body, other, 0.0, physicsClientId=cid):
+            # The support is skipped: the object rests GAP above its top, inside its bounds.
+            if other not in (body, hit_body) and p.getClosestPoints(
+                body, other, 0.0, physicsClientId=cid
+            ):
                 return None
         return surface
 
