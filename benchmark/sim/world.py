@@ -67,11 +67,6 @@ def placement_box(scene: Scene) -> tuple[np.ndarray, np.ndarray]:
     return lo, hi
 
 
-def _yaw_matrix(yaw: float) -> np.ndarray:
-    c, s = math.cos(yaw), math.sin(yaw)
-    return np.array([[c, -s], [s, c]])
-
-
 class SceneWorld:
     """A scene with all 9 objects loaded; inactive ones are parked out of sight, transparent."""
 
@@ -87,6 +82,7 @@ class SceneWorld:
         self.cid = self.client._client  # raw pybullet calls in the hot path skip a wrapper
         self.body: dict[str, int] = {}
         self._base: dict[str, Vec3] = {}
+        self._park: dict[str, Vec3] = {}
         self._centre: dict[str, np.ndarray] = {}
         self._quat: dict[str, tuple[float, ...]] = {}
         self._centre_offset: dict[str, np.ndarray] = {}
@@ -182,6 +178,7 @@ class SceneWorld:
         base = np.asarray(c.getBasePositionAndOrientation(body)[0])
         self._footprint[spec.name] = _Footprint(np.asarray(lo) - base, np.asarray(hi) - base)
         self._rgba[spec.name] = spec.rgba
+        self._park[spec.name] = park
         self.body[spec.name] = int(body)
         self.set_yaw(spec.name, 0.0)
         self.hide(spec.name)
@@ -202,8 +199,7 @@ class SceneWorld:
 
     def hide(self, name: str) -> None:
         """Park an object out of the scene and make it transparent (costs no render time)."""
-        index = [o.name for o in self.objects].index(name)
-        self._set_pose(name, self._park_position(index))
+        self._set_pose(name, self._park[name])
         p.changeVisualShape(self.body[name], -1, rgbaColor=HIDDEN_RGBA, physicsClientId=self.cid)
         self._surface[name] = None
 
@@ -214,14 +210,17 @@ class SceneWorld:
 
     def set_yaw(self, name: str, yaw: float) -> None:
         """The object's rotation about z (rad), used by its next placement."""
-        self._yaw[name] = float(yaw)
-        self._quat[name] = tuple(p.getQuaternionFromEuler((0.0, 0.0, float(yaw))))
-        fp, rot = self._footprint[name], _yaw_matrix(float(yaw))
-        self._centre_offset[name] = np.array([*(rot @ fp.centre[:2]), fp.centre[2]])
+        yaw = float(yaw)
+        self._yaw[name] = yaw
+        self._quat[name] = (0.0, 0.0, math.sin(yaw / 2), math.cos(yaw / 2))
+        c, s = math.cos(yaw), math.sin(yaw)
+        fp = self._footprint[name]
+        cx, cy, cz = (float(v) for v in fp.centre)
+        self._centre_offset[name] = np.array([c * cx - s * cy, s * cx + c * cy, cz])
         self._corner_list[name] = [
-            tuple(float(v) for v in rot @ np.array([cx, cy]))
-            for cx in (fp.lo[0], fp.hi[0])
-            for cy in (fp.lo[1], fp.hi[1])
+            (c * x - s * y, s * x + c * y)
+            for x in (float(fp.lo[0]), float(fp.hi[0]))
+            for y in (float(fp.lo[1]), float(fp.hi[1]))
         ]
 
     def yaw(self, name: str) -> float:
@@ -265,7 +264,9 @@ class SceneWorld:
                 return
         raise RuntimeError(f"could not place {name!r} in scene {self.scene.name!r}")
 
-    def try_place(self, name: str, target: Vec3 | np.ndarray, min_move: float = 0.0) -> bool:
+    def try_place(
+        self, name: str, target: Vec3 | np.ndarray | list[float], min_move: float = 0.0
+    ) -> bool:
         """Move ``name`` so that its centre lands below ``target``; False leaves it as it was.
 
         The object is lowered from the target point (its centre) onto whatever lies beneath.

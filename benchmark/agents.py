@@ -1,0 +1,172 @@
+"""The two data-generation arms (SPEC section 6; the paper's section 5.1).
+
+``sac``: stable-baselines3's SAC, pre-trained on the intrinsic (feasibility) reward alone for P
+steps, then updated every step inside the loop. ``random``: uniform actions, no learning, the
+same episodic batching. SAC's own ``save``/``load`` (a zip of state dicts) and
+``save_replay_buffer`` hold its state; those files are the pipeline's own outputs, never
+downloaded, so reading them is safe.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from stable_baselines3 import SAC
+from stable_baselines3.common.callbacks import BaseCallback
+
+from benchmark.fileio import atomic_directory, atomic_write_json
+from benchmark.sim.env import PlacementEnv
+
+
+@dataclass(frozen=True)
+class AgentParams:
+    """SAC's knobs (params.yaml ``agent``)."""
+
+    pretrain_steps: int = 5000  # P: intrinsic-only pre-training steps
+    learning_rate: float = 1e-3
+    gamma: float = 0.5  # discount; feasibility is immediate, J2 arrives at the episode's end
+    batch_size: int = 256
+    buffer_size: int = 100_000
+    learning_starts: int = 1000  # uniform actions before the first update
+    hidden: tuple[int, ...] = (256, 256)  # actor and critic hidden layers
+
+    def __post_init__(self) -> None:
+        rules = {
+            "pretrain_steps": (self.pretrain_steps >= 0, "an int >= 0"),
+            "learning_rate": (self.learning_rate > 0, "a number > 0"),
+            "gamma": (0 <= self.gamma <= 1, "a number in [0, 1]"),
+            "batch_size": (self.batch_size >= 1, "an int >= 1"),
+            "buffer_size": (self.buffer_size >= 1, "an int >= 1"),
+            "learning_starts": (self.learning_starts >= 0, "an int >= 0"),
+            "hidden": (
+                len(self.hidden) >= 1 and all(h >= 1 for h in self.hidden),
+                "a non-empty list of ints >= 1",
+            ),
+        }
+        for name, (ok, allowed) in rules.items():
+            if not ok:
+                raise ValueError(f"{name} = {getattr(self, name)!r}; expected {allowed}")
+
+
+def make_sac(env: Any, params: AgentParams, seed: int) -> SAC:
+    """A fresh SAC on ``env`` with one gradient step per environment step."""
+    return SAC(
+        "MlpPolicy",
+        env,
+        learning_rate=params.learning_rate,
+        buffer_size=params.buffer_size,
+        learning_starts=params.learning_starts,
+        batch_size=params.batch_size,
+        gamma=params.gamma,
+        train_freq=1,
+        gradient_steps=1,
+        policy_kwargs={"net_arch": list(params.hidden)},
+        seed=seed,
+        device="cpu",  # small MLPs: the GPU would only add transfer latency
+        verbose=0,
+    )
+
+
+def valid_rate(policy: Any, env: PlacementEnv, steps: int, seed: int) -> float:
+    """Share of valid steps of ``policy`` (``predict``-style, deterministic) on ``env``."""
+    obs, _ = env.reset(seed=seed)
+    valid = 0
+    for _ in range(steps):
+        action, _ = policy.predict(obs, deterministic=True)
+        obs, reward, terminated, truncated, _ = env.step(action)
+        valid += reward > 0
+        if terminated or truncated:
+            obs, _ = env.reset()
+    return valid / steps
+
+
+class RandomAgent:
+    """The baseline arm: uniform actions in [-1, 1]^3 from its own seeded generator."""
+
+    def __init__(self, seed: int) -> None:
+        self.rng = np.random.default_rng(seed)
+
+    def predict(self, obs: np.ndarray, deterministic: bool = False) -> tuple[np.ndarray, None]:
+        return self.rng.uniform(-1.0, 1.0, 3).astype(np.float32), None
+
+
+@dataclass
+class PretrainReport:
+    seed: int
+    steps: int
+    seconds: float
+    valid_rate_before: float  # the uniform random policy's, same evaluation env and seed
+    valid_rate_after: float  # the pre-trained SAC's, deterministic actions
+    history: list[dict[str, float]] = field(default_factory=list)
+
+
+class _Progress(BaseCallback):
+    """Evaluate the valid rate every ``every`` steps (a learning curve for the report)."""
+
+    def __init__(self, every: int, evaluate: Any, history: list[dict[str, float]]) -> None:
+        super().__init__()
+        self.every, self.evaluate, self.history = every, evaluate, history
+
+    def _on_step(self) -> bool:
+        if self.every and self.num_timesteps % self.every == 0:
+            rate = self.evaluate(self.model)
+            self.history.append({"step": float(self.num_timesteps), "valid_rate": rate})
+        return True
+
+
+def pretrain_sac(
+    params: AgentParams,
+    seed: int,
+    out_dir: str | Path,
+    *,
+    env_kwargs: dict[str, Any] | None = None,
+    eval_steps: int = 500,
+    eval_every: int = 0,
+) -> PretrainReport:
+    """Pre-train SAC for P steps on the intrinsic reward alone; save it under ``out_dir``.
+
+    Writes ``model.zip`` (SB3), ``replay_buffer.pkl`` and ``pretrain.json`` (the valid rates
+    before and after, measured on the train environment with a separate seed) atomically.
+    """
+    kwargs = {"render_images": False, **(env_kwargs or {})}
+    torch.manual_seed(seed)
+    env = PlacementEnv("train", **kwargs)
+    probe = PlacementEnv("train", **kwargs)
+    eval_seed = 10_000 + seed
+
+    def evaluate(policy: Any) -> float:
+        return valid_rate(policy, probe, eval_steps, eval_seed)
+
+    try:
+        before = evaluate(RandomAgent(seed))
+        model = make_sac(env, params, seed)
+        history: list[dict[str, float]] = []
+        start = time.perf_counter()
+        if params.pretrain_steps:
+            model.learn(params.pretrain_steps, callback=_Progress(eval_every, evaluate, history))
+        seconds = time.perf_counter() - start
+        after = evaluate(model)
+        report = PretrainReport(seed, params.pretrain_steps, seconds, before, after, history)
+        with atomic_directory(out_dir) as tmp:
+            model.save(tmp / "model.zip")
+            model.save_replay_buffer(tmp / "replay_buffer.pkl")
+            atomic_write_json(tmp / "pretrain.json", report.__dict__)
+    finally:
+        env.close()
+        probe.close()
+    return report
+
+
+def load_sac(path: str | Path, env: Any) -> SAC:
+    """The SAC saved by ``pretrain_sac`` (or a loop checkpoint), with its replay buffer."""
+    path = Path(path)
+    if not (path / "model.zip").is_file():
+        raise FileNotFoundError(f"no SAC model at {path}; run `rls3 pretrain-agent --seed S` first")
+    model = SAC.load(path / "model.zip", env=env, device="cpu")
+    model.load_replay_buffer(path / "replay_buffer.pkl")
+    return model

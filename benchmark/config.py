@@ -1,0 +1,228 @@
+"""The params schema: ``params.yaml`` holds profiles; one key, ``profile``, picks the active one.
+
+Each block maps 1:1 onto a typed dataclass. Reading is strict: an unknown key, a missing key, a
+value of the wrong type or out of range is a ``ParamsError`` that names the key path (e.g.
+``profiles.bench.loop.eta``) and what is allowed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+from benchmark.agents import AgentParams
+
+T = TypeVar("T")
+MODELS = ("clip", "paligemma")
+ARMS = ("sac", "random")
+
+
+class ParamsError(ValueError):
+    """A params file or value that breaks the schema; the message names the key."""
+
+
+def _check(ok: bool, key: str, value: Any, allowed: str) -> None:
+    if not ok:
+        raise ParamsError(f"params: {key} = {value!r} is not allowed; expected {allowed}")
+
+
+@dataclass(frozen=True)
+class SimParams:
+    """The simulator (``PlacementEnv`` arguments)."""
+
+    image_size: int = 64  # px
+    swap_prob: float = 0.25
+    scene_period: int = 4  # steps
+    max_steps_factor: int = 8  # an episode is truncated at max_steps_factor * t0 steps
+
+
+@dataclass(frozen=True)
+class DatasetParams:
+    """The fixed evaluation sets."""
+
+    validation: int = 200  # samples from the train environment
+    test: int = 300  # samples from the test environment
+    seed: int = 2025
+
+
+@dataclass(frozen=True)
+class LoopParams:
+    """Algorithm 1's knobs."""
+
+    t0: int = 32  # T0: valid samples per episode
+    eta: float = 0.5  # sampling rate of an episode's samples into the fine-tuning batch
+    episodes: int = 4  # E: episodes per iteration
+    beta: float = 10.0  # reward scale of J2 (eq. 4)
+    max_iterations: int = 20  # hard cap (early stopping usually ends the sac arm first)
+    validate_every: int = 0  # F, in K units (epochs or steps); 0: only at the iteration's end
+
+
+@dataclass(frozen=True)
+class EarlyStopping:
+    """Stop when validation has not improved by > min_delta for patience iterations."""
+
+    patience: int = 5
+    min_iterations: int = 10
+    min_delta: float = 0.0
+
+
+@dataclass(frozen=True)
+class ModelParams:
+    """One VLM family: its K, seeds, early stopping, and its fine-tuning/pre-training knobs."""
+
+    k: int = 1  # K: epochs (CLIP) or steps (PaliGemma) of fine-tuning per iteration
+    seeds: tuple[int, ...] = (0, 1)
+    early_stopping: EarlyStopping = field(default_factory=EarlyStopping)
+    finetune: dict[str, Any] = field(default_factory=dict)  # the family's VLM config fields
+    pretrain: dict[str, Any] = field(default_factory=dict)  # the base-training config fields
+
+
+@dataclass(frozen=True)
+class Profile:
+    sim: SimParams
+    datasets: DatasetParams
+    loop: LoopParams
+    agent: AgentParams
+    clip: ModelParams
+    paligemma: ModelParams
+
+    def model(self, name: str) -> ModelParams:
+        _check(name in MODELS, "model", name, f"one of {list(MODELS)}")
+        return self.clip if name == "clip" else self.paligemma
+
+
+@dataclass(frozen=True)
+class Params:
+    profile: str
+    profiles: dict[str, Profile]
+
+    @property
+    def active(self) -> Profile:
+        return self.profiles[self.profile]
+
+
+_RULES: dict[str, tuple[typing.Callable[[Any], bool], str]] = {
+    "sim.image_size": (lambda v: v >= 8, "an int >= 8"),
+    "sim.swap_prob": (lambda v: 0 <= v <= 1, "a number in [0, 1]"),
+    "sim.scene_period": (lambda v: v >= 1, "an int >= 1"),
+    "sim.max_steps_factor": (lambda v: v >= 1, "an int >= 1"),
+    "datasets.validation": (lambda v: v >= 1, "an int >= 1"),
+    "datasets.test": (lambda v: v >= 1, "an int >= 1"),
+    "loop.t0": (lambda v: v >= 1, "an int >= 1"),
+    "loop.eta": (lambda v: 0 < v <= 1, "a number in (0, 1]"),
+    "loop.episodes": (lambda v: v >= 1, "an int >= 1"),
+    "loop.beta": (lambda v: v >= 0, "a number >= 0"),
+    "loop.max_iterations": (lambda v: v >= 1, "an int >= 1"),
+    "loop.validate_every": (lambda v: v >= 0, "an int >= 0"),
+    "early_stopping.patience": (lambda v: v >= 1, "an int >= 1"),
+    "early_stopping.min_iterations": (lambda v: v >= 1, "an int >= 1"),
+    "early_stopping.min_delta": (lambda v: v >= 0, "a number >= 0"),
+    "k": (lambda v: v >= 1, "an int >= 1"),
+    "seeds": (lambda v: len(v) >= 1 and len(set(v)) == len(v), "a non-empty list of distinct ints"),
+}
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", str(tp))
+
+
+def _coerce(value: Any, tp: Any, key: str) -> Any:
+    """``value`` checked against the annotation ``tp`` (nested dataclasses included)."""
+    origin = typing.get_origin(tp)
+    if dataclasses.is_dataclass(tp):
+        return _build(tp, value, key)  # type: ignore[arg-type]
+    if origin is tuple:
+        _check(isinstance(value, list | tuple), key, value, "a list")
+        (item_tp, _) = typing.get_args(tp)
+        return tuple(_coerce(v, item_tp, f"{key}[{i}]") for i, v in enumerate(value))
+    if origin is dict or tp is dict:
+        _check(isinstance(value, Mapping), key, value, "a mapping")
+        return dict(value)
+    if origin in (types.UnionType, typing.Union):
+        for option in typing.get_args(tp):
+            try:
+                return _coerce(value, option, key)
+            except ParamsError:
+                continue
+        raise ParamsError(f"params: {key} = {value!r} is not allowed; expected {tp}")
+    if tp is float:
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+        _check(ok, key, value, "a number")
+        return float(value)
+    if tp is int:
+        _check(isinstance(value, int) and not isinstance(value, bool), key, value, "an int")
+        return value
+    if tp is bool:
+        _check(isinstance(value, bool), key, value, "true or false")
+        return value
+    if tp is str:
+        _check(isinstance(value, str), key, value, "a string")
+        return value
+    raise TypeError(f"unsupported annotation {tp!r} for {key}")
+
+
+def _build(cls: type[T], data: Any, key: str) -> T:
+    """A ``cls`` from a mapping, strictly: every key known, every value typed and in range."""
+    _check(isinstance(data, Mapping), key, data, f"a mapping of {cls.__name__} fields")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise ParamsError(
+            f"params: unknown key {key}.{unknown[0]}; allowed keys under {key}: {sorted(fields)}"
+        )
+    values = {}
+    for name, f in fields.items():
+        sub = f"{key}.{name}"
+        if name not in data:
+            no_default = (
+                f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+            )
+            if no_default:
+                raise ParamsError(f"params: missing key {sub} ({_type_name(hints[name])})")
+            continue
+        values[name] = _coerce(data[name], hints[name], sub)
+        rule = _RULES.get(f"{key.rsplit('.', 1)[-1]}.{name}") or _RULES.get(name)
+        if rule is not None:
+            _check(rule[0](values[name]), sub, data[name], rule[1])
+    try:
+        return cls(**values)
+    except ValueError as err:  # a dataclass's own check (e.g. AgentParams)
+        raise ParamsError(f"params: {key}: {err}") from err
+
+
+def parse_params(data: Any, source: str = "params.yaml") -> Params:
+    """Validate a loaded params mapping."""
+    _check(isinstance(data, Mapping), source, data, "a mapping with 'profile' and 'profiles'")
+    unknown = sorted(set(data) - {"profile", "profiles"})
+    if unknown:
+        raise ParamsError(f"params: unknown top-level key {unknown[0]}; allowed: profile, profiles")
+    for required in ("profile", "profiles"):
+        if required not in data:
+            raise ParamsError(f"params: missing top-level key {required}")
+    profiles_raw = data["profiles"]
+    ok = isinstance(profiles_raw, Mapping) and len(profiles_raw) > 0
+    _check(ok, "profiles", profiles_raw, "a non-empty mapping")
+    profiles = {
+        name: _build(Profile, raw, f"profiles.{name}") for name, raw in profiles_raw.items()
+    }
+    _check(data["profile"] in profiles, "profile", data["profile"], f"one of {sorted(profiles)}")
+    return Params(data["profile"], profiles)
+
+
+def load_params(path: str | Path = "params.yaml", profile: str | None = None) -> Params:
+    """Read and validate ``path``; ``profile`` overrides its active profile."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"params file not found: {path}")
+    data = yaml.safe_load(path.read_text())
+    if profile is not None and isinstance(data, dict):
+        data = {**data, "profile": profile}
+    return parse_params(data, str(path))
