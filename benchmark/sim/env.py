@@ -144,6 +144,7 @@ class PlacementEnv(gym.Env[np.ndarray, np.ndarray]):
         self.observation_space = gym.spaces.Box(-1.0, 1.0, (OBS_SIZE,), np.float32)
         self.action_space = gym.spaces.Box(-1.0, 1.0, (3,), np.float32)
         self._boxes = [w.placement_box for w in self.worlds]
+        self._box_floats = [(lo.tolist(), hi.tolist()) for lo, hi in self._boxes]
         self._static_obs = [self._scene_features(i) for i in range(len(self.scenes))]
         self._camera_obs = [
             [self._camera_features(i, c) for c in range(len(s.cameras))]
@@ -296,12 +297,13 @@ class PlacementEnv(gym.Env[np.ndarray, np.ndarray]):
         if not self._episode_started:
             raise RuntimeError("call reset() before step()")
         world, name = self.world, self.moving_object
-        lo, hi = self._boxes[self._scene]
-        centre = world.centre(name)
+        lo, hi = self._box_floats[self._scene]
+        centre = world.centre(name).tolist()
         # fold() on three floats: numpy's per-call cost would exceed the arithmetic here
+        a = np.asarray(action, dtype=np.float64).reshape(3).tolist()
         target = [
-            _fold1(float(centre[i]) + min(max(float(a), -1.0), 1.0) * (hi[i] - lo[i]), lo[i], hi[i])
-            for i, a in enumerate(np.asarray(action, dtype=np.float64).reshape(3))
+            _fold1(centre[i] + min(max(a[i], -1.0), 1.0) * (hi[i] - lo[i]), lo[i], hi[i])
+            for i in range(3)
         ]
         valid = world.try_place(name, target, min_move=MIN_MOVE)
         info: dict[str, Any] = {"valid": valid}
