@@ -1,0 +1,243 @@
+"""What both VLM families share: the sample, the interface, the device, checkpoints on disk.
+
+A *sample* is one valid simulator step described by the caption generator: its image and its
+``CaptionRecord`` (SPEC sections 3-4). A family (``clip``, ``paligemma``) implements ``VLM``:
+``evaluate`` gives per-sample results, ``j2`` the extrinsic reward of eq. 3 over them, ``metric``
+the validation/test metric (higher is better), ``finetune`` K epochs (CLIP) or K steps
+(PaliGemma) on a batch, ``save`` a safetensors checkpoint that the family's ``load`` reads back.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any, ClassVar, TypeVar
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from benchmark.captions import CaptionRecord, describe_sample
+
+T = TypeVar("T")
+
+PROGRESS_DELAY_S = 3.0  # a progress bar appears only on loops that run longer than this
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One VLM sample: the rendered image and its captions (and the simulator's metadata)."""
+
+    image: np.ndarray  # H x W x 3, uint8
+    record: CaptionRecord
+    metadata: Mapping[str, Any] | None = None
+
+    def object_names(self) -> tuple[str, ...]:
+        """Names of the active objects in the image (empty without metadata)."""
+        if self.metadata is None:
+            return ()
+        return tuple(o["name"] for o in self.metadata["objects"])
+
+
+def collect_samples(
+    environment: str,
+    n: int,
+    seed: int,
+    *,
+    image_size: int = 64,
+    t0: int = 32,
+    swap_prob: float = 0.25,
+) -> list[Sample]:
+    """``n`` valid samples of a uniform random policy in ``PlacementEnv(environment)``, seeded.
+
+    The same seed gives the same images and captions (the simulator and the caption draw are
+    both seeded from ``seed``). ``swap_prob`` is the environment's object swap probability.
+    """
+    from benchmark.sim.env import PlacementEnv  # the simulator is only needed here
+
+    if n < 0:
+        raise ValueError(f"n must be >= 0, got {n}")
+    env = PlacementEnv(
+        environment,  # type: ignore[arg-type]
+        t0=t0,
+        image_size=image_size,
+        swap_prob=swap_prob,
+    )
+    rng = np.random.default_rng(seed)
+    samples: list[Sample] = []
+    try:
+        env.reset(seed=seed)
+        env.action_space.seed(seed)
+        with progress(total=n, desc=f"samples ({environment})") as bar:
+            while len(samples) < n:
+                _, _, terminated, truncated, info = env.step(env.action_space.sample())
+                if info["valid"]:
+                    meta = info["sample"]
+                    samples.append(Sample(info["image"], describe_sample(meta, rng), meta))
+                    bar.update(1)
+                if terminated or truncated:
+                    env.reset()
+    finally:
+        env.close()
+    return samples
+
+
+# ---------------------------------------------------------------------------- object lists
+
+# Base training describes scenes without spatial terms (SPEC section 5, "Embedded defaults").
+OBJECTS_PROMPT = "What objects are in the image?"
+
+
+def object_list_caption(names: Sequence[str]) -> str:
+    """ "a red mug, an orange can and a soccer ball": the objects, in the given order."""
+    items = [f"{'an' if n[0] in 'aeiou' else 'a'} {n}" for n in names]
+    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} and {items[-1]}"
+
+
+def parse_object_names(text: str, vocabulary: Sequence[str]) -> tuple[str, ...]:
+    """The object names of ``vocabulary`` that ``text`` mentions, in vocabulary order."""
+    lowered = f" {' '.join(text.lower().replace(',', ' ').replace('.', ' ').split())} "
+    return tuple(n for n in vocabulary if f" {n} " in lowered)
+
+
+# ---------------------------------------------------------------------------- configs
+
+
+def check_config(config: Any, rules: Mapping[str, tuple[Any, str]]) -> None:
+    """Raise ValueError naming the field and its allowed values when a rule fails.
+
+    ``rules`` maps a field name to (predicate, description of the allowed values).
+    """
+    for f in fields(config):
+        if f.name in rules:
+            ok, allowed = rules[f.name]
+            value = getattr(config, f.name)
+            if not ok(value):
+                raise ValueError(
+                    f"{type(config).__name__}.{f.name} = {value!r} is not allowed: {allowed}"
+                )
+
+
+def positive(x: Any) -> bool:
+    """A number > 0 (bools excluded)."""
+    return isinstance(x, int | float) and not isinstance(x, bool) and x > 0
+
+
+def non_negative(x: Any) -> bool:
+    """A number >= 0 (bools excluded)."""
+    return isinstance(x, int | float) and not isinstance(x, bool) and x >= 0
+
+
+def non_negative_int(x: Any) -> bool:
+    """An int >= 0 (bools excluded)."""
+    return isinstance(x, int) and not isinstance(x, bool) and x >= 0
+
+
+def positive_int(x: Any) -> bool:
+    """An int > 0 (bools excluded)."""
+    return isinstance(x, int) and not isinstance(x, bool) and x > 0
+
+
+# ---------------------------------------------------------------------------- device, progress
+
+
+def default_device() -> torch.device:
+    """CUDA when there is one, else the CPU."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def autocast(device: torch.device) -> contextlib.AbstractContextManager[Any]:
+    """bf16 autocast on CUDA; nothing on the CPU (bf16 matmuls are slower than fp32 there)."""
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def progress(
+    iterable: Iterable[T] | None = None, *, total: int | None = None, desc: str = ""
+) -> Any:
+    """A tqdm bar that only shows on loops longer than ``PROGRESS_DELAY_S``."""
+    return tqdm(iterable, total=total, desc=desc, delay=PROGRESS_DELAY_S, leave=False)
+
+
+def chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
+    """Consecutive slices of ``items`` of at most ``size``."""
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def seed_everything(seed: int) -> None:
+    """Seed torch (CPU and CUDA) for model building and training."""
+    torch.manual_seed(seed)
+
+
+# ---------------------------------------------------------------------------- files
+
+
+@contextlib.contextmanager
+def atomic_directory(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a temporary directory beside ``path``; on success it replaces ``path`` atomically.
+
+    Readers see either the old directory or the complete new one, never a half-written one.
+    """
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        yield tmp
+        if target.exists():
+            # os.replace cannot overwrite a non-empty directory: move the old one aside first.
+            old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old.", dir=target.parent))
+            os.replace(target, old / "dir")
+            os.replace(tmp, target)
+            shutil.rmtree(old)
+        else:
+            os.replace(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def require_path(path: str | os.PathLike[str], what: str) -> Path:
+    """``path`` as a Path, or FileNotFoundError naming it (never a fallback to a built-in)."""
+    p = Path(path).expanduser()
+    if not p.exists():
+        raise FileNotFoundError(f"{what} not found: {p} (weights load from a local path only)")
+    return p
+
+
+# ---------------------------------------------------------------------------- the interface
+
+
+class VLM(ABC):
+    """A vision-language model under test: evaluate, reward, fine-tune, save."""
+
+    family: ClassVar[str]
+
+    @abstractmethod
+    def evaluate(self, samples: Sequence[Sample]) -> list[Any]:
+        """Per-sample results (a family's result dataclass, each with ``to_dict()``)."""
+
+    @abstractmethod
+    def j2(self, results: Sequence[Any]) -> float:
+        """The extrinsic reward J2 of eq. 3 over an episode's results."""
+
+    @abstractmethod
+    def metric(self, results: Sequence[Any]) -> float:
+        """The validation/test metric over results (higher is better)."""
+
+    @abstractmethod
+    def finetune(
+        self, samples: Sequence[Sample], k: int, *, seed: int | None = None
+    ) -> list[float]:
+        """Fine-tune on ``samples`` for ``k`` epochs (CLIP) or steps (PaliGemma); step losses."""
+
+    @abstractmethod
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Write a safetensors checkpoint directory (atomically); return its path."""

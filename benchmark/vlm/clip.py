@@ -1,0 +1,362 @@
+"""The CLIP family through open_clip (SPEC section 5; the paper's eq. 1 and section 4.4).
+
+Models come from open_clip's own factory, tokenizer and transforms:
+
+- the built-in small model is ``BUILTIN_MODEL``, an open_clip JSON config shipped in
+  ``benchmark/vlm/configs/`` and registered with ``open_clip.add_model_config`` (a 64 px ViT with
+  patch 8 and a 4-layer text transformer; about 8M parameters, most of them the token embedding
+  of open_clip's BPE vocabulary, which ships inside open_clip);
+- a checkpoint directory in open_clip's local format (``open_clip_config.json`` plus
+  ``*.safetensors``; what ``ClipVLM.save`` writes, and what an open_clip hub snapshot holds)
+  loads through ``local-dir:``;
+- real weights: any open_clip architecture name plus a local ``.safetensors`` file, or a cache
+  directory holding one.
+
+Only ``.safetensors`` weights are read, so loading never unpickles anything.
+
+Loss (eq. 1, NegCLIP form, SPEC section 5): for N images with features z_i and 3N texts (the N
+positives w_i, then the N term-swapped and the N order-swapped negatives),
+``L = (L_i2t + L_t2i) / 2`` where ``L_i2t`` is the cross-entropy of image i over all 3N texts
+with target w_i, and ``L_t2i`` that of positive w_i over the N images with target z_i. Without
+negatives it is open_clip's ``ClipLoss``. A sample's contribution is
+``(ce_i2t_i + ce_t2i_i) / 2``, so L is the mean of the contributions over the group the loss is
+computed on: the whole episode in ``evaluate`` (groups of ``eval_batch_size``), a minibatch in
+``finetune``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import open_clip
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from safetensors.torch import save_file
+
+from benchmark.vlm.base import (
+    VLM,
+    Sample,
+    atomic_directory,
+    autocast,
+    check_config,
+    chunks,
+    default_device,
+    non_negative,
+    positive,
+    positive_int,
+    progress,
+    require_path,
+    seed_everything,
+)
+
+BUILTIN_MODEL = "RLS3-CLIP-Tiny"
+CONFIG_DIR = Path(__file__).parent / "configs"
+CONFIG_FILE = "open_clip_config.json"  # open_clip's local-dir format
+WEIGHTS_FILE = "open_clip_model.safetensors"
+MAX_LOGIT_SCALE = math.log(100)  # open_clip's training clamps the temperature here
+
+
+def register_builtin() -> None:
+    """Register the package's open_clip configs (idempotent)."""
+    if BUILTIN_MODEL not in open_clip.list_models():
+        open_clip.add_model_config(CONFIG_DIR / f"{BUILTIN_MODEL}.json")
+
+
+@dataclass(frozen=True)
+class ClipVLMConfig:
+    """Evaluation and fine-tuning knobs of the CLIP family (params.yaml maps onto these)."""
+
+    lr: float = 1e-4  # AdamW learning rate of fine-tuning
+    weight_decay: float = 0.1  # AdamW weight decay (not on gains, biases, logit_scale)
+    batch_size: int = 32  # fine-tuning minibatch, samples (each with 3 texts)
+    eval_batch_size: int = 256  # samples per contrastive group in evaluate (>= T0 keeps J2 exact)
+    seed: int = 0  # seeds model building and the minibatch order
+
+    def __post_init__(self) -> None:
+        check_config(
+            self,
+            {
+                "lr": (positive, "a number > 0"),
+                "weight_decay": (non_negative, "a number >= 0"),
+                "batch_size": (positive_int, "an int >= 1"),
+                "eval_batch_size": (positive_int, "an int >= 1"),
+                "seed": (lambda s: isinstance(s, int), "an int"),
+            },
+        )
+
+
+@dataclass(frozen=True)
+class ClipResult:
+    """One sample's evaluation: its loss contribution and its cosine similarities."""
+
+    loss: float  # contribution to eq. 1: (ce_i2t + ce_t2i) / 2; L is the mean over samples
+    sim_positive: float
+    sim_term_swapped: float
+    sim_order_swapped: float
+    correct: bool  # the positive scores above both negatives
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict."""
+        return asdict(self)
+
+
+def negclip_loss_terms(
+    image_features: torch.Tensor, text_features: torch.Tensor, logit_scale: torch.Tensor
+) -> torch.Tensor:
+    """Per-sample contributions to eq. 1 in the NegCLIP form (shape N; their mean is L).
+
+    ``image_features`` (N, d) and ``text_features`` (kN, d), both L2-normalised; the first N
+    texts are the positives, the other (k - 1)N the negatives.
+    """
+    n = image_features.shape[0]
+    if text_features.shape[0] % n or text_features.shape[0] < n:
+        raise ValueError(f"need kN texts for N={n} images, got {text_features.shape[0]}")
+    labels = torch.arange(n, device=image_features.device)
+    logits_i2t = logit_scale * image_features @ text_features.T  # N x kN
+    logits_t2i = logit_scale * text_features[:n] @ image_features.T  # N x N
+    ce_i2t = F.cross_entropy(logits_i2t, labels, reduction="none")
+    ce_t2i = F.cross_entropy(logits_t2i, labels, reduction="none")
+    return (ce_i2t + ce_t2i) / 2
+
+
+def negclip_loss(
+    image_features: torch.Tensor, text_features: torch.Tensor, logit_scale: torch.Tensor
+) -> torch.Tensor:
+    """Eq. 1 in the NegCLIP form (the mean of ``negclip_loss_terms``)."""
+    return negclip_loss_terms(image_features, text_features, logit_scale).mean()
+
+
+def similarities(image_features: torch.Tensor, text_features: torch.Tensor) -> torch.Tensor:
+    """Cosine similarity of each image to its own k texts: (N, k), column 0 the positive."""
+    n = image_features.shape[0]
+    texts = text_features.reshape(-1, n, text_features.shape[1])  # k x N x d
+    return torch.einsum("nd,knd->nk", image_features, texts)
+
+
+def accuracy_mask(sims: torch.Tensor) -> torch.Tensor:
+    """True where the positive (column 0) scores strictly above every negative."""
+    return (sims[:, :1] > sims[:, 1:]).all(dim=1)
+
+
+def sample_texts(samples: Sequence[Sample]) -> list[str]:
+    """The 3N texts of a batch: positives, then term-swapped, then order-swapped negatives."""
+    return (
+        [s.record.caption for s in samples]
+        + [s.record.term_swapped for s in samples]
+        + [s.record.order_swapped for s in samples]
+    )
+
+
+def _find_weights(directory: Path) -> Path:
+    """The open_clip safetensors checkpoint in a directory or a hub cache tree."""
+    direct = directory / WEIGHTS_FILE
+    if direct.is_file():
+        return direct
+    found = sorted(directory.rglob("*.safetensors"))
+    preferred = [
+        p for p in found if p.name in (WEIGHTS_FILE, "open_clip_pytorch_model.safetensors")
+    ]
+    if preferred or found:
+        return (preferred or found)[0]
+    raise FileNotFoundError(
+        f"no .safetensors checkpoint in {directory} (only safetensors weights are loaded)"
+    )
+
+
+class ClipVLM(VLM):
+    """An open_clip model with its tokenizer and inference transform."""
+
+    family: ClassVar[str] = "clip"
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        preprocess: Any,
+        tokenizer: Any,
+        model_cfg: dict[str, Any],
+        config: ClipVLMConfig | None = None,
+        device: torch.device | None = None,
+    ) -> None:
+        self.device = device or default_device()
+        self.model = model.to(self.device)
+        self.preprocess = preprocess
+        self.tokenizer = tokenizer
+        self.model_cfg = model_cfg
+        self.config = config or ClipVLMConfig()
+
+    # ------------------------------------------------------------------ building and loading
+    @classmethod
+    def builtin(
+        cls, config: ClipVLMConfig | None = None, device: torch.device | None = None
+    ) -> ClipVLM:
+        """The built-in small model, freshly initialised (seeded by ``config.seed``)."""
+        register_builtin()
+        config = config or ClipVLMConfig()
+        return cls._create(BUILTIN_MODEL, None, config, device)
+
+    @classmethod
+    def load(
+        cls,
+        path: str | os.PathLike[str],
+        arch: str | None = None,
+        config: ClipVLMConfig | None = None,
+        device: torch.device | None = None,
+    ) -> ClipVLM:
+        """Load a checkpoint from a local path (no download, ever).
+
+        ``path`` is a directory in open_clip's local format (``open_clip_config.json`` and a
+        ``.safetensors`` file, e.g. one written by ``save``), or, with ``arch`` an open_clip
+        architecture name (e.g. ``ViT-B-32``), a ``.safetensors`` file or a directory (a hub
+        cache) holding one.
+        """
+        register_builtin()
+        config = config or ClipVLMConfig()
+        p = require_path(path, "CLIP checkpoint")
+        if p.is_dir() and (p / CONFIG_FILE).is_file():
+            _find_weights(p)  # fail clearly rather than let open_clip fall back to random init
+            return cls._create(f"local-dir:{p}", None, config, device)
+        if arch is None:
+            raise ValueError(
+                f"{p} is not an open_clip checkpoint directory (no {CONFIG_FILE}); "
+                "name its architecture (arch=, e.g. ViT-B-32)"
+            )
+        weights = _find_weights(p) if p.is_dir() else p
+        if weights.suffix != ".safetensors":
+            raise ValueError(f"{weights}: only .safetensors checkpoints are loaded (no unpickling)")
+        return cls._create(arch, str(weights), config, device)
+
+    @classmethod
+    def _create(
+        cls, name: str, pretrained: str | None, config: ClipVLMConfig, device: torch.device | None
+    ) -> ClipVLM:
+        seed_everything(config.seed)
+        model, _, preprocess = open_clip.create_model_and_transforms(name, pretrained=pretrained)
+        tokenizer = open_clip.get_tokenizer(name)
+        if name.startswith("local-dir:"):
+            saved = json.loads((Path(name.removeprefix("local-dir:")) / CONFIG_FILE).read_text())
+            model_cfg = saved["model_cfg"]
+        else:
+            model_cfg = open_clip.get_model_config(name)
+        return cls(model, preprocess, tokenizer, model_cfg, config, device)
+
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Write ``open_clip_config.json`` and ``open_clip_model.safetensors`` (atomically)."""
+        state = {k: v.detach().cpu().contiguous() for k, v in self.model.state_dict().items()}
+        cfg = {"model_cfg": self.model_cfg, "preprocess_cfg": self.model.visual.preprocess_cfg}
+        with atomic_directory(path) as tmp:
+            save_file(state, str(tmp / WEIGHTS_FILE))
+            (tmp / CONFIG_FILE).write_text(json.dumps(cfg, indent=2, default=list) + "\n")
+        return Path(path)
+
+    # ------------------------------------------------------------------ tensors
+    def images_tensor(self, images: Sequence[np.ndarray]) -> torch.Tensor:
+        """A batch of HxWx3 uint8 images through open_clip's inference transform."""
+        return torch.stack([self.preprocess(Image.fromarray(im)) for im in images]).to(self.device)
+
+    def texts_tensor(self, texts: Sequence[str]) -> torch.Tensor:
+        """Token ids of ``texts`` from open_clip's tokenizer."""
+        return self.tokenizer(list(texts)).to(self.device)
+
+    def features(
+        self, images: torch.Tensor, texts: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Normalised image and text features and the logit scale exp(t) (eq. 1's 1/tau)."""
+        with autocast(self.device):
+            image_features = self.model.encode_image(images, normalize=True)
+            text_features = self.model.encode_text(texts, normalize=True)
+        return image_features.float(), text_features.float(), self.model.logit_scale.exp()
+
+    # ------------------------------------------------------------------ the VLM interface
+    @torch.inference_mode()
+    def evaluate(self, samples: Sequence[Sample]) -> list[ClipResult]:
+        """Loss contributions, similarities and correctness per sample (groups of
+        ``eval_batch_size`` samples form the contrastive batch)."""
+        self.model.eval()
+        results: list[ClipResult] = []
+        groups = list(chunks(samples, self.config.eval_batch_size))
+        for group in progress(groups, desc="clip evaluate"):
+            images = self.images_tensor([s.image for s in group])
+            texts = self.texts_tensor(sample_texts(group))
+            zi, zt, scale = self.features(images, texts)
+            losses = negclip_loss_terms(zi, zt, scale).tolist()
+            sims = similarities(zi, zt)
+            correct = accuracy_mask(sims).tolist()
+            for loss, sim, ok in zip(losses, sims.tolist(), correct, strict=True):
+                results.append(ClipResult(loss, sim[0], sim[1], sim[2], bool(ok)))
+        return results
+
+    def j2(self, results: Sequence[ClipResult]) -> float:
+        """J2 = L^2 (eq. 3), L the NegCLIP loss over the episode's samples."""
+        return float(np.mean([r.loss for r in results])) ** 2
+
+    def metric(self, results: Sequence[ClipResult]) -> float:
+        """Accuracy: the fraction of images whose caption beats both negatives."""
+        return float(np.mean([r.correct for r in results]))
+
+    def optimizer(self) -> torch.optim.Optimizer:
+        """AdamW with open_clip's split: no weight decay on gains, biases and logit_scale."""
+        decay, no_decay = [], []
+        for name, p in self.model.named_parameters():
+            if not p.requires_grad:
+                continue
+            exclude = p.ndim < 2 or "bn" in name or "ln" in name or "bias" in name
+            (no_decay if exclude or "logit_scale" in name else decay).append(p)
+        groups = [
+            {"params": no_decay, "weight_decay": 0.0},
+            {"params": decay, "weight_decay": self.config.weight_decay},
+        ]
+        return torch.optim.AdamW(groups, lr=self.config.lr)
+
+    def train_step(
+        self, optimizer: torch.optim.Optimizer, images: torch.Tensor, texts: torch.Tensor
+    ) -> float:
+        """One AdamW step of eq. 1 on a minibatch; texts are the kN texts of the N images."""
+        zi, zt, scale = self.features(images, texts)
+        loss = negclip_loss(zi, zt, scale)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        with torch.no_grad():
+            self.model.logit_scale.clamp_(0, MAX_LOGIT_SCALE)
+        return float(loss.detach())
+
+    def finetune(
+        self, samples: Sequence[Sample], k: int, *, seed: int | None = None
+    ) -> list[float]:
+        """K epochs of AdamW on eq. 1 (NegCLIP form) over ``samples``; the per-step losses.
+
+        Each call starts a fresh optimizer (one fine-tuning round per batch, as in Algorithm 1),
+        so a checkpoint of the weights is all a resumed run needs. ``seed`` (default
+        ``config.seed``) fixes the minibatch order.
+        """
+        if k < 0:
+            raise ValueError(f"k (epochs) must be >= 0, got {k}")
+        if not samples:
+            return []
+        self.model.train()
+        optimizer = self.optimizer()
+        images = self.images_tensor([s.image for s in samples])
+        texts = sample_texts(samples)
+        n = len(samples)
+        tokens = self.texts_tensor(texts).reshape(3, n, -1)
+        generator = torch.Generator().manual_seed(self.config.seed if seed is None else seed)
+        steps = [
+            order[start : start + self.config.batch_size]
+            for order in (torch.randperm(n, generator=generator) for _ in range(k))
+            for start in range(0, n, self.config.batch_size)
+        ]
+        losses = []
+        for idx in progress(steps, desc="clip finetune"):
+            idx = idx.to(self.device)
+            batch_tokens = tokens[:, idx].reshape(3 * len(idx), -1)
+            losses.append(self.train_step(optimizer, images[idx], batch_tokens))
+        self.model.eval()
+        return losses

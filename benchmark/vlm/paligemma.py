@@ -1,0 +1,422 @@
+"""The PaliGemma family through transformers and peft (SPEC section 5; the paper's section 4.4).
+
+One loader for every checkpoint: ``PaliGemmaForConditionalGeneration.from_pretrained`` and
+``PaliGemmaProcessor.from_pretrained`` on a local directory (safetensors only, no hub access).
+That directory is either a real checkpoint (e.g. google/paligemma-3b-pt-224 downloaded
+beforehand) or the built-in small model, which ``build_builtin`` writes with
+``save_pretrained``:
+
+- model: a ``PaliGemmaConfig`` whose SigLIP and Gemma sub-configs are the JSON
+  ``configs/RLS3-PaliGemma-Tiny.json`` (64 px images in 8 px patches, two layers each, width
+  128, about 1M parameters);
+- tokenizer: a word-level ``tokenizers`` model over the closed vocabulary of the questions,
+  answers and object lists (words split on spaces, SentencePiece-style "▁" marks, so decoding
+  restores the text), plus the special tokens Gemma and the processor use (``<pad>`` 0,
+  ``<eos>`` 1, ``<bos>`` 2, ``<unk>`` 3, ``<image>`` 4, and the newline that ends a prompt).
+
+Evaluation asks the question of SPEC section 4, decodes greedily, parses the answer's spatial
+terms and scores them with the rubric; J2 = (6 - mean S_PG)^2 (eq. 3). Fine-tuning trains the
+language model's self-attention projections (q, k, v, o) only, as the paper does, or a LoRA
+adapter on the same modules through peft (merged back into the weights at the end of each
+``finetune`` call, so the model is a plain PaliGemma between calls); everything else is frozen.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import re
+import tempfile
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers
+from transformers import (
+    PaliGemmaConfig,
+    PaliGemmaForConditionalGeneration,
+    PaliGemmaProcessor,
+    PreTrainedTokenizerFast,
+    SiglipImageProcessor,
+)
+
+from benchmark.captions import OPPOSITE, TERMS, caption, parse_terms, question, rubric_score
+from benchmark.sim.scenes import object_names
+from benchmark.vlm.base import (
+    OBJECTS_PROMPT,
+    VLM,
+    Sample,
+    atomic_directory,
+    autocast,
+    check_config,
+    chunks,
+    default_device,
+    non_negative,
+    object_list_caption,
+    positive,
+    positive_int,
+    progress,
+    require_path,
+    seed_everything,
+)
+
+BUILTIN_CONFIG = Path(__file__).parent / "configs" / "RLS3-PaliGemma-Tiny.json"
+SPECIAL_TOKENS = ("<pad>", "<eos>", "<bos>", "<unk>", "<image>")  # Gemma's ids 0-3, then <image>
+PROMPT_END = "\n"  # the processor ends every prompt with a newline
+ATTENTION = r"language_model\.layers\.\d+\.self_attn\.(q_proj|k_proj|v_proj|o_proj)"
+MAX_SCORE = 6  # J2 = (6 - mean S_PG)^2, eq. 3
+
+
+@dataclass(frozen=True)
+class PaligemmaVLMConfig:
+    """Evaluation and fine-tuning knobs of the PaliGemma family (params.yaml maps onto these)."""
+
+    lr: float = 3e-4  # AdamW learning rate of fine-tuning
+    weight_decay: float = 0.0  # AdamW weight decay
+    batch_size: int = 16  # fine-tuning minibatch, samples
+    lora: bool = False  # False: train the attention projections; True: a LoRA adapter on them
+    lora_r: int = 8  # LoRA rank
+    lora_alpha: float = 16.0  # LoRA scale numerator (the update is scaled by alpha / r)
+    lora_dropout: float = 0.0  # dropout on the LoRA input
+    eval_batch_size: int = 64  # samples per generate call
+    max_new_tokens: int = 24  # generation cap; the longest built-in answer is 18 tokens + <eos>
+    prompt_prefix: str = ""  # before the question, e.g. "answer en " for google's pt checkpoints
+    seed: int = 0  # seeds model building, LoRA init and the minibatch order
+
+    def __post_init__(self) -> None:
+        check_config(
+            self,
+            {
+                "lr": (positive, "a number > 0"),
+                "weight_decay": (non_negative, "a number >= 0"),
+                "batch_size": (positive_int, "an int >= 1"),
+                "lora": (lambda v: isinstance(v, bool), "true or false"),
+                "lora_r": (positive_int, "an int >= 1"),
+                "lora_alpha": (positive, "a number > 0"),
+                "lora_dropout": (lambda v: non_negative(v) and v < 1, "a number in [0, 1)"),
+                "eval_batch_size": (positive_int, "an int >= 1"),
+                "max_new_tokens": (positive_int, "an int >= 1"),
+                "prompt_prefix": (lambda v: isinstance(v, str), "a string"),
+                "seed": (lambda s: isinstance(s, int), "an int"),
+            },
+        )
+
+
+@dataclass(frozen=True)
+class PaligemmaResult:
+    """One sample's evaluation: the generated answer, its parsed terms and its rubric score."""
+
+    answer: str
+    terms: tuple[str, ...]
+    score: int  # S_PG, 1..5
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict."""
+        d = asdict(self)
+        d["terms"] = list(self.terms)
+        return d
+
+
+# ---------------------------------------------------------------------------- the built-in model
+
+
+def term_sets() -> list[tuple[str, ...]]:
+    """Every caption-able set of terms: at most one per axis, 1 to 3 in all (26 sets)."""
+    axes = [(t, OPPOSITE[t]) for t in TERMS[::2]]  # vertical, depth, lateral
+    sets = itertools.product(*[((), (a,), (b,)) for a, b in axes])
+    return [sum(s, ()) for s in sets if any(s)]
+
+
+def closed_vocabulary_texts() -> list[str]:
+    """All texts the benchmark asks or expects: questions, answers, object lists."""
+    names = object_names()
+    texts = [OBJECTS_PROMPT]
+    for b, a in itertools.permutations(names, 2):
+        texts.append(question(b, a))
+        texts.extend(caption(b, a, terms) for terms in term_sets())
+    texts.extend(object_list_caption(p) for p in itertools.permutations(names, 3))
+    return texts
+
+
+def build_tokenizer(texts: Sequence[str]) -> PreTrainedTokenizerFast:
+    """A word-level tokenizer over the words of ``texts`` plus the special tokens."""
+    words = sorted({w for t in texts for w in t.split()})
+    vocab = {tok: i for i, tok in enumerate((*SPECIAL_TOKENS, PROMPT_END))}
+    for w in words:
+        vocab[f"▁{w}"] = len(vocab)
+    backend = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    backend.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always")
+    backend.decoder = decoders.Metaspace(replacement="▁", prepend_scheme="always")
+    backend.add_special_tokens(
+        [AddedToken(t, special=True, normalized=False) for t in SPECIAL_TOKENS]
+    )
+    backend.add_tokens([AddedToken(PROMPT_END, normalized=False)])  # split before pre-tokenizing
+    return PreTrainedTokenizerFast(
+        tokenizer_object=backend,
+        bos_token="<bos>",
+        eos_token="<eos>",
+        pad_token="<pad>",
+        unk_token="<unk>",
+    )
+
+
+def build_builtin(out_dir: str | os.PathLike[str], seed: int = 0) -> Path:
+    """Write the built-in small PaliGemma (random weights, seeded) with ``save_pretrained``."""
+    spec = json.loads(BUILTIN_CONFIG.read_text())
+    image_size = spec["vision_config"]["image_size"]
+    patches = (image_size // spec["vision_config"]["patch_size"]) ** 2
+    image_processor = SiglipImageProcessor(size={"height": image_size, "width": image_size})
+    image_processor.image_seq_length = patches  # the processor reads it to expand <image>
+    processor = PaliGemmaProcessor(
+        image_processor=image_processor, tokenizer=build_tokenizer(closed_vocabulary_texts())
+    )
+    tokenizer = processor.tokenizer
+    vocab_size = -(-len(tokenizer) // 64) * 64  # the processor added <loc>/<seg> tokens
+    ids = {t: tokenizer.convert_tokens_to_ids(t) for t in ("<pad>", "<eos>", "<bos>", "<image>")}
+    text_config = {
+        **spec["text_config"],
+        "vocab_size": vocab_size,
+        "pad_token_id": ids["<pad>"],
+        "eos_token_id": ids["<eos>"],
+        "bos_token_id": ids["<bos>"],
+    }
+    config = PaliGemmaConfig(
+        vision_config=spec["vision_config"],
+        text_config=text_config,
+        image_token_index=ids["<image>"],
+        vocab_size=vocab_size,
+        projection_dim=spec["projection_dim"],
+        hidden_size=spec["hidden_size"],
+        pad_token_id=ids["<pad>"],
+    )
+    seed_everything(seed)
+    model = PaliGemmaForConditionalGeneration(config)
+    model.generation_config.pad_token_id = ids["<pad>"]
+    model.generation_config.eos_token_id = ids["<eos>"]
+    model.generation_config.bos_token_id = ids["<bos>"]
+    with atomic_directory(out_dir) as tmp:
+        model.save_pretrained(tmp, safe_serialization=True)
+        processor.save_pretrained(tmp)
+    return Path(out_dir)
+
+
+# ---------------------------------------------------------------------------- trainable parts
+
+
+def is_attention_parameter(name: str) -> bool:
+    """True for the language model's self-attention projections (the fine-tuned part)."""
+    return re.search(ATTENTION + r"\.", name) is not None
+
+
+def freeze_all_but_attention(model: torch.nn.Module) -> list[torch.nn.Parameter]:
+    """Freeze every parameter except the attention projections; return those."""
+    trainable = []
+    for name, p in model.named_parameters():
+        p.requires_grad_(is_attention_parameter(name))
+        if p.requires_grad:
+            trainable.append(p)
+    if not trainable:
+        raise ValueError("no language-model attention projections found to fine-tune")
+    return trainable
+
+
+# ---------------------------------------------------------------------------- the VLM
+
+
+class PaligemmaVLM(VLM):
+    """A PaliGemma model and its processor."""
+
+    family: ClassVar[str] = "paligemma"
+
+    def __init__(
+        self,
+        model: PaliGemmaForConditionalGeneration,
+        processor: PaliGemmaProcessor,
+        config: PaligemmaVLMConfig | None = None,
+        device: torch.device | None = None,
+    ) -> None:
+        self.device = device or default_device()
+        self.model = model.to(self.device)
+        self.model.requires_grad_(False)
+        self.model.eval()
+        self.processor = processor
+        self.config = config or PaligemmaVLMConfig()
+
+    @classmethod
+    def builtin(
+        cls, config: PaligemmaVLMConfig | None = None, device: torch.device | None = None
+    ) -> PaligemmaVLM:
+        """The built-in small model, freshly initialised (seeded by ``config.seed``); it is
+        written to a temporary directory and read back, the path a real checkpoint takes."""
+        config = config or PaligemmaVLMConfig()
+        with tempfile.TemporaryDirectory() as tmp:
+            return cls.load(build_builtin(Path(tmp) / "builtin", seed=config.seed), config, device)
+
+    @classmethod
+    def load(
+        cls,
+        path: str | os.PathLike[str],
+        config: PaligemmaVLMConfig | None = None,
+        device: torch.device | None = None,
+    ) -> PaligemmaVLM:
+        """Load model and processor from a local checkpoint directory (safetensors only)."""
+        p = require_path(path, "PaliGemma checkpoint")
+        if not (p / "config.json").is_file():
+            raise FileNotFoundError(f"PaliGemma checkpoint {p} has no config.json")
+        model = PaliGemmaForConditionalGeneration.from_pretrained(
+            p, use_safetensors=True, local_files_only=True, dtype=torch.float32
+        )  # fp32 master weights; autocast gives bf16 compute on CUDA
+        processor = PaliGemmaProcessor.from_pretrained(p, local_files_only=True)
+        return cls(model, processor, config, device)
+
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """``save_pretrained`` of model and processor (safetensors), atomically."""
+        with atomic_directory(path) as tmp:
+            self.model.save_pretrained(tmp, safe_serialization=True)
+            self.processor.save_pretrained(tmp)
+        return Path(path)
+
+    # ------------------------------------------------------------------ inputs
+    def prompt(self, text: str) -> str:
+        """The model's text input: the image placeholder, the prefix, the question."""
+        return f"{self.processor.image_token}{self.config.prompt_prefix}{text}"
+
+    def inputs(
+        self,
+        images: Sequence[np.ndarray],
+        prompts: Sequence[str],
+        answers: Sequence[str] | None = None,
+    ) -> dict[str, torch.Tensor]:
+        """Processor inputs on the device; with ``answers``, training labels (``suffix=``).
+
+        Prompts are left-padded for generation, answers right-padded for training.
+        """
+        tokenizer = self.processor.tokenizer
+        tokenizer.padding_side = "left" if answers is None else "right"
+        batch = self.processor(
+            images=list(images),
+            text=[self.prompt(p) for p in prompts],
+            suffix=list(answers) if answers is not None else None,
+            return_tensors="pt",
+            padding="longest",
+        )
+        return {k: v.to(self.device) for k, v in batch.items()}
+
+    @torch.inference_mode()
+    def generate(self, images: Sequence[np.ndarray], prompts: Sequence[str]) -> list[str]:
+        """Greedy answers to ``prompts`` about ``images`` (batched by ``eval_batch_size``)."""
+        self.model.eval()
+        answers: list[str] = []
+        size = self.config.eval_batch_size
+        batches = list(zip(chunks(images, size), chunks(prompts, size), strict=True))
+        for ims, prs in progress(batches, desc="paligemma generate"):
+            batch = self.inputs(ims, prs)
+            with autocast(self.device):
+                out = self.model.generate(
+                    **batch,
+                    max_new_tokens=self.config.max_new_tokens,
+                    do_sample=False,
+                    num_beams=1,
+                )
+            new = out[:, batch["input_ids"].shape[1] :]
+            texts = self.processor.batch_decode(new, skip_special_tokens=True)
+            answers.extend(t.strip() for t in texts)
+        return answers
+
+    def loss(
+        self, batch: dict[str, torch.Tensor], model: torch.nn.Module | None = None
+    ) -> torch.Tensor:
+        """The next-token loss on the answer tokens of a training batch."""
+        with autocast(self.device):
+            return (model or self.model)(**batch).loss
+
+    # ------------------------------------------------------------------ the VLM interface
+    def evaluate(self, samples: Sequence[Sample]) -> list[PaligemmaResult]:
+        """Greedy answers to the position questions, their parsed terms and rubric scores."""
+        answers = self.generate([s.image for s in samples], [s.record.question for s in samples])
+        return [
+            PaligemmaResult(a, parse_terms(a), rubric_score(a, s.record.terms))
+            for a, s in zip(answers, samples, strict=True)
+        ]
+
+    def j2(self, results: Sequence[PaligemmaResult]) -> float:
+        """J2 = (6 - mean S_PG)^2 (eq. 3) over the episode's results."""
+        return (MAX_SCORE - float(np.mean([r.score for r in results]))) ** 2
+
+    def metric(self, results: Sequence[PaligemmaResult]) -> float:
+        """Mean rubric score S_PG (1..5)."""
+        return float(np.mean([r.score for r in results]))
+
+    def finetune(
+        self, samples: Sequence[Sample], k: int, *, seed: int | None = None
+    ) -> list[float]:
+        """K AdamW steps on the question/answer pairs of ``samples``; the per-step losses.
+
+        Minibatches of ``batch_size`` go through a seeded shuffle of the samples, epoch after
+        epoch. Only the attention projections (or their LoRA adapter) train; each call starts a
+        fresh optimizer (and adapter), so a checkpoint of the weights is all a resumed run needs.
+        """
+        if k < 0:
+            raise ValueError(f"k (steps) must be >= 0, got {k}")
+        if not samples or k == 0:
+            return []
+        cfg = self.config
+        seed = cfg.seed if seed is None else seed
+        seed_everything(seed)
+        generator = torch.Generator().manual_seed(seed)
+        n = len(samples)
+        per_epoch = -(-n // cfg.batch_size)
+        orders = [torch.randperm(n, generator=generator) for _ in range(-(-k // per_epoch))]
+        steps = [
+            order[start : start + cfg.batch_size]
+            for order in orders
+            for start in range(0, n, cfg.batch_size)
+        ][:k]
+        train_model, params = self._trainable()
+        optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        train_model.train()
+        losses = []
+        try:
+            for idx in progress(steps, desc="paligemma finetune"):
+                chosen = [samples[int(i)] for i in idx]
+                batch = self.inputs(
+                    [s.image for s in chosen],
+                    [s.record.question for s in chosen],
+                    [s.record.answer for s in chosen],
+                )
+                loss = self.loss(batch, train_model)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                losses.append(float(loss.detach()))
+        finally:
+            self._restore(train_model)
+        return losses
+
+    def _trainable(self) -> tuple[torch.nn.Module, list[torch.nn.Parameter]]:
+        """The module to train and its trainable parameters (attention, or LoRA on it)."""
+        cfg = self.config
+        if not cfg.lora:
+            return self.model, freeze_all_but_attention(self.model)
+        from peft import LoraConfig, get_peft_model
+
+        self.model.requires_grad_(False)
+        lora = LoraConfig(
+            r=cfg.lora_r,
+            lora_alpha=cfg.lora_alpha,
+            lora_dropout=cfg.lora_dropout,
+            target_modules=rf".*{ATTENTION}",
+        )
+        peft_model = get_peft_model(self.model, lora)
+        return peft_model, [p for p in peft_model.parameters() if p.requires_grad]
+
+    def _restore(self, train_model: torch.nn.Module) -> None:
+        """Merge a LoRA adapter into the weights; freeze everything; back to eval mode."""
+        if train_model is not self.model:
+            self.model = train_model.merge_and_unload()  # type: ignore[operator]
+        self.model.requires_grad_(False)
+        self.model.eval()

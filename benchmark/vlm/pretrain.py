@@ -1,0 +1,496 @@
+"""Base training of the built-in models (``rls3 pretrain-vlm``; SPEC 5, "Embedded defaults").
+
+No pretrained weights can be downloaded, so each built-in model is trained here on scenes of the
+*train* environment described without spatial terms: it learns which objects are there, not
+where they are, like a pretrained CLIP (bag-of-words behaviour). Both skills are then measured
+on the *test* environment and written next to the checkpoint:
+
+- CLIP: contrastive training (eq. 1 without negatives, i.e. open_clip's ClipLoss) on object
+  lists, "a red mug, a teddy bear and a soccer ball", in a fresh random order every epoch.
+  Batches are drawn from one scene at a time (see ``scene_batches``). Spatial skill: the
+  accuracy of the positive caption against its two hard negatives (chance 1/3 for random
+  scores; a relation-blind model, for which each comparison is a coin flip, scores about 1/4),
+  and each negative alone (chance 1/2). Object recognition: the same three-way choice between
+  the true object list and two lists naming absent objects (``object_accuracy``), or with one
+  present object replaced by an absent one (``object_accuracy_one_replaced``); chance 1/3.
+- PaliGemma, in two stages, as the real one was built (a pretrained SigLIP, then multimodal
+  training). Stage 1: the vision tower learns object presence from a temporary per-patch head
+  (see ``pretrain_vision_tower``). Stage 2, tower frozen: captioning on two prompts. "What
+  objects are in the image?" answered by the object list (in vocabulary order, so the target
+  carries no layout), and the position question of SPEC section 4 answered by a caption whose
+  spatial terms are those of another, randomly drawn, training sample: the model learns the
+  answer format, the grammar and the distribution of the terms, but nothing ties them to the
+  image. Spatial skill: the mean rubric score on the test environment against two image-blind
+  baselines, the same random-terms answers (chance) and the best single set of terms.
+  Object recognition: the recall of the present objects in the answer to the objects prompt
+  (chance 1/3 for three names guessed at random) and exact-set accuracy (chance 1/84).
+
+Both families train on samples collected with every step's object swapped
+(``swap_prob = 1``), which decorrelates the objects from the scenes they appear in.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from benchmark.captions import caption, rubric_score
+from benchmark.sim.scenes import object_names
+from benchmark.vlm.base import (
+    OBJECTS_PROMPT,
+    Sample,
+    autocast,
+    check_config,
+    chunks,
+    collect_samples,
+    non_negative,
+    non_negative_int,
+    object_list_caption,
+    parse_object_names,
+    positive,
+    positive_int,
+    progress,
+    seed_everything,
+)
+from benchmark.vlm.clip import ClipVLM, ClipVLMConfig, accuracy_mask, similarities
+from benchmark.vlm.paligemma import PaligemmaVLM, PaligemmaVLMConfig, term_sets
+
+MODELS = ("clip", "paligemma")
+
+_RULES = {
+    "samples": (positive_int, "an int >= 1"),
+    "test_samples": (positive_int, "an int >= 1"),
+    "batch_size": (positive_int, "an int >= 1"),
+    "lr": (positive, "a number > 0"),
+    "image_size": (lambda v: v in (32, 64, 224), "one of 32, 64, 224"),
+    "swap_prob": (lambda v: non_negative(v) and v <= 1, "a number in [0, 1]"),
+    "seed": (lambda s: isinstance(s, int), "an int"),
+}
+
+
+@dataclass(frozen=True)
+class ClipPretrainConfig:
+    """Sizes of the CLIP base training (small defaults: a few minutes on a 2-core CPU)."""
+
+    samples: int = 3000  # train-environment samples
+    epochs: int = 6  # passes over them
+    batch_size: int = 32  # contrastive batch, all from one scene
+    lr: float = 2e-3  # AdamW peak of a one-cycle schedule
+    weight_decay: float = 0.1
+    swap_prob: float = 1.0  # object swaps while collecting: decorrelates objects from scenes
+    test_samples: int = 300  # test-environment samples for the measurements
+    image_size: int = 64  # of the rendered images, px (the model resizes to its own)
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        check_config(self, {**_RULES, "epochs": (positive_int, "an int >= 1")})
+
+
+@dataclass(frozen=True)
+class PaligemmaPretrainConfig:
+    """Sizes of the PaliGemma base training (small defaults: minutes on a 2-core CPU)."""
+
+    samples: int = 3000  # train-environment samples
+    vision_steps: int = 400  # stage 1: AdamW steps of the vision tower on object presence
+    vision_batch_size: int = 64  # images per stage-1 step
+    vision_lr: float = 1e-3  # stage-1 AdamW peak of a one-cycle schedule
+    steps: int = 600  # stage 2: AdamW steps of projector and language model on captions
+    batch_size: int = 32  # examples per stage-2 step
+    objects_fraction: float = 0.75  # of stage-2 examples on the objects prompt; rest: positions
+    lr: float = 1e-3  # stage-2 AdamW peak of a one-cycle schedule
+    swap_prob: float = 1.0  # object swaps while collecting: decorrelates objects from scenes
+    test_samples: int = 200  # test-environment samples for the measurements
+    image_size: int = 64
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        check_config(
+            self,
+            {
+                **_RULES,
+                "vision_steps": (non_negative_int, "an int >= 0"),
+                "vision_batch_size": (positive_int, "an int >= 1"),
+                "vision_lr": (positive, "a number > 0"),
+                "steps": (positive_int, "an int >= 1"),
+                "objects_fraction": (lambda v: non_negative(v) and v <= 1, "a number in [0, 1]"),
+            },
+        )
+
+
+def _one_cycle(
+    optimizer: torch.optim.Optimizer, lr: float, steps: int
+) -> torch.optim.lr_scheduler.LRScheduler:
+    """10% warm-up to ``lr``, then cosine decay: from-scratch training needs the warm-up."""
+    return torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, max_lr=lr, total_steps=max(2, steps), pct_start=0.1
+    )
+
+
+def _collect_train(config: ClipPretrainConfig | PaligemmaPretrainConfig) -> list[Sample]:
+    return collect_samples(
+        "train",
+        config.samples,
+        config.seed,
+        image_size=config.image_size,
+        swap_prob=config.swap_prob,
+    )
+
+
+def _collect_test(config: ClipPretrainConfig | PaligemmaPretrainConfig) -> list[Sample]:
+    """Test-environment samples as the benchmark draws them (default swap rate), seed + 1."""
+    return collect_samples(
+        "test", config.test_samples, config.seed + 1, image_size=config.image_size
+    )
+
+
+# ---------------------------------------------------------------------------- CLIP
+
+
+def absent_lists(
+    samples: Sequence[Sample], rng: np.random.Generator, replaced: int = 1
+) -> tuple[list[str], list[str]]:
+    """Two distractor object lists per sample: ``replaced`` (1..3) of the present objects, at
+    random slots, replaced by absent ones; the two lists differ."""
+    if not 1 <= replaced <= 3:
+        raise ValueError(f"replaced must be 1, 2 or 3, got {replaced}")
+    vocabulary = object_names()
+    first, second = [], []
+    for s in samples:
+        present = list(s.object_names())
+        absent = [n for n in vocabulary if n not in present]
+        lists: list[list[str]] = []
+        while len(lists) < 2:
+            names = present.copy()
+            slots = rng.choice(len(present), size=replaced, replace=False)
+            fakes = rng.choice(len(absent), size=replaced, replace=False)
+            for slot, fake in zip(slots, fakes, strict=True):
+                names[int(slot)] = absent[int(fake)]
+            if names not in lists:
+                lists.append(names)
+        first.append(object_list_caption(lists[0]))
+        second.append(object_list_caption(lists[1]))
+    return first, second
+
+
+def _three_way(vlm: ClipVLM, samples: Sequence[Sample], texts: list[str]) -> list[bool]:
+    """Whether each image scores its first text (of 3N: trues, then 2 blocks) above the rest."""
+    images = vlm.images_tensor([s.image for s in samples])
+    zi, zt, _ = vlm.features(images, vlm.texts_tensor(texts))
+    return [bool(c) for c in accuracy_mask(similarities(zi, zt)).tolist()]
+
+
+@torch.inference_mode()
+def measure_clip(vlm: ClipVLM, samples: Sequence[Sample], seed: int = 0) -> dict[str, float]:
+    """Spatial and object accuracies (three-way choices, chance 1/3) on ``samples``."""
+    vlm.model.eval()
+    rng = np.random.default_rng(seed)
+    results = vlm.evaluate(samples)
+    objects: dict[int, list[bool]] = {3: [], 1: []}
+    for group in chunks(samples, vlm.config.eval_batch_size):
+        true = [object_list_caption(s.object_names()) for s in group]
+        for replaced, correct in objects.items():
+            first, second = absent_lists(group, rng, replaced)
+            correct.extend(_three_way(vlm, group, true + first + second))
+    return {
+        "spatial_accuracy": vlm.metric(results),
+        "spatial_chance": 1 / 3,
+        "beats_term_swapped": float(
+            np.mean([r.sim_positive > r.sim_term_swapped for r in results])
+        ),
+        "beats_order_swapped": float(
+            np.mean([r.sim_positive > r.sim_order_swapped for r in results])
+        ),
+        "pairwise_chance": 1 / 2,
+        "loss": float(np.mean([r.loss for r in results])),
+        "j2": vlm.j2(results),
+        "object_accuracy": float(np.mean(objects[3])),
+        "object_accuracy_one_replaced": float(np.mean(objects[1])),
+        "object_chance": 1 / 3,
+    }
+
+
+def scene_batches(
+    samples: Sequence[Sample], batch_size: int, rng: np.random.Generator
+) -> list[np.ndarray]:
+    """One epoch of minibatches, each drawn from a single scene, in random order.
+
+    Within one scene the background cannot tell the captions apart, only the objects can; in
+    mixed batches the model first learns the scenes, a shortcut that does not transfer to the
+    test environment's scenes.
+    """
+    scenes = np.array([s.metadata["scene"] if s.metadata else "" for s in samples])
+    batches = []
+    for scene in np.unique(scenes):
+        idx = rng.permutation(np.flatnonzero(scenes == scene))
+        batches.extend(idx[i : i + batch_size] for i in range(0, len(idx), batch_size))
+    return [batches[int(i)] for i in rng.permutation(len(batches))]
+
+
+def pretrain_clip(config: ClipPretrainConfig) -> tuple[ClipVLM, dict[str, Any]]:
+    """Train the built-in CLIP on object lists of train scenes; measure it on test scenes."""
+    start = time.perf_counter()
+    seed_everything(config.seed)
+    rng = np.random.default_rng(config.seed)
+    samples = _collect_train(config)
+    vlm = ClipVLM.builtin(
+        ClipVLMConfig(lr=config.lr, weight_decay=config.weight_decay, seed=config.seed)
+    )
+    images = vlm.images_tensor([s.image for s in samples])
+    epochs = [scene_batches(samples, config.batch_size, rng) for _ in range(config.epochs)]
+    total = sum(len(e) for e in epochs)
+    optimizer = vlm.optimizer()
+    schedule = _one_cycle(optimizer, config.lr, total)
+    losses = []
+    vlm.model.train()
+    with progress(total=total, desc="clip base training") as bar:
+        for batches in epochs:
+            texts = [
+                object_list_caption(rng.permutation(s.object_names()).tolist()) for s in samples
+            ]
+            tokens = vlm.texts_tensor(texts)
+            for idx in batches:
+                i = torch.as_tensor(idx, device=vlm.device)
+                losses.append(vlm.train_step(optimizer, images[i], tokens[i]))
+                schedule.step()
+                bar.update(1)
+                bar.set_postfix(loss=f"{losses[-1]:.3f}", refresh=False)
+    vlm.model.eval()
+    train_s = time.perf_counter() - start
+    metrics = measure_clip(vlm, _collect_test(config), config.seed)
+    info = {
+        "model": "clip",
+        "config": asdict(config),
+        "train_seconds": round(train_s, 1),
+        "measure_seconds": round(time.perf_counter() - start - train_s, 1),
+        "first_epoch_loss": float(np.mean(losses[: len(epochs[0])])),
+        "last_epoch_loss": float(np.mean(losses[-len(epochs[-1]) :])),
+        "test": metrics,
+    }
+    return vlm, info
+
+
+# ---------------------------------------------------------------------------- PaliGemma
+
+
+def random_terms_answers(samples: Sequence[Sample], rng: np.random.Generator) -> list[str]:
+    """Each sample's answer with the spatial terms of another sample drawn at random."""
+    donors = rng.integers(len(samples), size=len(samples))
+    return [
+        caption(s.record.subject, s.record.reference, samples[int(j)].record.terms)
+        for s, j in zip(samples, donors, strict=True)
+    ]
+
+
+def measure_paligemma(
+    vlm: PaligemmaVLM, samples: Sequence[Sample], seed: int = 0
+) -> dict[str, float]:
+    """Rubric score against image-blind baselines, and object naming, on ``samples``."""
+    rng = np.random.default_rng(seed)
+    results = vlm.evaluate(samples)
+    random_terms = [
+        rubric_score(a, s.record.terms)
+        for a, s in zip(random_terms_answers(samples, rng), samples, strict=True)
+    ]
+    # The best an image-blind model can do: one fixed set of terms, the best on these samples.
+    best_constant = max(
+        float(np.mean([rubric_score(caption("a", "b", terms), s.record.terms) for s in samples]))
+        for terms in term_sets()
+    )
+    named = vlm.generate([s.image for s in samples], [OBJECTS_PROMPT] * len(samples))
+    vocabulary = object_names()
+    recall, precision, exact = [], [], []
+    for text, s in zip(named, samples, strict=True):
+        said, present = set(parse_object_names(text, vocabulary)), set(s.object_names())
+        recall.append(len(said & present) / len(present))
+        precision.append(len(said & present) / len(said) if said else 0.0)
+        exact.append(said == present)
+    return {
+        "spatial_score": vlm.metric(results),
+        "spatial_chance": float(np.mean(random_terms)),
+        "spatial_best_constant": best_constant,
+        "answers_with_terms": float(np.mean([bool(r.terms) for r in results])),
+        "j2": vlm.j2(results),
+        "object_recall": float(np.mean(recall)),
+        "object_precision": float(np.mean(precision)),
+        "object_exact": float(np.mean(exact)),
+        "object_recall_chance": 1 / 3,
+        "object_exact_chance": 1 / math.comb(len(vocabulary), 3),
+    }
+
+
+def _presence(samples: Sequence[Sample]) -> torch.Tensor:
+    """Multi-hot object presence (N x 9, vocabulary order)."""
+    vocabulary = object_names()
+    return torch.tensor(
+        [[n in s.object_names() for n in vocabulary] for s in samples], dtype=torch.float32
+    )
+
+
+def pretrain_vision_tower(
+    vlm: PaligemmaVLM, samples: Sequence[Sample], config: PaligemmaPretrainConfig
+) -> list[float]:
+    """Stage 1: the vision tower learns object presence, one patch at a time.
+
+    A temporary linear head scores the 9 objects on every patch token; an image's score is the
+    maximum over its patches (multiple-instance learning), trained with binary cross-entropy.
+    The maximum makes each patch a local object detector; with the mean instead, or through
+    the language model alone, the ViT learns the train scenes' backgrounds and recognises
+    nothing in the test scenes.
+    """
+    if config.vision_steps == 0:
+        return []
+    tower = vlm.model.get_encoder("image")
+    head = torch.nn.Linear(tower.config.hidden_size, len(object_names())).to(vlm.device)
+    pixels = vlm.processor.image_processor([s.image for s in samples], return_tensors="pt")[
+        "pixel_values"
+    ].to(vlm.device)
+    labels = _presence(samples).to(vlm.device)
+    params = [*tower.parameters(), *head.parameters()]
+    for p in params:
+        p.requires_grad_(True)
+    optimizer = torch.optim.AdamW(params, lr=config.vision_lr, weight_decay=0.01)
+    schedule = _one_cycle(optimizer, config.vision_lr, config.vision_steps)
+    generator = torch.Generator().manual_seed(config.seed)
+    tower.train()
+    losses = []
+    bar = progress(range(config.vision_steps), desc="paligemma vision tower")
+    for _ in bar:
+        idx = torch.randint(len(samples), (config.vision_batch_size,), generator=generator)
+        idx = idx.to(vlm.device)
+        with autocast(vlm.device):
+            patch_logits = head(tower(pixels[idx]).last_hidden_state)  # B x patches x 9
+        loss = F.binary_cross_entropy_with_logits(patch_logits.float().amax(dim=1), labels[idx])
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        schedule.step()
+        losses.append(float(loss.detach()))
+        bar.set_postfix(loss=f"{losses[-1]:.3f}", refresh=False)
+    vlm.model.requires_grad_(False)
+    vlm.model.eval()
+    return losses
+
+
+def pretrain_captioning(
+    vlm: PaligemmaVLM,
+    samples: Sequence[Sample],
+    config: PaligemmaPretrainConfig,
+    rng: np.random.Generator,
+) -> list[float]:
+    """Stage 2: projector and language model (vision tower frozen) learn to caption.
+
+    Each step mixes the objects prompt (answer: the object list, vocabulary order) and the
+    position question (answer: a caption with another sample's terms). Freezing the tower
+    keeps its local detectors from drifting back towards the backgrounds.
+    """
+    vocabulary = object_names()
+    tower = vlm.model.get_encoder("image")
+    vlm.model.requires_grad_(True)
+    tower.requires_grad_(False)
+    params = [p for p in vlm.model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=0.0)
+    schedule = _one_cycle(optimizer, config.lr, config.steps)
+    n_objects = round(config.batch_size * config.objects_fraction)
+    vlm.model.train()
+    tower.eval()
+    losses = []
+    bar = progress(range(config.steps), desc="paligemma captioning")
+    for _ in bar:
+        idx = rng.integers(len(samples), size=config.batch_size)
+        chosen = [samples[int(i)] for i in idx]
+        objects, positions = chosen[:n_objects], chosen[n_objects:]
+        prompts = [OBJECTS_PROMPT] * len(objects) + [s.record.question for s in positions]
+        answers = [
+            object_list_caption([n for n in vocabulary if n in s.object_names()]) for s in objects
+        ]
+        if positions:
+            answers += random_terms_answers(positions, rng)
+        loss = vlm.loss(vlm.inputs([s.image for s in chosen], prompts, answers))
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        schedule.step()
+        losses.append(float(loss.detach()))
+        bar.set_postfix(loss=f"{losses[-1]:.3f}", refresh=False)
+    vlm.model.requires_grad_(False)
+    vlm.model.eval()
+    return losses
+
+
+def pretrain_paligemma(config: PaligemmaPretrainConfig) -> tuple[PaligemmaVLM, dict[str, Any]]:
+    """Train the built-in PaliGemma (vision tower, then captioning); measure it on test scenes."""
+    start = time.perf_counter()
+    seed_everything(config.seed)
+    rng = np.random.default_rng(config.seed)
+    samples = _collect_train(config)
+    vlm = PaligemmaVLM.builtin(PaligemmaVLMConfig(seed=config.seed))
+    vision_losses = pretrain_vision_tower(vlm, samples, config)
+    losses = pretrain_captioning(vlm, samples, config, rng)
+    train_s = time.perf_counter() - start
+    metrics = measure_paligemma(vlm, _collect_test(config), config.seed)
+    window = max(1, min(20, len(losses) // 2))
+    info = {
+        "model": "paligemma",
+        "config": asdict(config),
+        "train_seconds": round(train_s, 1),
+        "measure_seconds": round(time.perf_counter() - start - train_s, 1),
+        "vision_final_loss": float(np.mean(vision_losses[-window:])) if vision_losses else None,
+        "first_loss": float(np.mean(losses[:window])),
+        "final_loss": float(np.mean(losses[-window:])),
+        "test": metrics,
+    }
+    return vlm, info
+
+
+# ---------------------------------------------------------------------------- the stage
+
+
+def default_out(model: str) -> Path:
+    """Where ``rls3 pretrain-vlm`` writes a base checkpoint."""
+    return Path("results") / "vlm" / model / "base"
+
+
+def metrics_path(out: Path) -> Path:
+    """The measurements JSON beside a checkpoint directory (``base`` -> ``base_metrics.json``)."""
+    return out.with_name(f"{out.name}_metrics.json")
+
+
+def pretrain_config(model: str, **overrides: Any) -> ClipPretrainConfig | PaligemmaPretrainConfig:
+    """The base-training config of ``model`` with ``overrides`` (None values ignored)."""
+    if model not in MODELS:
+        raise ValueError(f"model must be one of {list(MODELS)}, got {model!r}")
+    kwargs = {k: v for k, v in overrides.items() if v is not None}
+    if model == "clip":
+        return ClipPretrainConfig(**kwargs)
+    return PaligemmaPretrainConfig(**kwargs)
+
+
+def run(
+    config: ClipPretrainConfig | PaligemmaPretrainConfig, out: str | os.PathLike[str] | None = None
+) -> dict[str, Any]:
+    """Base-train a built-in model, write its checkpoint and measurements; return the latter."""
+    vlm: ClipVLM | PaligemmaVLM
+    if isinstance(config, ClipPretrainConfig):
+        vlm, info = pretrain_clip(config)
+    else:
+        vlm, info = pretrain_paligemma(config)
+    target = Path(out) if out is not None else default_out(info["model"])
+    vlm.save(target)
+    info["checkpoint"] = str(target)
+    info["device"] = str(vlm.device)
+    info["torch_threads"] = torch.get_num_threads()
+    report = metrics_path(target)
+    tmp = report.with_name(f".{report.name}.tmp")
+    tmp.write_text(json.dumps(info, indent=2) + "\n")
+    os.replace(tmp, report)
+    return info

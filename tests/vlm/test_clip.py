@@ -1,0 +1,161 @@
+"""The CLIP family: eq. 1 in the NegCLIP form, accuracy, J2, fine-tuning, checkpoints."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import open_clip
+import pytest
+import torch
+import torch.nn.functional as F
+from safetensors.torch import save_file
+
+from benchmark.vlm.base import Sample
+from benchmark.vlm.clip import (
+    BUILTIN_MODEL,
+    ClipResult,
+    ClipVLM,
+    ClipVLMConfig,
+    accuracy_mask,
+    negclip_loss,
+    negclip_loss_terms,
+    sample_texts,
+    similarities,
+)
+
+E = math.e
+
+# Two images and their 3N = 6 texts: positives, term-swapped, order-swapped (unit vectors).
+IMAGES = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+TEXTS = torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.0, 1.0], [1.0, 0.0], [-1.0, 0.0], [0.0, -1.0]])
+
+
+@pytest.mark.parametrize("scale", [1.0, 2.0])
+def test_negclip_loss_matches_the_hand_computed_value(scale: float) -> None:
+    # image 1's logits over the 6 texts: s*[1, 0, 0, 1, -1, 0]; image 2's are a permutation
+    i2t = -scale + math.log(2 * E**scale + 3 + E**-scale)
+    # positive 1's logits over the 2 images: s*[1, 0]
+    t2i = -scale + math.log(E**scale + 1)
+    expected = (i2t + t2i) / 2
+    terms = negclip_loss_terms(IMAGES, TEXTS, torch.tensor(scale))
+    assert terms.tolist() == pytest.approx([expected, expected], rel=1e-6)
+    assert float(negclip_loss(IMAGES, TEXTS, torch.tensor(scale))) == pytest.approx(expected)
+
+
+def test_without_negatives_the_loss_is_open_clips_cliploss() -> None:
+    gen = torch.Generator().manual_seed(0)
+    image = F.normalize(torch.randn(7, 16, generator=gen), dim=-1)
+    text = F.normalize(torch.randn(7, 16, generator=gen), dim=-1)
+    scale = torch.tensor(14.3)
+    reference = open_clip.ClipLoss()(image, text, scale)
+    assert float(negclip_loss(image, text, scale)) == pytest.approx(float(reference), rel=1e-6)
+    # and negatives change it: they enter the image-to-text denominator
+    negs = F.normalize(torch.randn(14, 16, generator=gen), dim=-1)
+    assert float(negclip_loss(image, torch.cat([text, negs]), scale)) > float(reference)
+
+
+def test_accuracy_needs_the_positive_strictly_above_both_negatives() -> None:
+    sims = similarities(IMAGES, TEXTS)
+    assert sims.tolist() == [[1.0, 0.0, -1.0], [1.0, 0.0, -1.0]]
+    assert accuracy_mask(sims).tolist() == [True, True]
+    hand = torch.tensor([[0.5, 0.2, 0.1], [0.3, 0.4, 0.1], [0.2, 0.2, 0.1], [0.2, 0.1, 0.3]])
+    assert accuracy_mask(hand).tolist() == [True, False, False, False]
+
+
+def test_j2_is_the_square_of_the_episode_loss(train_samples: list[Sample]) -> None:
+    results = [ClipResult(1.0, 0.0, 0.0, 0.0, False), ClipResult(2.0, 0.0, 0.0, 0.0, True)]
+    vlm = ClipVLM.builtin()
+    assert vlm.j2(results) == pytest.approx(1.5**2)
+    assert vlm.metric(results) == 0.5
+    # on real samples: J2 is L^2 with L eq. 1 over the whole episode (one contrastive group)
+    episode = train_samples[:16]
+    results = vlm.evaluate(episode)
+    with torch.inference_mode():
+        zi, zt, scale = vlm.features(
+            vlm.images_tensor([s.image for s in episode]), vlm.texts_tensor(sample_texts(episode))
+        )
+        loss = float(negclip_loss(zi, zt, scale))
+    assert vlm.j2(results) == pytest.approx(loss**2, rel=1e-5)
+    sims = similarities(zi, zt)
+    assert [r.correct for r in results] == accuracy_mask(sims).tolist()
+    assert results[3].sim_term_swapped == pytest.approx(float(sims[3, 1]), abs=1e-6)
+
+
+def test_finetuning_lowers_the_training_loss(train_samples: list[Sample]) -> None:
+    vlm = ClipVLM.builtin(ClipVLMConfig(lr=3e-4, batch_size=16))
+    before = np.mean([r.loss for r in vlm.evaluate(train_samples)])
+    losses = vlm.finetune(train_samples, k=3)
+    after = np.mean([r.loss for r in vlm.evaluate(train_samples)])
+    print(f"CLIP training loss {before:.3f} -> {after:.3f}; steps {np.round(losses, 3)}")
+    assert len(losses) == 3 * 2  # 3 epochs of 32 samples in minibatches of 16
+    assert after < before - 0.1
+
+
+def test_building_and_finetuning_are_deterministic(train_samples: list[Sample]) -> None:
+    a, b = ClipVLM.builtin(), ClipVLM.builtin()
+    for (name, pa), pb in zip(
+        a.model.state_dict().items(), b.model.state_dict().values(), strict=True
+    ):
+        assert torch.equal(pa, pb), name
+    assert a.finetune(train_samples[:8], 1, seed=5) == b.finetune(train_samples[:8], 1, seed=5)
+    c = ClipVLM.builtin(ClipVLMConfig(seed=1))
+    assert not torch.equal(c.model.text_projection, a.model.text_projection)
+
+
+def test_save_and_load_round_trip(tmp_path: Path, test_samples: list[Sample]) -> None:
+    vlm = ClipVLM.builtin(ClipVLMConfig(seed=3))
+    out = vlm.save(tmp_path / "ckpt")
+    assert sorted(p.name for p in out.iterdir()) == [
+        "open_clip_config.json",
+        "open_clip_model.safetensors",
+    ]
+    loaded = ClipVLM.load(out)
+    assert loaded.evaluate(test_samples) == vlm.evaluate(test_samples)
+
+
+def test_real_weights_load_from_an_arch_name_and_a_local_file_or_cache(
+    tmp_path: Path, test_samples: list[Sample]
+) -> None:
+    """The "real weights" path: an open_clip architecture plus a plain safetensors state dict,
+    as a file or inside a hub-cache tree, through the same loader."""
+    model = open_clip.create_model(BUILTIN_MODEL)
+    with torch.no_grad():
+        model.logit_scale.fill_(1.234)
+    file = tmp_path / "weights.safetensors"
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(file))
+    snapshot = tmp_path / "models--org--clip" / "snapshots" / "0123abc"
+    snapshot.mkdir(parents=True)
+    save_file(
+        {k: v.contiguous() for k, v in model.state_dict().items()},
+        str(snapshot / "open_clip_model.safetensors"),
+    )
+    from_file = ClipVLM.load(file, arch=BUILTIN_MODEL)
+    from_cache = ClipVLM.load(tmp_path / "models--org--clip", arch=BUILTIN_MODEL)
+    assert from_file.model.logit_scale.item() == pytest.approx(1.234)
+    assert from_file.evaluate(test_samples) == from_cache.evaluate(test_samples)
+
+
+def test_a_missing_or_unsafe_checkpoint_is_a_clear_error(tmp_path: Path) -> None:
+    missing = tmp_path / "ViT-B-32" / "open_clip_model.safetensors"
+    with pytest.raises(FileNotFoundError, match=str(missing)):
+        ClipVLM.load(missing, arch="ViT-B-32")
+    pickled = tmp_path / "model.bin"
+    pickled.write_bytes(b"not read")
+    with pytest.raises(ValueError, match=r"only \.safetensors"):
+        ClipVLM.load(pickled, arch=BUILTIN_MODEL)
+    with pytest.raises(ValueError, match="arch"):
+        ClipVLM.load(pickled)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(FileNotFoundError, match=r"no \.safetensors"):
+        ClipVLM.load(empty, arch=BUILTIN_MODEL)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"), [("lr", 0.0), ("batch_size", 0), ("weight_decay", -1.0)]
+)
+def test_bad_config_values_are_rejected(field: str, value: object) -> None:
+    with pytest.raises(ValueError, match=f"ClipVLMConfig.{field}"):
+        ClipVLMConfig(**{field: value})  # type: ignore[arg-type]

@@ -1,0 +1,164 @@
+"""The PaliGemma family: built-in tokenizer and prompt, rubric J2, frozen fine-tuning, loading."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from transformers import PaliGemmaForConditionalGeneration
+
+from benchmark.captions import rubric_score
+from benchmark.vlm.base import Sample
+from benchmark.vlm.paligemma import (
+    PaligemmaResult,
+    PaligemmaVLM,
+    PaligemmaVLMConfig,
+    build_builtin,
+    closed_vocabulary_texts,
+    is_attention_parameter,
+    term_sets,
+)
+
+
+@pytest.fixture(scope="module")
+def builtin_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_builtin(tmp_path_factory.mktemp("paligemma") / "builtin", seed=0)
+
+
+def _snapshot(vlm: PaligemmaVLM) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in vlm.model.state_dict().items()}
+
+
+def _train_loss(vlm: PaligemmaVLM, samples: list[Sample]) -> float:
+    batch = vlm.inputs(
+        [s.image for s in samples],
+        [s.record.question for s in samples],
+        [s.record.answer for s in samples],
+    )
+    with torch.inference_mode():
+        return float(vlm.loss(batch))
+
+
+def test_term_sets_are_the_26_captionable_combinations() -> None:
+    sets = term_sets()
+    assert len(sets) == len(set(sets)) == 26
+    assert ("above", "behind", "left") in sets and ("in front of",) in sets
+
+
+def test_the_builtin_tokenizer_covers_the_closed_vocabulary(builtin_dir: Path) -> None:
+    tokenizer = PaligemmaVLM.load(builtin_dir).processor.tokenizer
+    unk = tokenizer.unk_token_id
+    for text in closed_vocabulary_texts()[::7]:
+        ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+        assert unk not in ids, text
+        assert tokenizer.decode(ids) == text
+    assert [tokenizer.convert_tokens_to_ids(t) for t in ("<pad>", "<eos>", "<bos>")] == [0, 1, 2]
+
+
+def test_prompt_layout_and_labels(builtin_dir: Path, train_samples: list[Sample]) -> None:
+    vlm = PaligemmaVLM.load(builtin_dir)
+    s = train_samples[0]
+    batch = vlm.inputs([s.image], [s.record.question], [s.record.answer])
+    ids, labels = batch["input_ids"][0].tolist(), batch["labels"][0].tolist()
+    tok = vlm.processor.tokenizer
+    n_image = vlm.processor.image_seq_length
+    assert n_image == 64  # 64 px in 8 px patches
+    assert ids[:n_image] == [vlm.model.config.image_token_id] * n_image
+    assert ids[n_image] == tok.bos_token_id
+    n_question = len(s.record.question.split())
+    assert tok.decode(ids[n_image + 1 : n_image + 1 + n_question]) == s.record.question
+    answer_at = n_image + 2 + n_question  # after the question's closing newline
+    assert tok.decode(ids[answer_at - 1]) == "\n"
+    assert all(label == -100 for label in labels[:answer_at])
+    assert labels[answer_at:] == ids[answer_at:]
+    assert tok.decode(labels[answer_at:]) == s.record.answer + tok.eos_token
+
+
+def test_j2_and_metric_from_rubric_scores(builtin_dir: Path, test_samples: list[Sample]) -> None:
+    vlm = PaligemmaVLM.load(builtin_dir, PaligemmaVLMConfig(max_new_tokens=6))
+    results = [PaligemmaResult("", (), 5), PaligemmaResult("", (), 3), PaligemmaResult("", (), 1)]
+    assert vlm.j2(results) == pytest.approx((6 - 3) ** 2)
+    assert vlm.metric(results) == pytest.approx(3.0)
+    results = vlm.evaluate(test_samples[:8])
+    for r, s in zip(results, test_samples, strict=False):
+        assert r.score == rubric_score(r.answer, s.record.terms)
+    assert vlm.j2(results) == pytest.approx((6 - vlm.metric(results)) ** 2)
+
+
+@pytest.mark.parametrize("lora", [False, True])
+def test_finetuning_trains_only_the_attention_and_lowers_the_loss(
+    builtin_dir: Path, train_samples: list[Sample], lora: bool
+) -> None:
+    config = PaligemmaVLMConfig(lr=3e-3, batch_size=8, lora=lora, lora_r=8)
+    vlm = PaligemmaVLM.load(builtin_dir, config)
+    batch = train_samples[:16]
+    before_weights, before = _snapshot(vlm), _train_loss(vlm, batch)
+    losses = vlm.finetune(batch, k=6)
+    after_weights, after = _snapshot(vlm), _train_loss(vlm, batch)
+    print(f"PaliGemma (lora={lora}) training loss {before:.3f} -> {after:.3f}")
+    assert len(losses) == 6
+    assert after < before - 0.2
+    assert isinstance(vlm.model, PaliGemmaForConditionalGeneration)  # adapter merged away
+    assert after_weights.keys() == before_weights.keys()  # no LoRA or other extra tensors
+    changed = {k for k in before_weights if not torch.equal(before_weights[k], after_weights[k])}
+    attention = {k for k in before_weights if is_attention_parameter(k)}
+    assert len(attention) == 2 * 4  # 2 layers x q, k, v, o
+    assert changed == attention  # every attention projection moved, nothing else did
+    assert not any(p.requires_grad for p in vlm.model.parameters())
+
+
+def test_finetuning_is_deterministic(builtin_dir: Path, train_samples: list[Sample]) -> None:
+    runs = [
+        PaligemmaVLM.load(builtin_dir, PaligemmaVLMConfig(batch_size=4)).finetune(
+            train_samples[:8], k=2, seed=9
+        )
+        for _ in range(2)
+    ]
+    assert runs[0] == runs[1]
+
+
+def test_save_and_load_round_trip(
+    builtin_dir: Path, tmp_path: Path, test_samples: list[Sample]
+) -> None:
+    vlm = PaligemmaVLM.load(builtin_dir, PaligemmaVLMConfig(max_new_tokens=4))
+    out = vlm.save(tmp_path / "ckpt")
+    assert (out / "model.safetensors").is_file()
+    again = PaligemmaVLM.load(out, PaligemmaVLMConfig(max_new_tokens=4))
+    assert again.evaluate(test_samples[:4]) == vlm.evaluate(test_samples[:4])
+
+
+def test_a_checkpoint_in_googles_layout_loads_through_the_same_code(
+    builtin_dir: Path, tmp_path: Path, test_samples: list[Sample]
+) -> None:
+    """google/paligemma-3b-pt-224's layout: sharded safetensors with an index, and the image
+    processor and tokenizer saved on their own (preprocessor_config.json, tokenizer files)."""
+    source = PaligemmaVLM.load(builtin_dir)
+    real = tmp_path / "paligemma-3b-pt-224"
+    source.model.save_pretrained(real, max_shard_size="500KB")
+    source.processor.image_processor.save_pretrained(real)
+    source.processor.tokenizer.save_pretrained(real)
+    names = {p.name for p in real.iterdir()}
+    assert "model.safetensors.index.json" in names and "preprocessor_config.json" in names
+    assert len([n for n in names if n.endswith(".safetensors")]) > 1
+    assert "processor_config.json" not in names
+    config = PaligemmaVLMConfig(max_new_tokens=4)
+    loaded = PaligemmaVLM.load(real, config)
+    assert loaded.evaluate(test_samples[:4]) == PaligemmaVLM.load(builtin_dir, config).evaluate(
+        test_samples[:4]
+    )
+
+
+def test_a_missing_checkpoint_is_a_clear_error_never_a_download(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="google/paligemma-3b-pt-224"):
+        PaligemmaVLM.load("google/paligemma-3b-pt-224")
+    with pytest.raises(FileNotFoundError, match=r"no config\.json"):
+        PaligemmaVLM.load(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"), [("lr", -1.0), ("lora_r", 0), ("lora", "yes"), ("lora_dropout", 1.0)]
+)
+def test_bad_config_values_are_rejected(field: str, value: object) -> None:
+    with pytest.raises(ValueError, match=f"PaligemmaVLMConfig.{field}"):
+        PaligemmaVLMConfig(**{field: value})  # type: ignore[arg-type]

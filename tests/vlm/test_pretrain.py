@@ -1,0 +1,116 @@
+"""Base training of the built-in models: its texts, and a tiny real run of each family."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from benchmark.captions import parse_terms
+from benchmark.sim.scenes import object_names
+from benchmark.vlm.base import Sample, parse_object_names
+from benchmark.vlm.clip import ClipVLM
+from benchmark.vlm.paligemma import PaligemmaVLM
+from benchmark.vlm.pretrain import (
+    ClipPretrainConfig,
+    PaligemmaPretrainConfig,
+    absent_lists,
+    metrics_path,
+    pretrain_captioning,
+    pretrain_config,
+    pretrain_vision_tower,
+    random_terms_answers,
+    run,
+)
+
+
+@pytest.mark.parametrize("replaced", [1, 3])
+def test_absent_lists_replace_present_objects_by_absent_ones(
+    train_samples: list[Sample], replaced: int
+) -> None:
+    first, second = absent_lists(train_samples, np.random.default_rng(0), replaced)
+    for s, a, b in zip(train_samples, first, second, strict=True):
+        present = set(s.object_names())
+        for text in (a, b):
+            named = set(parse_object_names(text, object_names()))
+            assert len(named) == 3 and len(named & present) == 3 - replaced
+        assert a != b
+
+
+def test_random_terms_answers_keep_the_objects_and_take_another_samples_terms(
+    train_samples: list[Sample],
+) -> None:
+    answers = random_terms_answers(train_samples, np.random.default_rng(0))
+    pool = {s.record.terms for s in train_samples}
+    own = 0
+    for s, a in zip(train_samples, answers, strict=True):
+        assert a.startswith(f"The {s.record.subject} is ") and a.endswith(
+            f"the {s.record.reference}."
+        )
+        assert parse_terms(a) in pool
+        own += parse_terms(a) == s.record.terms
+    assert own < len(train_samples)  # the terms are not the sample's own
+
+
+def test_pretrain_config_validates_and_maps_the_cli_knobs() -> None:
+    assert pretrain_config("clip", samples=10, epochs=None) == ClipPretrainConfig(samples=10)
+    assert pretrain_config("paligemma", steps=7).steps == 7  # type: ignore[union-attr]
+    with pytest.raises(ValueError, match="image_size"):
+        ClipPretrainConfig(image_size=48)
+    with pytest.raises(ValueError, match="model must be one of"):
+        pretrain_config("blip")
+
+
+def test_a_tiny_clip_base_training_writes_a_loadable_checkpoint_and_metrics(
+    tmp_path: Path,
+) -> None:
+    config = ClipPretrainConfig(samples=32, epochs=1, batch_size=16, test_samples=12)
+    info = run(config, tmp_path / "base")
+    saved = json.loads(metrics_path(tmp_path / "base").read_text())
+    assert saved == info and (tmp_path / "base_metrics.json").is_file()
+    for key in ("spatial_accuracy", "object_accuracy", "object_accuracy_one_replaced"):
+        assert 0.0 <= saved["test"][key] <= 1.0
+    assert ClipVLM.load(tmp_path / "base").model_cfg["vision_cfg"]["image_size"] == 64
+
+
+def test_a_tiny_paligemma_base_training_writes_a_loadable_checkpoint_and_metrics(
+    tmp_path: Path,
+) -> None:
+    config = PaligemmaPretrainConfig(
+        samples=16, vision_steps=2, vision_batch_size=4, steps=2, batch_size=8, test_samples=6
+    )
+    info = run(config, tmp_path / "base")
+    assert json.loads(metrics_path(tmp_path / "base").read_text()) == info
+    assert 1.0 <= info["test"]["spatial_score"] <= 5.0
+    assert info["test"]["spatial_chance"] <= info["test"]["spatial_best_constant"] <= 5.0
+    assert 0.0 <= info["test"]["object_recall"] <= 1.0
+    assert info["test"]["object_exact_chance"] == pytest.approx(1 / 84)
+    PaligemmaVLM.load(tmp_path / "base")
+
+
+def test_paligemma_stages_train_the_tower_then_everything_but_the_tower(
+    train_samples: list[Sample],
+) -> None:
+    vlm = PaligemmaVLM.builtin()
+    config = PaligemmaPretrainConfig(vision_steps=1, vision_batch_size=8, steps=1, batch_size=8)
+
+    def changed(before: dict[str, torch.Tensor]) -> set[str]:
+        after = vlm.model.state_dict()
+        return {k for k, v in before.items() if not torch.equal(v, after[k])}
+
+    def snapshot() -> dict[str, torch.Tensor]:
+        return {k: v.clone() for k, v in vlm.model.state_dict().items()}
+
+    before = snapshot()
+    assert len(pretrain_vision_tower(vlm, train_samples, config)) == 1
+    tower = changed(before)
+    assert tower and all(k.startswith("model.vision_tower.") for k in tower)
+    before = snapshot()
+    pretrain_captioning(vlm, train_samples, config, np.random.default_rng(0))
+    rest = changed(before)
+    assert not any(k.startswith("model.vision_tower.") for k in rest)
+    assert any(k.startswith("model.multi_modal_projector.") for k in rest)
+    assert any(k.startswith("model.language_model.") for k in rest)
