@@ -48,12 +48,24 @@ def _add_perf_commands(sub: argparse._SubParsersAction) -> None:
     sim = perf_sub.add_parser(
         "sim", help="valid samples/s of the env against bare getCameraImage, at 64 and 224 px"
     )
-    sim.add_argument("--samples", type=int, default=300, help="valid samples per size and round")
-    sim.add_argument("--rounds", type=int, default=3, help="alternating env/bare rounds")
+    sim.add_argument("--samples", type=int, default=60, help="valid samples per size and round")
+    sim.add_argument(
+        "--rounds",
+        type=int,
+        default=20,
+        help="alternating env/bare rounds (short rounds cancel drift)",
+    )
     sim.add_argument("--sizes", type=int, nargs="+", default=[64, 224], help="image sizes, px")
     sim.add_argument("--environment", default="train", choices=["train", "test"])
     sim.set_defaults(func=_perf_sim)
     _add_perf_vlm_command(perf_sub)
+    loop = perf_sub.add_parser("loop", help="one iteration's wall time split by phase")
+    _params_arguments(loop)
+    loop.add_argument("--model", default="clip", choices=["clip", "paligemma"])
+    loop.add_argument("--seed", type=int, default=0)
+    loop.add_argument("--results", type=Path, default=Path("results"))
+    loop.add_argument("--datasets", type=Path, default=Path("datasets"))
+    loop.set_defaults(func=_perf_loop)
 
 
 def _perf_sim(args: argparse.Namespace) -> int:
@@ -61,6 +73,16 @@ def _perf_sim(args: argparse.Namespace) -> int:
 
     results = [measure(size, args.samples, args.rounds, args.environment) for size in args.sizes]
     print(format_report(results))
+    return 0
+
+
+def _perf_loop(args: argparse.Namespace) -> int:
+    from benchmark.config import load_params
+    from benchmark.loop import format_perf, perf_loop
+
+    params = load_params(args.params, args.profile)
+    report = perf_loop(params, args.model, args.seed, results=args.results, datasets=args.datasets)
+    print(format_perf(report))
     return 0
 
 
@@ -155,10 +177,140 @@ def _captions_stats(args: argparse.Namespace) -> int:
 
 def _add_vlm_commands(sub: argparse._SubParsersAction) -> None:
     """The VLM commands (``pretrain-vlm``, ``perf vlm``; SPEC section 5)."""
+    pre = sub.add_parser(
+        "pretrain-vlm",
+        help="base-train a built-in VLM on object lists (no spatial terms); measure it",
+    )
+    pre.add_argument("--model", required=True, choices=["clip", "paligemma"])
+    pre.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="checkpoint directory (default results/vlm/MODEL/base)",
+    )
+    pre.add_argument("--samples", type=int, default=None, help="train-environment samples")
+    pre.add_argument(
+        "--steps", type=int, default=None, help="epochs (clip) or optimizer steps (paligemma)"
+    )
+    pre.add_argument("--test-samples", type=int, default=None, help="test samples to measure on")
+    pre.add_argument("--seed", type=int, default=0)
+    pre.set_defaults(func=_pretrain_vlm)
+
+
+def _pretrain_vlm(args: argparse.Namespace) -> int:
+    import json
+
+    from benchmark.vlm.pretrain import metrics_path, pretrain_config, run
+
+    length = "epochs" if args.model == "clip" else "steps"
+    config = pretrain_config(
+        args.model,
+        samples=args.samples,
+        test_samples=args.test_samples,
+        seed=args.seed,
+        **{length: args.steps},
+    )
+    info = run(config, args.out)
+    print(json.dumps(info["test"], indent=2))
+    print(f"base training took {info['train_seconds']:.0f} s")
+    print(f"wrote {info['checkpoint']} and {metrics_path(Path(info['checkpoint']))}")
+    return 0
 
 
 def _add_perf_vlm_command(perf_sub: argparse._SubParsersAction) -> None:
     """``rls3 perf vlm`` (VLM throughput against the bare forward/backward)."""
+    vlm = perf_sub.add_parser(
+        "vlm", help="VLM evaluate/finetune samples/s against the bare model on the same batch"
+    )
+    vlm.add_argument("--model", required=True, choices=["clip", "paligemma"])
+    vlm.add_argument("--batch", type=int, default=32, help="samples in the batch")
+    vlm.add_argument("--rounds", type=int, default=3, help="alternating API/bare rounds")
+    vlm.add_argument("--seed", type=int, default=0)
+    vlm.set_defaults(func=_perf_vlm)
+
+
+def _perf_vlm(args: argparse.Namespace) -> int:
+    from benchmark.vlm.perf import format_report, measure
+
+    print(format_report(measure(args.model, args.batch, args.rounds, args.seed)))
+    return 0
+
+
+def _params_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--params", type=Path, default=Path("params.yaml"), help="params file")
+    parser.add_argument("--profile", default=None, help="profile to use instead of the file's")
+
+
+def _add_loop_commands(sub: argparse._SubParsersAction) -> None:
+    """The stages of the loop (SPEC sections 2 and 6)."""
+    build = sub.add_parser("build-datasets", help="the fixed validation and test sets")
+    _params_arguments(build)
+    build.add_argument("--out", type=Path, default=Path("datasets"), help="directory to write")
+    build.set_defaults(func=_build_datasets)
+
+    agent = sub.add_parser("pretrain-agent", help="SAC pre-training on the intrinsic reward")
+    _params_arguments(agent)
+    agent.add_argument("--seed", type=int, required=True)
+    agent.add_argument("--out", type=Path, default=None, help="default results/agents/seedS")
+    agent.set_defaults(func=_pretrain_agent)
+
+    run = sub.add_parser("run", help="one run of Algorithm 1: a model, an arm, a seed")
+    _params_arguments(run)
+    run.add_argument("--model", required=True, choices=["clip", "paligemma"])
+    run.add_argument("--arm", required=True, choices=["sac", "random"])
+    run.add_argument("--seed", type=int, required=True)
+    run.add_argument("--results", type=Path, default=Path("results"))
+    run.add_argument("--datasets", type=Path, default=Path("datasets"))
+    run.set_defaults(func=_run)
+
+
+def _build_datasets(args: argparse.Namespace) -> int:
+    from benchmark.config import load_params
+    from benchmark.datasets import build_dataset
+
+    p = load_params(args.params, args.profile).active
+    for split, size in (("validation", p.datasets.validation), ("test", p.datasets.test)):
+        seed = p.datasets.seed + (0 if split == "validation" else 1)
+        ds = build_dataset(split, size, seed, p.sim.image_size, args.out)
+        print(f"wrote {args.out / split}: {size} samples, content hash {ds.content_hash[:16]}")
+    return 0
+
+
+def _pretrain_agent(args: argparse.Namespace) -> int:
+    from benchmark.agents import pretrain_sac
+    from benchmark.config import load_params
+
+    p = load_params(args.params, args.profile).active
+    out = args.out or Path("results") / "agents" / f"seed{args.seed}"
+    env_kwargs = {
+        "t0": p.loop.t0,
+        "max_steps": p.sim.max_steps_factor * p.loop.t0,
+        "swap_prob": p.sim.swap_prob,
+        "scene_period": p.sim.scene_period,
+    }
+    report = pretrain_sac(p.agent, args.seed, out, env_kwargs=env_kwargs)
+    print(
+        f"SAC seed {args.seed}: {report.steps} steps in {report.seconds:.0f} s; valid rate "
+        f"{report.valid_rate_before:.1%} (uniform random) -> {report.valid_rate_after:.1%}; "
+        f"wrote {out}"
+    )
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    from benchmark.config import load_params
+    from benchmark.loop import run_from_params
+
+    params = load_params(args.params, args.profile)
+    summary = run_from_params(
+        params, args.model, args.arm, args.seed, results=args.results, datasets=args.datasets
+    )
+    print(
+        f"{args.model} {args.arm} seed {args.seed}: {summary['iterations']} iterations, "
+        f"{summary['generated_samples']} generated samples ({summary['stopped']}); test metric "
+        f"{summary['initial_test_metric']:.3f} -> {summary['final_test_metric']:.3f}"
+    )
+    return 0
 
 
 def _add_pipeline_commands(sub: argparse._SubParsersAction) -> None:
@@ -183,6 +335,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_perf_commands(sub)
     _add_captions_commands(sub)
     _add_vlm_commands(sub)
+    _add_loop_commands(sub)
     _add_pipeline_commands(sub)
     return parser
 

@@ -1,0 +1,148 @@
+"""The fixed evaluation sets (SPEC section 6; the paper's section 5.3): build, write, read.
+
+Validation comes from the train environment, test from the test environment; both are drawn
+once by a uniform random placement policy, seeded, and are identical for every arm and seed.
+On disk (see ``datasets/README.md``) a set is a directory with one PNG per sample under
+``images/``, one Parquet table ``records.parquet`` (metadata and captions, one row a sample) and
+``manifest.json`` (how it was made and its content hash). The hash covers the decoded pixels
+and the records, not the file encodings, so it names the content.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+from PIL import Image
+
+from benchmark.captions import CaptionRecord
+from benchmark.fileio import atomic_directory
+from benchmark.vlm.base import Sample, collect_samples
+
+FORMAT_VERSION = 1
+SPLITS: dict[str, str] = {"validation": "train", "test": "test"}  # split -> environment
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """A fixed evaluation set read back from disk."""
+
+    name: str
+    manifest: dict[str, Any]
+    samples: list[Sample]
+
+    @property
+    def content_hash(self) -> str:
+        return str(self.manifest["content_hash"])
+
+
+def content_hash(samples: Sequence[Sample]) -> str:
+    """SHA-256 over every sample's pixels (with their shape) and canonical JSON records."""
+    h = hashlib.sha256()
+    for s in samples:
+        h.update(repr(s.image.shape).encode())
+        h.update(np.ascontiguousarray(s.image, dtype=np.uint8).tobytes())
+        h.update(_canonical_json(s.record.to_dict()).encode())
+        h.update(_canonical_json(s.metadata).encode())
+    return h.hexdigest()
+
+
+def _canonical_json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+def build_dataset(
+    split: str, size: int, seed: int, image_size: int, out_dir: str | Path
+) -> Dataset:
+    """Generate the ``split`` set (``validation`` or ``test``) and write it to ``out_dir/split``."""
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}; choose one of {sorted(SPLITS)}")
+    if size < 1:
+        raise ValueError(f"dataset size must be >= 1, got {size}")
+    environment = SPLITS[split]
+    samples = collect_samples(environment, size, seed, image_size=image_size)
+    manifest = {
+        "name": split,
+        "environment": environment,
+        "size": size,
+        "seed": seed,
+        "image_size": image_size,
+        "policy": "uniform random placement",
+        "format_version": FORMAT_VERSION,
+        "content_hash": content_hash(samples),
+    }
+    write_dataset(Path(out_dir) / split, manifest, samples)
+    return Dataset(split, manifest, samples)
+
+
+def write_dataset(path: Path, manifest: dict[str, Any], samples: Sequence[Sample]) -> None:
+    """Write images, records and manifest into ``path`` atomically (all or nothing)."""
+    with atomic_directory(path) as tmp:
+        (tmp / "images").mkdir()
+        rows = []
+        for index, s in enumerate(samples):
+            image = f"images/{index:05d}.png"
+            Image.fromarray(s.image).save(tmp / image, format="PNG")
+            record = s.record.to_dict()
+            rows.append(
+                {
+                    "index": index,
+                    "image": image,
+                    "scene": s.metadata["scene"] if s.metadata else None,
+                    "environment": s.metadata["environment"] if s.metadata else None,
+                    **{k: record[k] for k in _RECORD_COLUMNS},
+                    "metadata": _canonical_json(s.metadata),
+                }
+            )
+        pq.write_table(pa.Table.from_pylist(rows), tmp / "records.parquet")
+        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+
+
+_RECORD_COLUMNS = (
+    "subject",
+    "reference",
+    "terms",
+    "n_terms",
+    "caption",
+    "term_swapped",
+    "order_swapped",
+    "question",
+    "answer",
+)
+
+
+def read_dataset(path: str | Path, verify: bool = True) -> Dataset:
+    """Read a set written by ``build_dataset``; ``verify`` checks its content hash."""
+    path = Path(path)
+    manifest_file = path / "manifest.json"
+    if not manifest_file.is_file():
+        raise FileNotFoundError(
+            f"no dataset at {path} (missing manifest.json); run `rls3 build-datasets` first"
+        )
+    manifest = json.loads(manifest_file.read_text())
+    if manifest.get("format_version") != FORMAT_VERSION:
+        raise ValueError(
+            f"dataset at {path} has format_version {manifest.get('format_version')}, "
+            f"this code reads {FORMAT_VERSION}; rebuild it with `rls3 build-datasets`"
+        )
+    samples = []
+    for row in pq.read_table(path / "records.parquet").to_pylist():
+        with Image.open(path / row["image"]) as img:
+            image = np.asarray(img.convert("RGB"))
+        record = CaptionRecord.from_dict({k: row[k] for k in _RECORD_COLUMNS})
+        samples.append(Sample(image, record, json.loads(row["metadata"])))
+    dataset = Dataset(str(manifest["name"]), manifest, samples)
+    if verify and content_hash(samples) != dataset.content_hash:
+        raise ValueError(
+            f"dataset at {path} does not match its manifest's content hash "
+            f"{dataset.content_hash[:12]}...: it was modified; "
+            "rebuild it with `rls3 build-datasets`"
+        )
+    return dataset
