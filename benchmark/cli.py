@@ -103,9 +103,6 @@ def _add_captions_commands(sub: argparse._SubParsersAction) -> None:
 
 
 def _captions_stats(args: argparse.Namespace) -> int:
-    import json
-    import os
-    import tempfile
 
     import numpy as np
 
@@ -116,6 +113,7 @@ def _captions_stats(args: argparse.Namespace) -> int:
         n_terms_counts,
         term_counts,
     )
+    from benchmark.fileio import atomic_write_json
     from benchmark.sim.env import PlacementEnv
 
     if args.samples < 1:
@@ -151,17 +149,7 @@ def _captions_stats(args: argparse.Namespace) -> int:
         "n_terms_shares": {str(k): c / n for k, c in by_n.items()},
     }
     out: Path = args.out
-    out.parent.mkdir(parents=True, exist_ok=True)
-    # A temp file in the same directory, then os.replace: readers never see a half-written file.
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(result, f, indent=2)
-            f.write("\n")
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_json(out, result)
 
     width = max(len(t) for t in TERMS)
     print(f"{n} valid samples ({steps} steps), environment {args.environment}, seed {args.seed}")

@@ -41,10 +41,10 @@ import torch.nn.functional as F
 from PIL import Image
 from safetensors.torch import save_file
 
+from benchmark.fileio import atomic_directory
 from benchmark.vlm.base import (
     VLM,
     Sample,
-    atomic_directory,
     autocast,
     check_config,
     chunks,

@@ -45,12 +45,12 @@ from transformers import (
 )
 
 from benchmark.captions import OPPOSITE, TERMS, caption, parse_terms, question, rubric_score
+from benchmark.fileio import atomic_directory
 from benchmark.sim.scenes import object_names
 from benchmark.vlm.base import (
     OBJECTS_PROMPT,
     VLM,
     Sample,
-    atomic_directory,
     autocast,
     check_config,
     chunks,

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 from benchmark.captions import describe_sample
+from benchmark.fileio import atomic_directory
 from benchmark.sim.scenes import object_names
 from benchmark.vlm.base import (
     Sample,
-    atomic_directory,
     check_config,
     collect_samples,
     object_list_caption,
