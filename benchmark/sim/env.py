@@ -298,7 +298,7 @@ class PlacementEnv(gym.Env[np.ndarray, np.ndarray]):
             raise RuntimeError("call reset() before step()")
         world, name = self.world, self.moving_object
         lo, hi = self._box_floats[self._scene]
-        centre = world.centre(name).tolist()
+        centre = world.centre(name)
         # fold() on three floats: numpy's per-call cost would exceed the arithmetic here
         a = np.asarray(action, dtype=np.float64).reshape(3).tolist()
         target = [
@@ -342,21 +342,25 @@ class PlacementEnv(gym.Env[np.ndarray, np.ndarray]):
             self._swapped = self._swap(self.slot, incoming, yaw)
 
     def _swap(self, slot: int, incoming: str, yaw: float) -> bool:
-        """Put ``incoming`` where the slot's object stands, if it fits there."""
+        """Put ``incoming`` where the slot's object stands, if it fits there.
+
+        The incoming object is tried while still transparent; visuals change only on success.
+        """
         world = self.world
         outgoing = self._active[self._scene][slot]
-        centre = world.centre(outgoing)
+        x, y, _ = world.centre(outgoing)
         surface = world.surface_of(outgoing)
         assert surface is not None
         old_position = world.base_position(outgoing)
-        world.hide(outgoing)
+        world.park(outgoing)
         world.set_yaw(incoming, yaw)
-        world.show(incoming)
-        if world.try_place(incoming, (centre[0], centre[1], surface.top + 0.02)):
+        if world.try_place(incoming, (x, y, surface.top + 0.02)):
+            world.hide(outgoing)
+            world.show(incoming)
             self._active[self._scene][slot] = incoming
             return True
-        world.hide(incoming)
-        world.restore(outgoing, old_position, surface)
+        # A failed try_place left the incoming object parked and transparent, as it was.
+        world.restore(outgoing, old_position, surface, visible_already=True)
         return False
 
     def _counts(self) -> dict[str, Any]:
@@ -395,7 +399,7 @@ class PlacementEnv(gym.Env[np.ndarray, np.ndarray]):
                     "position": list(pose.position),
                     "rotation": list(pose.orientation),
                     "yaw_deg": math.degrees(world.yaw(name)),
-                    "center": world.centre(name).tolist(),
+                    "center": list(world.centre(name)),
                     "size": world.size(name).tolist(),
                     "surface": surface.name if surface else None,
                 }

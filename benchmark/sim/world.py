@@ -83,7 +83,8 @@ class SceneWorld:
         self.body: dict[str, int] = {}
         self._base: dict[str, Vec3] = {}
         self._park: dict[str, Vec3] = {}
-        self._centre: dict[str, np.ndarray] = {}
+        self._centre: dict[str, Vec3] = {}
+        self._offset_t: dict[str, Vec3] = {}
         self._quat: dict[str, tuple[float, ...]] = {}
         self._centre_offset: dict[str, np.ndarray] = {}
         self._corner_list: dict[str, list[tuple[float, ...]]] = {}
@@ -195,13 +196,18 @@ class SceneWorld:
             self.body[name], position, self._quat[name], physicsClientId=self.cid
         )
         self._base[name] = position
-        self._centre[name] = np.asarray(position) + self._centre_offset[name]
+        ox, oy, oz = self._offset_t[name]
+        self._centre[name] = (position[0] + ox, position[1] + oy, position[2] + oz)
 
     def hide(self, name: str) -> None:
         """Park an object out of the scene and make it transparent (costs no render time)."""
         self._set_pose(name, self._park[name])
         p.changeVisualShape(self.body[name], -1, rgbaColor=HIDDEN_RGBA, physicsClientId=self.cid)
         self._surface[name] = None
+
+    def park(self, name: str) -> None:
+        """Move an object to its parking place, out of every ray, without touching its look."""
+        self._set_pose(name, self._park[name])
 
     def show(self, name: str) -> None:
         p.changeVisualShape(
@@ -217,6 +223,7 @@ class SceneWorld:
         fp = self._footprint[name]
         cx, cy, cz = (float(v) for v in fp.centre)
         self._centre_offset[name] = np.array([c * cx - s * cy, s * cx + c * cy, cz])
+        self._offset_t[name] = (c * cx - s * cy, s * cx + c * cy, cz)
         self._corner_list[name] = [
             (c * x - s * y, s * x + c * y)
             for x in (float(fp.lo[0]), float(fp.hi[0]))
@@ -227,9 +234,12 @@ class SceneWorld:
         """The object's rotation about z, rad."""
         return self._yaw[name]
 
-    def restore(self, name: str, position: Vec3, surface: Furniture | None) -> None:
+    def restore(
+        self, name: str, position: Vec3, surface: Furniture | None, visible_already: bool = False
+    ) -> None:
         """Put a (possibly hidden) object back where it stood, at its yaw, on ``surface``."""
-        self.show(name)
+        if not visible_already:
+            self.show(name)
         self._set_pose(name, position)
         self._surface[name] = surface
 
@@ -242,7 +252,7 @@ class SceneWorld:
         """The base position this world last gave the object (what PyBullet reports)."""
         return self._base[name]
 
-    def centre(self, name: str) -> np.ndarray:
+    def centre(self, name: str) -> Vec3:
         """The centre of the object's bounds in the world (what captions measure from)."""
         return self._centre[name]
 
