@@ -61,3 +61,16 @@ def test_a_missing_key_is_named() -> None:
     del raw["profiles"]["smoke"]["loop"]
     with pytest.raises(ParamsError, match=r"missing key profiles\.smoke\.loop"):
         parse_params(raw)
+
+
+@pytest.mark.parametrize("profile", ["paper", "bench", "smoke"])
+def test_every_profiles_vlm_blocks_map_onto_the_families_configs(profile: str) -> None:
+    from benchmark.vlm.clip import ClipVLMConfig
+    from benchmark.vlm.paligemma import PaligemmaVLMConfig
+    from benchmark.vlm.pretrain import pretrain_config
+
+    p = load_params(PARAMS, profile).active
+    assert ClipVLMConfig(**p.clip.finetune).lr > 0
+    assert PaligemmaVLMConfig(**p.paligemma.finetune).batch_size >= 1
+    for model in ("clip", "paligemma"):
+        assert pretrain_config(model, **p.model(model).pretrain).samples >= 1

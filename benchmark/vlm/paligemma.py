@@ -31,7 +31,7 @@ import tempfile
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import numpy as np
 import torch
@@ -80,7 +80,7 @@ class PaligemmaVLMConfig:
     batch_size: int = 16  # fine-tuning minibatch, samples
     lora: bool = False  # False: train the attention projections; True: a LoRA adapter on them
     lora_r: int = 8  # LoRA rank
-    lora_alpha: float = 16.0  # LoRA scale numerator (the update is scaled by alpha / r)
+    lora_alpha: int = 16  # LoRA scale numerator (the update is scaled by alpha / r)
     lora_dropout: float = 0.0  # dropout on the LoRA input
     eval_batch_size: int = 64  # samples per generate call
     max_new_tokens: int = 24  # generation cap; the longest built-in answer is 18 tokens + <eos>
@@ -96,7 +96,7 @@ class PaligemmaVLMConfig:
                 "batch_size": (positive_int, "an int >= 1"),
                 "lora": (lambda v: isinstance(v, bool), "true or false"),
                 "lora_r": (positive_int, "an int >= 1"),
-                "lora_alpha": (positive, "a number > 0"),
+                "lora_alpha": (positive_int, "an int >= 1"),
                 "lora_dropout": (lambda v: non_negative(v) and v < 1, "a number in [0, 1)"),
                 "eval_batch_size": (positive_int, "an int >= 1"),
                 "max_new_tokens": (positive_int, "an int >= 1"),
@@ -170,7 +170,8 @@ def build_builtin(out_dir: str | os.PathLike[str], seed: int = 0) -> Path:
     image_size = spec["vision_config"]["image_size"]
     patches = (image_size // spec["vision_config"]["patch_size"]) ** 2
     image_processor = SiglipImageProcessor(size={"height": image_size, "width": image_size})
-    image_processor.image_seq_length = patches  # the processor reads it to expand <image>
+    # The processor reads it to expand <image>; SiglipImageProcessor does not declare it.
+    image_processor.image_seq_length = patches  # type: ignore[attr-defined]
     processor = PaliGemmaProcessor(
         image_processor=image_processor, tokenizer=build_tokenizer(closed_vocabulary_texts())
     )
@@ -191,7 +192,6 @@ def build_builtin(out_dir: str | os.PathLike[str], seed: int = 0) -> Path:
         vocab_size=vocab_size,
         projection_dim=spec["projection_dim"],
         hidden_size=spec["hidden_size"],
-        pad_token_id=ids["<pad>"],
     )
     seed_everything(seed)
     model = PaliGemmaForConditionalGeneration(config)
@@ -240,7 +240,8 @@ class PaligemmaVLM(VLM):
         device: torch.device | None = None,
     ) -> None:
         self.device = device or default_device()
-        self.model = model.to(self.device)
+        # Any: transformers' annotations of .to and .generate reject its own model classes.
+        self.model: Any = cast(Any, model).to(self.device)
         self.model.requires_grad_(False)
         self.model.eval()
         self.processor = processor

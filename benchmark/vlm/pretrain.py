@@ -229,7 +229,7 @@ def scene_batches(
     test environment's scenes.
     """
     scenes = np.array([s.metadata["scene"] if s.metadata else "" for s in samples])
-    batches = []
+    batches: list[np.ndarray] = []
     for scene in np.unique(scenes):
         idx = rng.permutation(np.flatnonzero(scenes == scene))
         batches.extend(idx[i : i + batch_size] for i in range(0, len(idx), batch_size))
@@ -336,6 +336,24 @@ def _presence(samples: Sequence[Sample]) -> torch.Tensor:
     )
 
 
+def jitter(pixels: torch.Tensor, generator: torch.Generator, shift: int = 6) -> torch.Tensor:
+    """Photometric jitter per image and one random shift of up to ``shift`` px per batch.
+
+    For stage 1 only, whose labels (which objects are present) survive both; they make the
+    detectors less dependent on the train scenes' lighting, colours and framing. ``pixels``
+    are normalised to [-1, 1] (SigLIP's processor).
+    """
+    b = pixels.shape[0]
+    gain = 0.7 + 0.6 * torch.rand(b, 1, 1, 1, generator=generator)
+    tint = 0.9 + 0.2 * torch.rand(b, 3, 1, 1, generator=generator)
+    offset = 0.4 * torch.rand(b, 1, 1, 1, generator=generator) - 0.2
+    x = (pixels * (gain * tint).to(pixels) + offset.to(pixels)).clamp(-1, 1)
+    h, w = x.shape[-2:]
+    padded = F.pad(x, (shift, shift, shift, shift), mode="replicate")
+    dx, dy = (int(v) for v in torch.randint(0, 2 * shift + 1, (2,), generator=generator))
+    return padded[:, :, dy : dy + h, dx : dx + w]
+
+
 def pretrain_vision_tower(
     vlm: PaligemmaVLM, samples: Sequence[Sample], config: PaligemmaPretrainConfig
 ) -> list[float]:
@@ -345,7 +363,8 @@ def pretrain_vision_tower(
     maximum over its patches (multiple-instance learning), trained with binary cross-entropy.
     The maximum makes each patch a local object detector; with the mean instead, or through
     the language model alone, the ViT learns the train scenes' backgrounds and recognises
-    nothing in the test scenes.
+    nothing in the test scenes (measured: top-3 recall at chance there). Images are jittered
+    (``jitter``).
     """
     if config.vision_steps == 0:
         return []
@@ -368,7 +387,7 @@ def pretrain_vision_tower(
         idx = torch.randint(len(samples), (config.vision_batch_size,), generator=generator)
         idx = idx.to(vlm.device)
         with autocast(vlm.device):
-            patch_logits = head(tower(pixels[idx]).last_hidden_state)  # B x patches x 9
+            patch_logits = head(tower(jitter(pixels[idx], generator)).last_hidden_state)
         loss = F.binary_cross_entropy_with_logits(patch_logits.float().amax(dim=1), labels[idx])
         optimizer.zero_grad(set_to_none=True)
         loss.backward()

@@ -80,3 +80,16 @@ def test_require_path_names_the_missing_path(tmp_path: Path) -> None:
     missing = tmp_path / "no" / "such.safetensors"
     with pytest.raises(FileNotFoundError, match=r"no/such\.safetensors"):
         require_path(missing, "checkpoint")
+
+
+def test_load_vlm_picks_the_family_and_rejects_unknown_ones(tmp_path: Path) -> None:
+    from benchmark.vlm import load_vlm
+    from benchmark.vlm.clip import ClipVLM
+    from benchmark.vlm.paligemma import PaligemmaVLM
+
+    assert isinstance(load_vlm("clip"), ClipVLM)
+    assert isinstance(load_vlm("paligemma"), PaligemmaVLM)
+    with pytest.raises(ValueError, match="family must be one of"):
+        load_vlm("blip")
+    with pytest.raises(FileNotFoundError, match=str(tmp_path / "missing")):
+        load_vlm("paligemma", tmp_path / "missing")
