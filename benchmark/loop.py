@@ -29,7 +29,6 @@ import io
 import json
 import random
 import time
-from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -591,12 +590,6 @@ def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
     writer.writeheader()
     writer.writerows(rows)
     atomic_write_text(path, buffer.getvalue())
-
-
-def term_count_totals(rows: Sequence[dict[str, Any]]) -> Counter[str]:
-    """Cumulative term counts of the fine-tuning data at the last iteration row."""
-    last = rows[-1] if rows else {}
-    return Counter({t: int(last.get(f"batch_terms_cum/{term_key(t)}", 0)) for t in TERMS})
 
 
 def vlm_loader(model: str, finetune: dict[str, Any], seed: int) -> Any:

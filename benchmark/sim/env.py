@@ -59,18 +59,16 @@ BOX_SPAN = 1.5  # the box frame leaves room for centres up to 1.5 box half-width
 MIN_MOVE = 0.1  # m: a placement must move the object's centre at least this far
 
 
-def fold(value: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
-    """Reflect ``value`` into [lo, hi] at the faces (a mirror walk, continuous in value)."""
-    width = hi - lo
-    t = np.mod(value - lo, 2 * width)
-    return lo + np.where(t <= width, t, 2 * width - t)
-
-
 def _fold1(value: float, lo: float, hi: float) -> float:
-    """``fold`` for one float."""
+    """Reflect ``value`` into [lo, hi] at the faces (a mirror walk, continuous in value)."""
     width = hi - lo
     t = (value - lo) % (2 * width)
     return lo + (t if t <= width else 2 * width - t)
+
+
+def fold(value: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """``_fold1`` elementwise (the step folds three plain floats; numpy would cost more)."""
+    return np.asarray(np.vectorize(_fold1)(value, lo, hi), dtype=float)
 
 
 def camera_angles(eye: np.ndarray, target: np.ndarray) -> tuple[float, float]:

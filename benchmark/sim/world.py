@@ -86,7 +86,6 @@ class SceneWorld:
         self._centre: dict[str, Vec3] = {}
         self._offset_t: dict[str, Vec3] = {}
         self._quat: dict[str, tuple[float, ...]] = {}
-        self._centre_offset: dict[str, np.ndarray] = {}
         self._corner_list: dict[str, list[tuple[float, ...]]] = {}
         self._yaw: dict[str, float] = {o.name: 0.0 for o in self.objects}
         self._surface: dict[str, Furniture | None] = {o.name: None for o in self.objects}
@@ -222,7 +221,6 @@ class SceneWorld:
         c, s = math.cos(yaw), math.sin(yaw)
         fp = self._footprint[name]
         cx, cy, cz = (float(v) for v in fp.centre)
-        self._centre_offset[name] = np.array([c * cx - s * cy, s * cx + c * cy, cz])
         self._offset_t[name] = (c * cx - s * cy, s * cx + c * cy, cz)
         self._corner_list[name] = [
             (c * x - s * y, s * x + c * y)
@@ -308,8 +306,8 @@ class SceneWorld:
         # A ray that starts inside furniture passes through it: the object would be inside.
         if surface is None or hit_normal[2] < 0.99 or abs(hit_pos[2] - surface.top) > 1e-4:
             return None
-        offset = self._centre_offset[name]
-        bx, by = x - float(offset[0]), y - float(offset[1])
+        ox, oy, _ = self._offset_t[name]
+        bx, by = x - ox, y - oy
         corners = [(bx + dx, by + dy) for dx, dy in self._corner_list[name]]
         top = surface.top
         hits = p.rayTestBatch(

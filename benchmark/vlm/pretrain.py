@@ -127,6 +127,22 @@ class PaligemmaPretrainConfig:
         )
 
 
+def _optimizer_step(
+    loss: torch.Tensor,
+    optimizer: torch.optim.Optimizer,
+    schedule: torch.optim.lr_scheduler.LRScheduler,
+    losses: list[float],
+    bar: Any,
+) -> None:
+    """One AdamW step on the schedule; the loss is recorded and shown on the bar."""
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    schedule.step()
+    losses.append(float(loss.detach()))
+    bar.set_postfix(loss=f"{losses[-1]:.3f}", refresh=False)
+
+
 def _one_cycle(
     optimizer: torch.optim.Optimizer, lr: float, steps: int
 ) -> torch.optim.lr_scheduler.LRScheduler:
@@ -381,7 +397,7 @@ def pretrain_vision_tower(
     schedule = _one_cycle(optimizer, config.vision_lr, config.vision_steps)
     generator = torch.Generator().manual_seed(config.seed)
     tower.train()
-    losses = []
+    losses: list[float] = []
     bar = progress(range(config.vision_steps), desc="paligemma vision tower")
     for _ in bar:
         idx = torch.randint(len(samples), (config.vision_batch_size,), generator=generator)
@@ -389,12 +405,7 @@ def pretrain_vision_tower(
         with autocast(vlm.device):
             patch_logits = head(tower(jitter(pixels[idx], generator)).last_hidden_state)
         loss = F.binary_cross_entropy_with_logits(patch_logits.float().amax(dim=1), labels[idx])
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        schedule.step()
-        losses.append(float(loss.detach()))
-        bar.set_postfix(loss=f"{losses[-1]:.3f}", refresh=False)
+        _optimizer_step(loss, optimizer, schedule, losses, bar)
     vlm.model.requires_grad_(False)
     vlm.model.eval()
     return losses
@@ -422,7 +433,7 @@ def pretrain_captioning(
     n_objects = round(config.batch_size * config.objects_fraction)
     vlm.model.train()
     tower.eval()
-    losses = []
+    losses: list[float] = []
     bar = progress(range(config.steps), desc="paligemma captioning")
     for _ in bar:
         idx = rng.integers(len(samples), size=config.batch_size)
@@ -435,12 +446,7 @@ def pretrain_captioning(
         if positions:
             answers += random_terms_answers(positions, rng)
         loss = vlm.loss(vlm.inputs([s.image for s in chosen], prompts, answers))
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        schedule.step()
-        losses.append(float(loss.detach()))
-        bar.set_postfix(loss=f"{losses[-1]:.3f}", refresh=False)
+        _optimizer_step(loss, optimizer, schedule, losses, bar)
     vlm.model.requires_grad_(False)
     vlm.model.eval()
     return losses
