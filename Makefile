@@ -7,7 +7,7 @@ MODEL ?= clip
 # DVC stages call `rls3`: put the project's environment first on PATH for every recipe.
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: setup test lint bench repro clean-venv
+.PHONY: setup test lint bench repro ui clean-venv
 
 setup: $(STAMP)
 
@@ -32,6 +32,12 @@ bench: setup
 
 repro: setup
 	$(VENV)/bin/dvc repro
+
+# The MLflow UI over the project's store (runs, seeds and arms side by side), local only.
+UI_PORT ?= 5000
+ui: setup
+	$(VENV)/bin/mlflow ui --backend-store-uri "$${MLFLOW_TRACKING_URI:-sqlite:///$(abspath results)/mlflow.db}" \
+		--host 127.0.0.1 --port $(UI_PORT)
 
 clean-venv:
 	rm -rf $(VENV)

@@ -169,6 +169,7 @@ def _add_vlm_commands(sub: argparse._SubParsersAction) -> None:
         "pretrain-vlm",
         help="base-train a built-in VLM on object lists (no spatial terms); measure it",
     )
+    _params_arguments(pre)
     pre.add_argument("--model", required=True, choices=["clip", "paligemma"])
     pre.add_argument(
         "--out",
@@ -176,11 +177,21 @@ def _add_vlm_commands(sub: argparse._SubParsersAction) -> None:
         default=None,
         help="checkpoint directory (default results/vlm/MODEL/base)",
     )
-    pre.add_argument("--samples", type=int, default=None, help="train-environment samples")
     pre.add_argument(
-        "--steps", type=int, default=None, help="epochs (clip) or optimizer steps (paligemma)"
+        "--samples", type=int, default=None, help="train-environment samples (default: params)"
     )
-    pre.add_argument("--test-samples", type=int, default=None, help="test samples to measure on")
+    pre.add_argument(
+        "--steps",
+        type=int,
+        default=None,
+        help="epochs (clip) or optimizer steps (paligemma) (default: params)",
+    )
+    pre.add_argument(
+        "--test-samples",
+        type=int,
+        default=None,
+        help="test samples to measure on (default: params)",
+    )
     pre.add_argument("--seed", type=int, default=0)
     pre.set_defaults(func=_pretrain_vlm)
 
@@ -188,16 +199,24 @@ def _add_vlm_commands(sub: argparse._SubParsersAction) -> None:
 def _pretrain_vlm(args: argparse.Namespace) -> int:
     import json
 
+    from benchmark.config import ParamsError, load_params
     from benchmark.vlm.pretrain import metrics_path, pretrain_config, run
 
+    params = load_params(args.params, args.profile)
+    profile = params.active
+    block = profile.model(args.model).pretrain
     length = "epochs" if args.model == "clip" else "steps"
-    config = pretrain_config(
-        args.model,
-        samples=args.samples,
-        test_samples=args.test_samples,
-        seed=args.seed,
-        **{length: args.steps},
-    )
+    given = {"samples": args.samples, "test_samples": args.test_samples, length: args.steps}
+    overrides = {k: v for k, v in given.items() if v is not None}
+    try:
+        config = pretrain_config(
+            args.model,
+            **{**block, "image_size": profile.sim.image_size, "seed": args.seed, **overrides},
+        )
+    except TypeError as err:  # an unknown key in the params block
+        key = f"profiles.{params.profile}.{args.model}.pretrain"
+        fields = sorted(pretrain_config(args.model).__dataclass_fields__)
+        raise ParamsError(f"params: {key}: {err}; allowed keys: {fields}") from err
     info = run(config, args.out)
     print(json.dumps(info["test"], indent=2))
     print(f"base training took {info['train_seconds']:.0f} s")
@@ -240,6 +259,7 @@ def _add_loop_commands(sub: argparse._SubParsersAction) -> None:
     _params_arguments(agent)
     agent.add_argument("--seed", type=int, required=True)
     agent.add_argument("--out", type=Path, default=None, help="default results/agents/seedS")
+    _seed_slot_argument(agent)
     agent.set_defaults(func=_pretrain_agent)
 
     run = sub.add_parser("run", help="one run of Algorithm 1: a model, an arm, a seed")
@@ -249,7 +269,28 @@ def _add_loop_commands(sub: argparse._SubParsersAction) -> None:
     run.add_argument("--seed", type=int, required=True)
     run.add_argument("--results", type=Path, default=Path("results"))
     run.add_argument("--datasets", type=Path, default=Path("datasets"))
+    _seed_slot_argument(run)
     run.set_defaults(func=_run)
+
+
+def _seed_slot_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--seed-slot",
+        action="store_true",
+        help="called by a dvc.yaml seed slot: if the profile uses fewer seeds, write a marker "
+        "saying so instead of running",
+    )
+
+
+def _skip_slot(out: Path, seed: int, seeds: int, profile: str, what: dict[str, object]) -> int:
+    """Write the marker of an unused seed slot (replacing whatever the slot held before)."""
+    from benchmark.fileio import atomic_directory, atomic_write_json
+
+    reason = f"profile {profile} uses {seeds} seed(s): 0..{seeds - 1}"
+    with atomic_directory(out) as tmp:
+        atomic_write_json(tmp / "summary.json", {**what, "seed": seed, "skipped": reason})
+    print(f"seed slot {seed} unused ({reason}); wrote {out}")
+    return 0
 
 
 def _build_datasets(args: argparse.Namespace) -> int:
@@ -268,8 +309,12 @@ def _pretrain_agent(args: argparse.Namespace) -> int:
     from benchmark.agents import pretrain_sac
     from benchmark.config import load_params
 
-    p = load_params(args.params, args.profile).active
+    params = load_params(args.params, args.profile)
+    p = params.active
     out = args.out or Path("results") / "agents" / f"seed{args.seed}"
+    seeds = max(p.clip.seeds, p.paligemma.seeds)
+    if args.seed_slot and args.seed >= seeds:
+        return _skip_slot(out, args.seed, seeds, params.profile, {"agent": "sac"})
     env_kwargs = {
         "t0": p.loop.t0,
         "max_steps": p.sim.max_steps_factor * p.loop.t0,
@@ -290,6 +335,11 @@ def _run(args: argparse.Namespace) -> int:
     from benchmark.loop import run_from_params
 
     params = load_params(args.params, args.profile)
+    seeds = params.active.model(args.model).seeds
+    if args.seed_slot and args.seed >= seeds:
+        out = args.results / "runs" / args.model / args.arm / f"seed{args.seed}"
+        what = {"model": args.model, "arm": args.arm, "profile": params.profile}
+        return _skip_slot(out, args.seed, seeds, params.profile, what)
     summary = run_from_params(
         params, args.model, args.arm, args.seed, results=args.results, datasets=args.datasets
     )
@@ -302,16 +352,75 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _add_pipeline_commands(sub: argparse._SubParsersAction) -> None:
+    """The report and ``bench`` (SPEC sections 1 and 8)."""
+    report = sub.add_parser("report", help="the benchmark report of one model, from its runs")
+    report.add_argument("--model", choices=["clip", "paligemma"], help="the model to report")
+    report.add_argument(
+        "--index",
+        nargs="+",
+        metavar="MODEL",
+        help="instead: write results/report/REPORT.md summing up these models' reports",
+    )
+    report.add_argument("--results", type=Path, default=Path("results"))
+    report.add_argument(
+        "--out", type=Path, default=None, help="default results/report/MODEL (or results/report)"
+    )
+    report.set_defaults(func=_report)
+
     bench = sub.add_parser("bench", help="one model, both arms, all seeds, then the report")
     bench.add_argument("--model", choices=["clip", "paligemma"], default="clip")
     bench.set_defaults(func=_bench)
 
 
+def _report(args: argparse.Namespace) -> int:
+    from benchmark.report import write_index, write_report
+
+    if args.index:
+        path = write_index(args.out or args.results / "report", args.index)
+    elif args.model:
+        path = write_report(
+            args.results, args.model, args.out or args.results / "report" / args.model
+        )
+    else:
+        raise ValueError("rls3 report needs --model MODEL or --index MODEL [MODEL ...]")
+    print(f"wrote {path}")
+    return 0
+
+
 def _bench(args: argparse.Namespace) -> int:
+    """``make bench``: that model's DVC stages (cached), then its report; timed."""
+    import datetime as dt
+    import os
+    import subprocess
+    import time
+
+    from benchmark.fileio import atomic_write_json
+    from benchmark.report import machine
+
+    bin_dir = str(Path(sys.executable).parent)
+    env = {**os.environ, "PATH": bin_dir + os.pathsep + os.environ.get("PATH", "")}
+    target = f"report@{args.model}"
+    print(f"rls3 bench: `dvc repro {target}` (every stage it needs; cached stages are skipped)")
+    start = time.perf_counter()
+    done = subprocess.run([sys.executable, "-m", "dvc", "repro", target], env=env, check=False)
+    seconds = time.perf_counter() - start
+    if done.returncode != 0:
+        print(f"rls3 bench: dvc repro failed (exit {done.returncode})", file=sys.stderr)
+        return done.returncode
+    report = Path("results") / "report" / args.model
+    atomic_write_json(
+        report / "bench.json",
+        {
+            "command": f"make bench MODEL={args.model}",
+            "wall_seconds": round(seconds, 1),
+            "machine": machine(),
+            "finished": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            "note": "wall time of `dvc repro` for this model (set-up excluded); stages DVC "
+            "found up to date cost nothing",
+        },
+    )
     print(
-        f"rls3 bench --model {args.model}: not implemented yet. The simulator is ready "
-        "(try `rls3 scene preview --scene kitchen --out kitchen.png`); the loop and the report "
-        "arrive with the loop and pipeline issues."
+        f"rls3 bench: {args.model} done in {seconds / 60:.1f} min; report: {report / 'REPORT.md'}"
     )
     return 0
 

@@ -22,6 +22,7 @@ from benchmark.agents import AgentParams
 T = TypeVar("T")
 MODELS = ("clip", "paligemma")
 ARMS = ("sac", "random")
+MAX_SEEDS = 5  # dvc.yaml has one stage per seed slot 0..MAX_SEEDS-1
 
 
 class ParamsError(ValueError):
@@ -78,7 +79,7 @@ class ModelParams:
     """One VLM family: its K, seeds, early stopping, and its fine-tuning/pre-training knobs."""
 
     k: int = 1  # K: epochs (CLIP) or steps (PaliGemma) of fine-tuning per iteration
-    seeds: tuple[int, ...] = (0, 1)
+    seeds: int = 2  # runs use seeds 0..seeds-1
     early_stopping: EarlyStopping = field(default_factory=EarlyStopping)
     finetune: dict[str, Any] = field(default_factory=dict)  # the family's VLM config fields
     pretrain: dict[str, Any] = field(default_factory=dict)  # the base-training config fields
@@ -125,7 +126,7 @@ _RULES: dict[str, tuple[typing.Callable[[Any], bool], str]] = {
     "early_stopping.min_iterations": (lambda v: v >= 1, "an int >= 1"),
     "early_stopping.min_delta": (lambda v: v >= 0, "a number >= 0"),
     "k": (lambda v: v >= 1, "an int >= 1"),
-    "seeds": (lambda v: len(v) >= 1 and len(set(v)) == len(v), "a non-empty list of distinct ints"),
+    "seeds": (lambda v: 1 <= v <= MAX_SEEDS, f"an int in [1, {MAX_SEEDS}] (dvc.yaml's seed slots)"),
 }
 
 

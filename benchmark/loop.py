@@ -25,9 +25,11 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import hashlib
 import io
 import json
 import random
+import shutil
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
@@ -258,6 +260,7 @@ class RunState:
     stale: int = 0  # iterations since validation last improved by more than min_delta
     stopped: str | None = None  # why the run ended, once it has
     run_id: str | None = None
+    seconds: float = 0.0  # wall time of the completed iterations (a killed one is not counted)
     term_counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(TERMS, 0))
     iterations: list[dict[str, Any]] = field(default_factory=list)
     episodes: list[dict[str, Any]] = field(default_factory=list)
@@ -287,6 +290,18 @@ def _budget(cfg: RunConfig) -> int | None:
             f"finished run; run `rls3 run --model {cfg.model} --arm sac --seed {cfg.seed}` first"
         )
     return int(json.loads(summary.read_text())["generated_samples"])
+
+
+def files_digest(path: Path) -> str:
+    """SHA-256 over a file, or over a directory's files (relative names and bytes, sorted)."""
+    digest = hashlib.sha256()
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    for f in files:
+        digest.update(str(f.relative_to(path) if path.is_dir() else f.name).encode())
+        with f.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
 
 
 def _subset_metrics(
@@ -323,7 +338,17 @@ class Run:
         self.timers = Timers()
         self.validation: Dataset = read_dataset(cfg.datasets / "validation")
         self.test: Dataset = read_dataset(cfg.datasets / "test")
+        self.inputs = {
+            "profile": cfg.profile_name,
+            "params": flatten(asdict(p)),
+            "budget": self.budget,
+            "datasets": [self.validation.content_hash, self.test.content_hash],
+            "base_vlm": files_digest(base_vlm_path),
+            "agent": files_digest(agent_path / "model.zip") if cfg.arm == "sac" else None,
+        }
         resuming = (self.checkpoint / "state.json").is_file()
+        if resuming and not self._same_inputs():
+            resuming = False
         self.state = (
             RunState(**json.loads((self.checkpoint / "state.json").read_text()))
             if resuming
@@ -357,6 +382,7 @@ class Run:
             self._restore_rngs()
         self.feedback.generated = self.state.generated
         self.tracker = RunTracker(tracking_uri(cfg.results), cfg.model, cfg.arm, cfg.seed)
+        self._clock = time.perf_counter()
 
     # ------------------------------------------------------------------ Algorithm 1
     def run(self) -> dict[str, Any]:
@@ -479,6 +505,27 @@ class Run:
         return None
 
     # ------------------------------------------------------------------ persistence
+    def _same_inputs(self) -> bool:
+        """True if the checkpoint was made from this run's inputs; else discard the old run.
+
+        DVC keeps a run directory between ``dvc repro`` calls (``persist``) so that a killed
+        stage resumes; a checkpoint made with other params, datasets, base model or agent
+        would silently mix two experiments, so it is removed (with its MLflow run) instead.
+        """
+        held = self.checkpoint / "inputs.json"
+        if held.is_file() and json.loads(held.read_text()) == self.inputs:
+            return True
+        old = json.loads((self.checkpoint / "state.json").read_text()).get("run_id")
+        print(f"{self.dir}: its inputs changed since the checkpoint; starting afresh")
+        if old is not None:
+            with contextlib.suppress(Exception):  # a store that no longer holds it
+                tracker = RunTracker(
+                    tracking_uri(self.cfg.results), self.cfg.model, self.cfg.arm, self.cfg.seed
+                )
+                tracker.client.delete_run(old)
+        shutil.rmtree(self.dir)
+        return False
+
     def _rng_states(self) -> dict[str, Any]:
         np_state: Any = np.random.get_state()
         return {
@@ -503,6 +550,9 @@ class Run:
 
     def _checkpoint(self) -> None:
         """Save everything a resume needs (atomically), then the run files, then MLflow."""
+        now = time.perf_counter()
+        self.state.seconds += now - self._clock
+        self._clock = now
         with self.timers("logging"):
             with atomic_directory(self.checkpoint) as tmp:
                 self.vlm.save(tmp / "vlm")
@@ -513,6 +563,7 @@ class Run:
                 atomic_write_json(tmp / "rng.json", self._rng_states())
                 save_file({"cpu": torch.get_rng_state()}, tmp / "torch_rng.safetensors")
                 atomic_write_json(tmp / "state.json", asdict(self.state))
+                atomic_write_json(tmp / "inputs.json", self.inputs)
             self._write_run_files()
             self._log_to_mlflow()
 
@@ -540,6 +591,7 @@ class Run:
             "initial_test_metric": s.iterations[0]["test/metric"] if s.iterations else None,
             "final_test_metric": s.iterations[-1]["test/metric"] if s.iterations else None,
             "best_val_metric": s.best_val,
+            "seconds": round(s.seconds, 1),
             "mlflow_run_id": s.run_id,
             "dataset_hashes": {
                 "validation": self.validation.content_hash,

@@ -1,0 +1,124 @@
+"""The DVC pipeline end to end: a copy of the repository, ``dvc repro`` with the smoke profile.
+
+Every stage is the real command on the real simulator and models; the assertions read what the
+stages wrote. The tests run in file order: the last one changes a param.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import yaml
+from PIL import Image
+
+from tests.pipeline import dvc
+
+FIGURES = (
+    "fig5_efficiency",
+    "fig6_terms",
+    "fig7_n_terms",
+    "fig8_loss",
+    "fig9_validation",
+    "valid_rate_iterations",
+)
+
+
+def _ran(output: str) -> set[str]:
+    return set(re.findall(r"Running stage '([^']+)'", output))
+
+
+def _stages(repo: Path) -> set[str]:
+    listed = dvc(repo, "stage", "list", "--name-only")
+    assert listed.returncode == 0, listed.stderr
+    return set(listed.stdout.split())
+
+
+def test_every_stage_ran(smoke_pipeline: tuple[Path, str]) -> None:
+    repo, output = smoke_pipeline
+    stages = _stages(repo)
+    assert len(stages) == 39  # 8 previews, datasets, 2 base models, 5 agents, 20 runs, 3 reports
+    assert _ran(output) == stages
+
+
+def test_the_report_and_its_figures_exist(smoke_pipeline: tuple[Path, str]) -> None:
+    repo, _ = smoke_pipeline
+    for model in ("clip", "paligemma"):
+        report = repo / "results" / "report" / model
+        text = (report / "REPORT.md").read_text()
+        assert "## The paper's claims beside this run" in text
+        for name in FIGURES:
+            png = report / "figures" / f"{name}.png"
+            assert f"figures/{name}.png" in text
+            assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+            pixels = np.asarray(Image.open(png).convert("L"), dtype=float)
+            assert pixels.shape[0] > 300 and pixels.std() > 5  # drawn on, not blank
+    index = (repo / "results" / "report" / "REPORT.md").read_text()
+    assert "[clip/REPORT.md]" in index and "[paligemma/REPORT.md]" in index
+
+
+def test_the_comparison_is_read_from_the_runs(smoke_pipeline: tuple[Path, str]) -> None:
+    repo, _ = smoke_pipeline
+    comparison = json.loads((repo / "results/report/clip/comparison.json").read_text())
+    for arm in ("sac", "random"):
+        with (repo / f"results/runs/clip/{arm}/seed0/metrics.csv").open() as f:
+            rows = list(csv.DictReader(f))
+        (seed,) = comparison["arms"][arm]["seeds"]
+        assert seed["final_metric"] == float(rows[-1]["test/metric"])
+        assert seed["generated_samples"] == float(rows[-1]["generated_samples"])
+    sac, rnd = (comparison["arms"][a]["seeds"][0] for a in ("sac", "random"))
+    assert sac["generated_samples"] == rnd["generated_samples"]  # matched budgets
+    assert comparison["difference"]["auc"]["per_seed"] == [sac["auc"] - rnd["auc"]]
+    # unused seed slots are markers, not runs
+    marker = json.loads((repo / "results/runs/clip/sac/seed1/summary.json").read_text())
+    assert "profile smoke uses 1 seed" in marker["skipped"]
+
+
+def test_dvc_metrics_and_plots_show_the_comparison(smoke_pipeline: tuple[Path, str]) -> None:
+    repo, _ = smoke_pipeline
+    shown = dvc(repo, "metrics", "show", "--json")
+    assert shown.returncode == 0, shown.stderr
+    metrics = json.loads(shown.stdout)
+    data = next(iter(metrics.values()))["data"]
+    clip = data["results/report/clip/metrics.json"]["data"]
+    for key in ("auc_mean", "auc_ci_low", "auc_ci_high", "final_metric_mean"):
+        assert key in clip["sac_minus_random"]
+    assert clip["sac"]["n_seeds"] == clip["random"]["n_seeds"] == 1
+    plots = dvc(repo, "plots", "show", "--json")
+    assert plots.returncode == 0, plots.stderr
+    assert "efficiency" in plots.stdout and "finetune_loss" in plots.stdout
+
+
+def test_a_second_repro_does_nothing(smoke_pipeline: tuple[Path, str]) -> None:
+    repo, _ = smoke_pipeline
+    again = dvc(repo, "repro")
+    assert again.returncode == 0, again.stderr
+    assert _ran(again.stdout) == set()
+    assert "up to date" in again.stdout
+
+
+def test_changing_one_param_reruns_only_its_dependants(smoke_pipeline: tuple[Path, str]) -> None:
+    repo, _ = smoke_pipeline
+    params = repo / "params.yaml"
+    data = yaml.safe_load(params.read_text())
+    data["profiles"]["smoke"]["clip"]["k"] = 2  # CLIP's fine-tuning epochs
+    params.write_text(yaml.safe_dump(data, sort_keys=False))
+    done = dvc(repo, "repro")
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    expected = {
+        s
+        for s in _stages(repo)
+        if s.startswith(("run_sac@clip-", "run_random@clip-", "report@clip")) or s == "report_index"
+    }
+    assert _ran(done.stdout) == expected
+    # the sac run started afresh (its checkpoint came from other params) and used the new K
+    with (repo / "results/runs/clip/sac/seed0/finetune_loss.csv").open() as f:
+        losses = list(csv.DictReader(f))
+    with (repo / "results/runs/clip/sac/seed0/metrics.csv").open() as f:
+        batches = [int(r["batch_size"]) for r in csv.DictReader(f)][1:]
+    batch = 8  # profiles.smoke.clip.finetune.batch_size
+    steps_per_epoch = [-(-b // batch) for b in batches]
+    assert len(losses) == 2 * sum(steps_per_epoch)
