@@ -19,38 +19,9 @@ import torch
 from stable_baselines3 import SAC
 from stable_baselines3.common.callbacks import BaseCallback
 
+from benchmark.config import AgentParams
 from benchmark.fileio import atomic_directory, atomic_write_json
 from benchmark.sim.env import PlacementEnv
-
-
-@dataclass(frozen=True)
-class AgentParams:
-    """SAC's knobs (params.yaml ``agent``)."""
-
-    pretrain_steps: int = 5000  # P: intrinsic-only pre-training steps
-    learning_rate: float = 1e-3
-    gamma: float = 0.5  # discount; feasibility is immediate, J2 arrives at the episode's end
-    batch_size: int = 256
-    buffer_size: int = 100_000
-    learning_starts: int = 1000  # uniform actions before the first update
-    hidden: tuple[int, ...] = (256, 256)  # actor and critic hidden layers
-
-    def __post_init__(self) -> None:
-        rules = {
-            "pretrain_steps": (self.pretrain_steps >= 0, "an int >= 0"),
-            "learning_rate": (self.learning_rate > 0, "a number > 0"),
-            "gamma": (0 <= self.gamma <= 1, "a number in [0, 1]"),
-            "batch_size": (self.batch_size >= 1, "an int >= 1"),
-            "buffer_size": (self.buffer_size >= 1, "an int >= 1"),
-            "learning_starts": (self.learning_starts >= 0, "an int >= 0"),
-            "hidden": (
-                len(self.hidden) >= 1 and all(h >= 1 for h in self.hidden),
-                "a non-empty list of ints >= 1",
-            ),
-        }
-        for name, (ok, allowed) in rules.items():
-            if not ok:
-                raise ValueError(f"{name} = {getattr(self, name)!r}; expected {allowed}")
 
 
 def make_sac(env: Any, params: AgentParams, seed: int) -> SAC:

@@ -42,6 +42,12 @@ OPPOSITE: dict[str, str] = {
     "right": "left",
 }
 
+
+def term_key(term: str) -> str:
+    """``term`` as a metric-name part: "in front of" -> "in_front_of"."""
+    return term.replace(" ", "_")
+
+
 SECTOR_DEG = 45.0  # width of a horizontal sector
 HORIZONTAL_ONLY_DEG = 20.0  # |e| <= this: horizontal terms only
 VERTICAL_ONLY_DEG = 75.0  # |e| > this: the vertical term only

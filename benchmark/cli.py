@@ -306,7 +306,6 @@ def _build_datasets(args: argparse.Namespace) -> int:
 
 
 def _pretrain_agent(args: argparse.Namespace) -> int:
-    from benchmark.agents import pretrain_sac
     from benchmark.config import load_params
 
     params = load_params(args.params, args.profile)
@@ -315,6 +314,8 @@ def _pretrain_agent(args: argparse.Namespace) -> int:
     seeds = max(p.clip.seeds, p.paligemma.seeds)
     if args.seed_slot and args.seed >= seeds:
         return _skip_slot(out, args.seed, seeds, params.profile, {"agent": "sac"})
+    from benchmark.agents import pretrain_sac
+
     env_kwargs = {
         "t0": p.loop.t0,
         "max_steps": p.sim.max_steps_factor * p.loop.t0,

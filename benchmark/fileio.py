@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import csv
+import io
 import json
 import os
 import shutil
@@ -51,3 +53,15 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
 def atomic_write_json(path: str | os.PathLike[str], value: Any) -> Path:
     """``atomic_write_text`` of ``value`` as indented JSON."""
     return atomic_write_text(path, json.dumps(value, indent=2) + "\n")
+
+
+def atomic_write_csv(path: str | os.PathLike[str], rows: list[dict[str, Any]]) -> Path:
+    """``atomic_write_text`` of ``rows`` as CSV; the columns are every key, in first-seen order."""
+    keys: list[str] = []
+    for row in rows:
+        keys += [k for k in row if k not in keys]
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=keys)
+    writer.writeheader()
+    writer.writerows(rows)
+    return atomic_write_text(path, buffer.getvalue())

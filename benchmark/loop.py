@@ -24,9 +24,7 @@ uninterrupted one.
 from __future__ import annotations
 
 import contextlib
-import csv
 import hashlib
-import io
 import json
 import random
 import shutil
@@ -44,10 +42,10 @@ from stable_baselines3 import SAC
 from stable_baselines3.common.vec_env import DummyVecEnv
 
 from benchmark.agents import load_sac
-from benchmark.captions import TERMS, describe_sample
+from benchmark.captions import TERMS, describe_sample, term_key
 from benchmark.config import ARMS, MODELS, Profile
 from benchmark.datasets import Dataset, read_dataset
-from benchmark.fileio import atomic_directory, atomic_write_json, atomic_write_text
+from benchmark.fileio import atomic_directory, atomic_write_csv, atomic_write_json
 from benchmark.sim.env import PlacementEnv
 from benchmark.tracking import RunTracker, flatten, git_commit, tracking_uri
 from benchmark.vlm.base import VLM, Sample
@@ -81,10 +79,6 @@ class Timers:
 def run_dir(results: str | Path, model: str, arm: str, seed: int) -> Path:
     """Where a run keeps its files: ``results/runs/{model}/{arm}/seed{seed}``."""
     return Path(results) / "runs" / model / arm / f"seed{seed}"
-
-
-def term_key(term: str) -> str:
-    return term.replace(" ", "_")
 
 
 # ---------------------------------------------------------------------------- VLM feedback
@@ -295,9 +289,10 @@ def _budget(cfg: RunConfig) -> int | None:
 def files_digest(path: Path) -> str:
     """SHA-256 over a file, or over a directory's files (relative names and bytes, sorted)."""
     digest = hashlib.sha256()
+    root = path if path.is_dir() else path.parent
     files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
     for f in files:
-        digest.update(str(f.relative_to(path) if path.is_dir() else f.name).encode())
+        digest.update(str(f.relative_to(root)).encode())
         with f.open("rb") as handle:
             for block in iter(lambda: handle.read(1 << 20), b""):
                 digest.update(block)
@@ -347,7 +342,8 @@ class Run:
             "agent": files_digest(agent_path / "model.zip") if cfg.arm == "sac" else None,
         }
         resuming = (self.checkpoint / "state.json").is_file()
-        if resuming and not self._same_inputs():
+        if resuming and self._inputs_changed():
+            self._discard()
             resuming = False
         self.state = (
             RunState(**json.loads((self.checkpoint / "state.json").read_text()))
@@ -505,16 +501,18 @@ class Run:
         return None
 
     # ------------------------------------------------------------------ persistence
-    def _same_inputs(self) -> bool:
-        """True if the checkpoint was made from this run's inputs; else discard the old run.
+    def _inputs_changed(self) -> bool:
+        """True if the checkpoint was made from other inputs than this run's."""
+        held = self.checkpoint / "inputs.json"
+        return not held.is_file() or json.loads(held.read_text()) != self.inputs
+
+    def _discard(self) -> None:
+        """Remove the run directory and its MLflow run: a fresh start.
 
         DVC keeps a run directory between ``dvc repro`` calls (``persist``) so that a killed
         stage resumes; a checkpoint made with other params, datasets, base model or agent
-        would silently mix two experiments, so it is removed (with its MLflow run) instead.
+        would silently mix two experiments, so it is removed instead.
         """
-        held = self.checkpoint / "inputs.json"
-        if held.is_file() and json.loads(held.read_text()) == self.inputs:
-            return True
         old = json.loads((self.checkpoint / "state.json").read_text()).get("run_id")
         print(f"{self.dir}: its inputs changed since the checkpoint; starting afresh")
         if old is not None:
@@ -524,7 +522,6 @@ class Run:
                 )
                 tracker.client.delete_run(old)
         shutil.rmtree(self.dir)
-        return False
 
     def _rng_states(self) -> dict[str, Any]:
         np_state: Any = np.random.get_state()
@@ -569,9 +566,9 @@ class Run:
 
     def _write_run_files(self) -> None:
         s = self.state
-        _write_csv(self.dir / "metrics.csv", s.iterations)
-        _write_csv(self.dir / "episodes.csv", s.episodes)
-        _write_csv(self.dir / "finetune_loss.csv", [r for r in s.losses if "loss" in r])
+        atomic_write_csv(self.dir / "metrics.csv", s.iterations)
+        atomic_write_csv(self.dir / "episodes.csv", s.episodes)
+        atomic_write_csv(self.dir / "finetune_loss.csv", [r for r in s.losses if "loss" in r])
         atomic_write_json(self.dir / "summary.json", self.summary())
 
     def summary(self) -> dict[str, Any]:
@@ -631,17 +628,6 @@ class Run:
                 rows.append(("val/metric_inner", r["val_inner"], int(r["finetune_step"])))
         self.tracker.log([r for r in rows if np.isfinite(r[1])])
         self.tracker.set_tags({"stopped": s.stopped or "running"})
-
-
-def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
-    keys: list[str] = []
-    for row in rows:
-        keys += [k for k in row if k not in keys]
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=keys)
-    writer.writeheader()
-    writer.writerows(rows)
-    atomic_write_text(path, buffer.getvalue())
 
 
 def vlm_loader(model: str, finetune: dict[str, Any], seed: int) -> Any:

@@ -30,10 +30,9 @@ from typing import Any
 
 import numpy as np
 
-from benchmark.captions import TERMS
+from benchmark.captions import TERMS, term_key
 from benchmark.config import ARMS
-from benchmark.fileio import atomic_write_json, atomic_write_text
-from benchmark.loop import term_key
+from benchmark.fileio import atomic_write_csv, atomic_write_json, atomic_write_text
 
 BOOTSTRAP = 10_000  # resamples
 CONFIDENCE = 0.95
@@ -534,9 +533,9 @@ def fig_valid_rate(comparison: dict[str, Any], model: str, path: Path) -> Path:
 def machine() -> str:
     """The machine in words: CPU model and cores, memory, GPU if any."""
     cpu = platform.processor() or platform.machine()
-    with_name = Path("/proc/cpuinfo")
-    if with_name.is_file():
-        for line in with_name.read_text().splitlines():
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        for line in cpuinfo.read_text().splitlines():
             if line.startswith("model name"):
                 cpu = line.split(":", 1)[1].strip()
                 break
@@ -590,12 +589,12 @@ def _plots(runs: dict[str, list[RunLog]], out: Path) -> None:
             mean = mean_curve(logs, "test/metric", grid).mean(0)
             for row, v in zip(rows, mean, strict=True):
                 row[f"{arm}_test_metric"] = round(float(v), 5)
-    _write_rows(out / "efficiency.csv", rows)
+    atomic_write_csv(out / "efficiency.csv", rows)
     sac = runs["sac"]
     length = min(len(r.iterations) for r in sac)
     val = np.mean([r.column("val/metric")[:length] for r in sac], 0)
     test = np.mean([r.test[:length] for r in sac], 0)
-    _write_rows(
+    atomic_write_csv(
         out / "validation.csv",
         [
             {
@@ -613,20 +612,7 @@ def _plots(runs: dict[str, list[RunLog]], out: Path) -> None:
                 {"arm": arm, "finetune_step": int(x["finetune_step"]), "loss": round(x["loss"], 5)}
                 for x in logs[0].losses
             ]
-    _write_rows(out / "finetune_loss.csv", loss_rows)
-
-
-def _write_rows(path: Path, rows: list[dict[str, Any]]) -> None:
-    import io
-
-    keys: list[str] = []
-    for row in rows:
-        keys += [k for k in row if k not in keys]
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=keys or ["empty"])
-    writer.writeheader()
-    writer.writerows(rows)
-    atomic_write_text(path, buffer.getvalue())
+    atomic_write_csv(out / "finetune_loss.csv", loss_rows)
 
 
 def _dvc_metrics(model: str, comparison: dict[str, Any]) -> dict[str, Any]:
