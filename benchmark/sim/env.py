@@ -7,12 +7,16 @@ scene); before a step, the slot's object may be swapped (probability ``swap_prob
 the inactive objects, which takes its place if it fits there. The observation says which object
 will move.
 
-Action ``a`` in [-1, 1]^3 is the moving object's displacement, scaled to the scene: the target
-point is ``fold(centre + a * extent)`` in the scene's placement box (the xy bounds of its
-designated surfaces, and heights from just above the lower surface to 0.45 m above the upper
-one), where ``fold`` reflects at the box's faces. Because the box is one ``extent`` wide, every
-point of it, so every designated surface, is reachable from anywhere in one step. The object is
-lowered from the target onto whatever lies beneath (see ``world.SceneWorld.try_place``).
+Action ``a`` in [-1, 1]^3 picks the moving object's new spot, scaled to the scene's designated
+surfaces (its displacement is that spot minus where it stands): ``a[2] < 0`` picks the lower
+surface, ``a[2] >= 0`` the upper one, and ``a[0], a[1]`` span that surface's top from edge to edge
+less ``SURFACE_INSET`` on each side (``x = centre_x + a[0] * (half_x - SURFACE_INSET)``, likewise
+y). So every designated surface is reachable from anywhere in one step, and the valid region of
+``a`` has the same shape in every scene. The object is lowered from just above the surface onto
+whatever lies beneath (see ``world.SceneWorld.try_place``): it may still hang over an edge, hit
+another object or furniture above (a shelf over a counter), or not move the 10 cm a new sample
+needs. (A displacement folded into the scene's placement box was tried first: SAC learned it too
+slowly to reach the valid-rate contract.)
 
 Reset: a seeded reset (and the first) draws every scene's 3 active objects, their poses and the
 cameras afresh; a reset without a seed keeps the arrangement the last episode left, so the scenes
@@ -35,7 +39,9 @@ index  field
 3      episode progress: valid samples so far / t0
 4-8    lower designated surface: centre x, centre y, top z, half-size x, half-size y (box frame)
 9-13   upper designated surface: same fields
-14-25  the object to move, then the next two slots: centre x, y, z (box frame), yaw / pi
+14-25  the object to move, then the next two slots: u, v, s, yaw / pi, where (u, v, s) is the
+       action that aims at the object's centre (the frame of the action: u, v on its surface,
+       s = -0.5 on the lower surface, +0.5 on the upper)
 26-28  camera position x, y, z
 29-30  camera yaw / pi and pitch / (pi / 2)
 31     +1 if the object to move was just swapped in, else -1
@@ -55,20 +61,10 @@ from benchmark.sim.world import SceneWorld
 
 N_ACTIVE = 3
 OBS_SIZE = 32
-BOX_SPAN = 1.5  # the box frame leaves room for centres up to 1.5 box half-widths out
+BOX_SPAN = 1.5  # the box frame (surface fields) leaves room for 1.5 box half-widths out
 MIN_MOVE = 0.1  # m: a placement must move the object's centre at least this far
-
-
-def _fold1(value: float, lo: float, hi: float) -> float:
-    """Reflect ``value`` into [lo, hi] at the faces (a mirror walk, continuous in value)."""
-    width = hi - lo
-    t = (value - lo) % (2 * width)
-    return lo + (t if t <= width else 2 * width - t)
-
-
-def fold(value: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
-    """``_fold1`` elementwise (the step folds three plain floats; numpy would cost more)."""
-    return np.asarray(np.vectorize(_fold1)(value, lo, hi), dtype=float)
+SURFACE_INSET = 0.05  # m: the action spans each surface less this margin on every side
+DROP_HEIGHT = 0.02  # m above the chosen surface from which the object is lowered
 
 
 def camera_angles(eye: np.ndarray, target: np.ndarray) -> tuple[float, float]:
@@ -155,8 +151,20 @@ class PlacementEnv(gym.Env[np.ndarray, np.ndarray]):
         self._object_code = {
             n: 2.0 * i / (n_objects - 1) - 1.0 for i, n in enumerate(self.object_names)
         }
-        # Box frame of each scene: centre and 1 / (half-size * BOX_SPAN).
-        self._frame = [((lo + hi) / 2, 2.0 / ((hi - lo) * BOX_SPAN)) for lo, hi in self._boxes]
+        # The frame of the action on each designated surface: (centre x, y, half x, y, top).
+        self._rects = [
+            [
+                (
+                    f.at[0],
+                    f.at[1],
+                    f.size[0] / 2 - SURFACE_INSET,
+                    f.size[1] / 2 - SURFACE_INSET,
+                    f.top,
+                )
+                for f in s.surfaces
+            ]
+            for s in self.scenes
+        ]
         # The fields that depend only on the scene and camera, filled in once.
         self._obs_template = [
             [
@@ -192,7 +200,7 @@ class PlacementEnv(gym.Env[np.ndarray, np.ndarray]):
         return np.array([xyz[0] / (w / 2), xyz[1] / (d / 2), xyz[2] / (h / 2) - 1.0])
 
     def _box_xyz(self, index: int, xyz: np.ndarray) -> np.ndarray:
-        """Box frame, the frame of the action: the placement box maps to +-1 / BOX_SPAN."""
+        """Box frame, for the surface fields: the placement box maps to +-1 / BOX_SPAN."""
         lo, hi = self._boxes[index]
         return ((np.asarray(xyz) - (lo + hi) / 2) / ((hi - lo) / 2)) / BOX_SPAN
 
@@ -238,11 +246,24 @@ class PlacementEnv(gym.Env[np.ndarray, np.ndarray]):
         """Names of the 3 active objects of a scene, by slot."""
         return list(self._active[self._scene if scene_index is None else scene_index])
 
-    def action_towards(self, target: np.ndarray) -> np.ndarray:
-        """The action that aims the moving object's centre at ``target`` (inside the box)."""
-        lo, hi = self.placement_box()
-        centre = self.world.centre(self.moving_object)
-        return np.clip((np.asarray(target) - centre) / (hi - lo), -1.0, 1.0).astype(np.float32)
+    def action_towards(self, target: Any) -> np.ndarray:
+        """The action that aims the moving object's centre at ``target`` (a point above a
+        designated surface of the active scene: the highest one below it, else the lower)."""
+        return np.array(self._action_frame(self._scene, target), dtype=np.float32)
+
+    def _action_frame(self, index: int, point: Any) -> tuple[float, float, float]:
+        """(u, v, s): the action that aims at ``point`` (clipped to [-1, 1])."""
+        x, y, z = (float(v) for v in point)
+        rects = self._rects[index]
+        level = 0
+        for k, (cx, cy, hx, hy, top) in enumerate(rects):
+            inside = abs(x - cx) <= hx + SURFACE_INSET and abs(y - cy) <= hy + SURFACE_INSET
+            if inside and z >= top - 1e-6:
+                level = k
+        cx, cy, hx, hy, _ = rects[level]
+        u = min(max((x - cx) / hx, -1.0), 1.0)
+        v = min(max((y - cy) / hy, -1.0), 1.0)
+        return u, v, -0.5 if level == 0 else 0.5
 
     # ------------------------------------------------------------------ gymnasium API
     def reset(
@@ -295,14 +316,12 @@ class PlacementEnv(gym.Env[np.ndarray, np.ndarray]):
         if not self._episode_started:
             raise RuntimeError("call reset() before step()")
         world, name = self.world, self.moving_object
-        lo, hi = self._box_floats[self._scene]
-        centre = world.centre(name)
-        # fold() on three floats: numpy's per-call cost would exceed the arithmetic here
-        a = np.asarray(action, dtype=np.float64).reshape(3).tolist()
-        target = [
-            _fold1(centre[i] + min(max(a[i], -1.0), 1.0) * (hi[i] - lo[i]), lo[i], hi[i])
-            for i in range(3)
+        # Plain floats: numpy's per-call cost would exceed the arithmetic here.
+        a = [
+            min(max(v, -1.0), 1.0) for v in np.asarray(action, dtype=np.float64).reshape(3).tolist()
         ]
+        cx, cy, hx, hy, top = self._rects[self._scene][0 if a[2] < 0 else 1]
+        target = (cx + a[0] * hx, cy + a[1] * hy, top + DROP_HEIGHT)
         valid = world.try_place(name, target, min_move=MIN_MOVE)
         info: dict[str, Any] = {"valid": valid}
         if valid:
@@ -372,13 +391,12 @@ class PlacementEnv(gym.Env[np.ndarray, np.ndarray]):
         obs[0] = slot - 1.0
         obs[1] = self._object_code[active[slot]]
         obs[3] = 2.0 * min(self._valid / self.t0, 1.0) - 1.0
-        mid, scale = self._frame[index]
-        # The object to move first, then the others in slot order: the aim of a good action is
-        # then nearly linear in the observation.
-        boxed = np.array([world.centre(active[(slot + k) % N_ACTIVE]) for k in range(3)]) - mid
-        obs[14:26].reshape(3, 4)[:, :3] = np.minimum(np.maximum(boxed * scale, -1.0), 1.0)
+        # The object to move first, then the others in slot order, each as the action that aims
+        # at it: staying clear of them is then the same rule in every scene.
         for k in range(N_ACTIVE):
-            obs[17 + 4 * k] = world.yaw(active[(slot + k) % N_ACTIVE]) / math.pi
+            name = active[(slot + k) % N_ACTIVE]
+            obs[14 + 4 * k : 17 + 4 * k] = self._action_frame(index, world.centre(name))
+            obs[17 + 4 * k] = world.yaw(name) / math.pi
         obs[31] = 1.0 if self._swapped else -1.0
         return obs
 

@@ -8,7 +8,7 @@ import pytest
 from gymnasium.utils.env_checker import check_env as gym_check_env
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
-from benchmark.sim.env import OBS_SIZE, PlacementEnv, fold
+from benchmark.sim.env import OBS_SIZE, SURFACE_INSET, PlacementEnv
 from benchmark.sim.scenes import object_names
 
 
@@ -180,7 +180,8 @@ def test_episode_ends_after_t0_valid_samples_or_at_the_step_cap() -> None:
     capped = PlacementEnv("train", t0=1000, max_steps=10, image_size=16)
     capped.reset(seed=0)
     for i in range(10):  # staying put is never valid: the cap, not T0, ends this episode
-        action = rng.uniform(-1, 1, 3) if i % 2 else np.zeros(3)
+        stay = capped.action_towards(capped.world.centre(capped.moving_object))
+        action = rng.uniform(-1, 1, 3) if i % 2 else stay
         _, _, terminated, truncated, info = capped.step(action)
         assert truncated == (i == 9) and not terminated
     assert info["steps"] == 10 and 0 < info["valid_samples"] <= 5
@@ -216,38 +217,35 @@ def test_bad_arguments_and_options_are_clear_errors() -> None:
     env.close()
 
 
-def test_fold_reflects_into_the_box_and_is_uniform() -> None:
-    lo, hi = np.zeros(1), np.ones(1)
-    assert fold(np.array([1.25]), lo, hi)[0] == pytest.approx(0.75)
-    assert fold(np.array([-0.25]), lo, hi)[0] == pytest.approx(0.25)
-    assert fold(np.array([2.5]), lo, hi)[0] == pytest.approx(0.5)
-    # From any start, a uniform displacement of one box width lands uniformly in the box.
-    rng = np.random.default_rng(0)
-    for start in (0.0, 0.3, 1.0):
-        landed = fold(start + rng.uniform(-1, 1, 20000), lo, hi)
-        hist, _ = np.histogram(landed, bins=4, range=(0, 1))
-        assert np.allclose(hist / 20000, 0.25, atol=0.02)
-
-
 def test_staying_put_is_not_a_new_sample(env: PlacementEnv) -> None:
-    """A zero action would always be feasible; the 10 cm minimum move makes it invalid."""
+    """Aiming at its own spot would always be feasible; the 10 cm minimum move rejects it."""
     env.reset(seed=21)
     env.swap_prob = 0.0
     world, names = env.world, env.active_objects()
     poses = {n: world.pose(n) for n in names}
-    _, reward, _, _, info = env.step(np.zeros(3, dtype=np.float32))
+    _, reward, _, _, info = env.step(env.action_towards(world.centre(env.moving_object)))
     assert reward == -1.0 and "image" not in info
     assert {n: world.pose(n) for n in names} == poses
     env.swap_prob = 0.25
 
 
 def test_object_centres_are_observed_in_the_frame_of_the_action(env: PlacementEnv) -> None:
-    """obs[14:17] (the mover's centre) plus the action's box-frame displacement is the target."""
+    """obs[14:17] is the action that aims at the mover's own centre: u, v on its surface."""
     obs, _ = env.reset(seed=8)
-    lo, hi = env.placement_box()
-    centre = env.world.centre(env.moving_object)
-    expected = ((centre - (lo + hi) / 2) / ((hi - lo) / 2)) / 1.5
-    assert obs[14:17] == pytest.approx(np.clip(expected, -1, 1), abs=1e-6)
+    world, mover = env.world, env.moving_object
+    surface = world.surface_of(mover)
+    assert surface is not None
+    level = env.scene.surfaces.index(surface)
+    centre = world.centre(mover)
+    half = np.array(surface.size[:2]) / 2 - SURFACE_INSET
+    expected = (np.array(centre[:2]) - np.array(surface.at)) / half
+    assert obs[14:16] == pytest.approx(np.clip(expected, -1, 1), abs=1e-6)
+    assert obs[16] == (-0.5 if level == 0 else 0.5)
+    # Stepping with the observed aim of another object lands on it: rejected.
+    env.swap_prob = 0.0
+    _, reward, *_ = env.step(obs[18:21])
+    assert reward == -1.0
+    env.swap_prob = 0.25
 
 
 @pytest.mark.parametrize("environment", ["train", "test"])
