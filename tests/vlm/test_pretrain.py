@@ -18,12 +18,15 @@ from benchmark.vlm.pretrain import (
     ClipPretrainConfig,
     PaligemmaPretrainConfig,
     absent_lists,
+    jitter,
     metrics_path,
+    presence_head,
     pretrain_captioning,
     pretrain_config,
     pretrain_vision_tower,
     random_terms_answers,
     run,
+    warm_start_projector,
 )
 
 
@@ -114,3 +117,20 @@ def test_paligemma_stages_train_the_tower_then_everything_but_the_tower(
     assert not any(k.startswith("model.vision_tower.") for k in rest)
     assert any(k.startswith("model.multi_modal_projector.") for k in rest)
     assert any(k.startswith("model.language_model.") for k in rest)
+
+
+def test_jitter_keeps_shape_and_range_and_is_seeded() -> None:
+    pixels = torch.rand(8, 3, 64, 64) * 2 - 1
+    a = jitter(pixels, torch.Generator().manual_seed(0))
+    b = jitter(pixels, torch.Generator().manual_seed(0))
+    assert a.shape == pixels.shape and torch.equal(a, b)
+    assert a.min() >= -1 and a.max() <= 1 and not torch.equal(a, pixels)
+
+
+def test_the_projector_starts_stage_two_from_the_presence_head() -> None:
+    vlm = PaligemmaVLM.builtin()
+    head = presence_head(vlm)
+    warm_start_projector(vlm, head)
+    linear = vlm.model.model.multi_modal_projector.linear
+    assert torch.equal(linear.weight[: len(object_names())], head.weight)
+    assert torch.equal(linear.bias[: len(object_names())], head.bias)
