@@ -171,6 +171,35 @@ def compare(runs: dict[str, list[RunLog]]) -> dict[str, Any]:
     return {"arms": per_arm, "difference": difference, "paired_seeds": paired}
 
 
+def caveats(comparison: dict[str, Any]) -> list[str]:
+    """Plain-words warnings about what the comparison figures cannot show in this run."""
+    notes = []
+    arms = comparison["arms"]
+    below = [
+        arm
+        for arm in ARMS
+        if arms[arm]["seeds"]
+        and arms[arm]["stats"]["final_metric"]["mean"]
+        < arms[arm]["stats"]["initial_metric"]["mean"]
+    ]
+    if below:
+        notes.append(
+            f"{' and '.join(below)} ended below the base model's test metric on average: "
+            "fine-tuning lost ground in this run, so a lead of one arm is a smaller loss, "
+            "not a gain."
+        )
+    at_start = [
+        x["seed"] for x in arms["random"]["seeds"] if x["final_metric"] <= x["initial_metric"]
+    ]
+    if at_start:
+        notes.append(
+            f"Random's final metric is at or below its start for seed(s) {at_start}: there "
+            '"generated samples to reach random\'s final metric" is 0 for both arms and '
+            "says nothing."
+        )
+    return notes
+
+
 def mean_curve(logs: Sequence[RunLog], key: str, grid: np.ndarray) -> np.ndarray:
     """Each seed's ``key`` against generated samples, interpolated on ``grid``; seeds x grid.
 
@@ -711,6 +740,8 @@ def _markdown(
             f"| {label} | {_fmt(arms['sac']['stats'][key], digits)} | "
             f"{_fmt(arms['random']['stats'][key], digits)} | {d} |"
         )
+    for note in caveats(comparison):
+        lines += ["", f"**Note:** {note}"]
     lines += [
         "",
         "Per seed:",

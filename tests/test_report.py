@@ -5,7 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from benchmark.report import bootstrap_ci, normalised_auc, samples_to_reach
+from benchmark.report import (
+    RunLog,
+    bootstrap_ci,
+    caveats,
+    compare,
+    normalised_auc,
+    samples_to_reach,
+)
 
 
 def test_the_auc_is_the_trapezoid_area_over_the_budget() -> None:
@@ -41,3 +48,24 @@ def test_bootstrap_interval_narrows_with_more_seeds() -> None:
     few = bootstrap_ci(list(rng.normal(0, 1, 3)))
     many = bootstrap_ci(list(rng.normal(0, 1, 300)))
     assert many[2] - many[1] < few[2] - few[1]
+
+
+def _log(arm: str, seed: int, tests: list[float]) -> RunLog:
+    rows = [{"generated_samples": 100.0 * i, "test/metric": t} for i, t in enumerate(tests)]
+    summary = {"valid_rate": 0.8, "iterations": len(tests) - 1, "stopped": "budget"}
+    return RunLog(arm, seed, summary, rows, [])
+
+
+def test_caveats_say_when_fine_tuning_lost_ground() -> None:
+    lost = compare(
+        {"sac": [_log("sac", 0, [0.30, 0.27])], "random": [_log("random", 0, [0.30, 0.25])]}
+    )
+    assert lost["arms"]["random"]["seeds"][0]["samples_to_random_final"] == 0.0
+    notes = caveats(lost)
+    assert len(notes) == 2
+    assert notes[0].startswith("sac and random ended below")
+    assert "seed(s) [0]" in notes[1]
+    gained = compare(
+        {"sac": [_log("sac", 0, [0.30, 0.36])], "random": [_log("random", 0, [0.30, 0.33])]}
+    )
+    assert caveats(gained) == []
