@@ -102,10 +102,10 @@ class PaligemmaPretrainConfig:
     """Sizes of the PaliGemma base training (small defaults: minutes on a 2-core CPU)."""
 
     samples: int = 3000  # train-environment samples
-    vision_steps: int = 400  # stage 1: AdamW steps of the vision tower on object presence
+    vision_steps: int = 700  # stage 1: AdamW steps of the vision tower on object presence
     vision_batch_size: int = 64  # images per stage-1 step
     vision_lr: float = 1e-3  # stage-1 AdamW peak of a one-cycle schedule
-    steps: int = 600  # stage 2: AdamW steps of projector and language model on captions
+    steps: int = 450  # stage 2: AdamW steps of projector and language model on captions
     batch_size: int = 32  # examples per stage-2 step
     objects_fraction: float = 0.75  # of stage-2 examples on the objects prompt; rest: positions
     lr: float = 1e-3  # stage-2 AdamW peak of a one-cycle schedule
