@@ -138,7 +138,6 @@ class PlacementEnv(gym.Env[np.ndarray, np.ndarray]):
         self.observation_space = gym.spaces.Box(-1.0, 1.0, (OBS_SIZE,), np.float32)
         self.action_space = gym.spaces.Box(-1.0, 1.0, (3,), np.float32)
         self._boxes = [w.placement_box for w in self.worlds]
-        self._box_floats = [(lo.tolist(), hi.tolist()) for lo, hi in self._boxes]
         self._static_obs = [self._scene_features(i) for i in range(len(self.scenes))]
         self._camera_obs = [
             [self._camera_features(i, c) for c in range(len(s.cameras))]
@@ -190,10 +189,6 @@ class PlacementEnv(gym.Env[np.ndarray, np.ndarray]):
         self._episode_started = False
 
     # ------------------------------------------------------------------ geometry helpers
-    def placement_box(self, scene_index: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """Corners (lo, hi) of the placement box of a scene (default: the active one)."""
-        return self._boxes[self._scene if scene_index is None else scene_index]
-
     def _norm_xyz(self, scene: Scene, xyz: np.ndarray) -> np.ndarray:
         """Room frame: the room's half-sizes map to [-1, 1] (for the camera)."""
         w, d, h = scene.room.size
