@@ -10,12 +10,14 @@ from benchmark.agents import RandomAgent, load_sac, pretrain_sac, valid_rate
 from benchmark.config import AgentParams
 from benchmark.sim.env import PlacementEnv
 
-# The test size of the contract: 6000 steps, about 2 min on the 2-core machine, reaching 0.845
-# (seed 0): short of 0.85. The SAC variants tried (learning-rate decay, 2 gradient steps per env
-# step, 3 layers, fixed entropy, batch 1024, 3000 uniform steps first, 12k steps) all level off
-# between 0.82 and 0.87, so the contract is still open (issue 5).
+# The test size of the contract: the paper's SAC settings (learning rate 3e-4, 256x256, batch 256)
+# with P cut from 100k to 30k steps. Measured on the 2-core machine, seed 0, 600 deterministic
+# evaluation steps: 0.85 at 20k, 0.903 at 30k (an experiment script), and 0.912 here in 747 s
+# on a quiet machine; the paper-scale run (100k: 0.930) is quoted in the README. Faster
+# settings level off below the contract: the bench profile's learning rate 2e-3 reaches
+# 0.84-0.87 at 6k-12k steps, 6e-4 0.83-0.88 at 8k-20k.
 CONTRACT_PARAMS = AgentParams(
-    pretrain_steps=6000, learning_rate=2e-3, gamma=0.0, buffer_size=10_000
+    pretrain_steps=30_000, learning_rate=3e-4, gamma=0.0, buffer_size=30_000
 )
 
 
@@ -61,7 +63,6 @@ def test_sac_pretraining_meets_the_valid_rate_contract(tmp_path: Path) -> None:
         assert rate == pytest.approx(report.valid_rate_after)
     finally:
         env.close()
-    if report.valid_rate_after < 0.85:  # the contract itself: still open, reported as such
-        pytest.xfail(
-            f"valid-rate contract open (issue 5): SAC {report.valid_rate_after:.3f} < 0.85"
-        )
+    assert report.valid_rate_after >= 0.85, (  # the contract itself
+        f"valid-rate contract: SAC {report.valid_rate_after:.3f} < 0.85"
+    )
