@@ -192,6 +192,10 @@ class ClipVLM(VLM):
         self.device = device or default_device()
         # open_clip's models (CLIP, CustomTextCLIP) share an untyped API: encode_image, ...
         self.model: Any = model.to(self.device)
+        # open_clip builds models in training mode, where a forward pass (``features``) would
+        # use batch statistics and update the BatchNorm buffers; inference is the default,
+        # and ``finetune`` switches to training and back.
+        self.model.eval()
         self.preprocess = preprocess
         self.tokenizer = tokenizer
         self.model_cfg = model_cfg

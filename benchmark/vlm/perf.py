@@ -46,6 +46,7 @@ def _clip_paths(
     optimizer = vlm.optimizer()
 
     def bare_eval() -> object:
+        vlm.model.eval()  # as ``evaluate`` does; ``bare_step`` leaves the model training
         with torch.inference_mode():
             return vlm.features(images, tokens)
 

@@ -115,6 +115,29 @@ def test_save_and_load_round_trip(tmp_path: Path, test_samples: list[Sample]) ->
     assert loaded.evaluate(test_samples) == vlm.evaluate(test_samples)
 
 
+def test_a_loaded_model_infers_without_touching_its_batchnorm_statistics(
+    tmp_path: Path, test_samples: list[Sample]
+) -> None:
+    """open_clip builds in training mode; a forward pass there would update BatchNorm's buffers
+    and give batch-dependent features. Built or loaded, the model starts in inference mode."""
+    trained = ClipVLM.builtin(ClipVLMConfig(seed=3))
+    trained.finetune(test_samples[:8], 1)  # moves the running statistics away from their init
+    loaded = ClipVLM.load(trained.save(tmp_path / "ckpt"))
+    assert not loaded.model.training
+    buffers = {k: v.clone() for k, v in loaded.model.state_dict().items() if "running" in k}
+    assert buffers, "the built-in image tower has BatchNorm layers"
+    images = loaded.images_tensor([s.image for s in test_samples[:4]])
+    texts = loaded.texts_tensor(sample_texts(test_samples[:4]))
+    with torch.no_grad():
+        alone, _, _ = loaded.features(images[:1], texts[:3])
+        batch, _, _ = loaded.features(images, texts)
+    for k, v in loaded.model.state_dict().items():
+        if k in buffers:
+            assert torch.equal(v, buffers[k]), k
+    # Inference-mode features of an image do not depend on the rest of its batch.
+    assert torch.allclose(alone[0], batch[0], atol=1e-5)
+
+
 def test_real_weights_load_from_an_arch_name_and_a_local_file_or_cache(
     tmp_path: Path, test_samples: list[Sample]
 ) -> None:
