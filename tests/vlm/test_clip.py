@@ -119,7 +119,8 @@ def test_a_loaded_model_infers_without_touching_its_batchnorm_statistics(
     tmp_path: Path, test_samples: list[Sample]
 ) -> None:
     """open_clip builds in training mode; a forward pass there would update BatchNorm's buffers
-    and give batch-dependent features. Built or loaded, the model starts in inference mode."""
+    and give batch-dependent features. The constructor, which building and loading share, puts
+    the model in inference mode; checked on a loaded checkpoint with trained statistics."""
     trained = ClipVLM.builtin(ClipVLMConfig(seed=3))
     trained.finetune(test_samples[:8], 1)  # moves the running statistics away from their init
     loaded = ClipVLM.load(trained.save(tmp_path / "ckpt"))
