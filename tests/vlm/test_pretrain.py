@@ -20,11 +20,13 @@ from benchmark.vlm.pretrain import (
     absent_lists,
     jitter,
     metrics_path,
+    object_region,
     presence_head,
     pretrain_captioning,
     pretrain_config,
     pretrain_vision_tower,
     random_terms_answers,
+    randomise_background,
     run,
     warm_start_projector,
 )
@@ -127,6 +129,25 @@ def test_jitter_keeps_shape_and_range_and_is_seeded() -> None:
     assert a.min() >= -1 and a.max() <= 1 and not torch.equal(a, pixels)
 
 
+def test_a_recoloured_background_keeps_every_object_pixel(train_samples: list[Sample]) -> None:
+    vlm = PaligemmaVLM.builtin()
+    pixels = vlm.processor.image_processor([s.image for s in train_samples], return_tensors="pt")[
+        "pixel_values"
+    ]
+    region = object_region(train_samples, pixels.shape[-1])
+    # Three objects of a few pixels each: a small part of a 64 px image, never none of it.
+    covered = region.mean(dim=(1, 2, 3))
+    assert bool((covered > 0).all()) and float(covered.max()) < 0.1
+    out = randomise_background(pixels, region, torch.Generator().manual_seed(0), share=1.0)
+    inside, outside = region.expand_as(pixels) > 0, region.expand_as(pixels) == 0
+    assert torch.equal(out[inside], pixels[inside])
+    assert not torch.allclose(out[outside], pixels[outside])
+    assert out.min() >= -1 and out.max() <= 1
+    assert torch.equal(randomise_background(pixels, region, torch.Generator(), share=0.0), pixels)
+    again = randomise_background(pixels, region, torch.Generator().manual_seed(0), share=1.0)
+    assert torch.equal(out, again)
+
+
 def test_the_projector_starts_stage_two_from_the_presence_head() -> None:
     vlm = PaligemmaVLM.builtin()
     head = presence_head(vlm)
@@ -134,3 +155,5 @@ def test_the_projector_starts_stage_two_from_the_presence_head() -> None:
     linear = vlm.model.model.multi_modal_projector.linear
     assert torch.equal(linear.weight[: len(object_names())], head.weight)
     assert torch.equal(linear.bias[: len(object_names())], head.bias)
+    assert not linear.weight[len(object_names()) :].any()
+    assert not linear.bias[len(object_names()) :].any()
