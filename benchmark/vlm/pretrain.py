@@ -489,9 +489,9 @@ def pretrain_vision_tower(
     for _ in bar:
         idx = torch.randint(len(samples), (config.vision_batch_size,), generator=generator)
         idx = idx.to(vlm.device)
+        images = jitter(randomise_background(pixels[idx], region[idx], generator), generator)
         with autocast(vlm.device):
-            images = randomise_background(pixels[idx], region[idx], generator)
-            patch_logits = head(tower(jitter(images, generator)).last_hidden_state)
+            patch_logits = head(tower(images).last_hidden_state)
         loss = F.binary_cross_entropy_with_logits(patch_logits.float().amax(dim=1), labels[idx])
         _optimizer_step(loss, optimizer, schedule, losses, bar)
     vlm.model.requires_grad_(False)
