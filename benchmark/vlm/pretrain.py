@@ -1,18 +1,27 @@
 """Base training of the built-in models (``rls3 pretrain-vlm``; SPEC 5, "Embedded defaults").
 
 No pretrained weights can be downloaded, so each built-in model is trained here on scenes of the
-*train* environment described without spatial terms: it learns which objects are there, not
-where they are, like a pretrained CLIP (bag-of-words behaviour). Both skills are then measured
+*train* environment described without spatial terms: it learns which objects are there (and,
+for CLIP, where they are in the image, from the metadata alone), but no word of a relation, so
+it starts like a pretrained CLIP (bag-of-words behaviour). Both skills are then measured
 on the *test* environment and written next to the checkpoint:
 
-- CLIP: contrastive training (eq. 1 without negatives, i.e. open_clip's ClipLoss) on object
-  lists, "a red mug, a teddy bear and a soccer ball", in a fresh random order every epoch.
-  Batches are drawn from one scene at a time (see ``scene_batches``). Spatial skill: the
-  accuracy of the positive caption against its two hard negatives (chance 1/3 for random
-  scores; a relation-blind model, for which each comparison is a coin flip, scores about 1/4),
-  and each negative alone (chance 1/2). Object recognition: the same three-way choice between
-  the true object list and two lists naming absent objects (``object_accuracy``), or with one
-  present object replaced by an absent one (``object_accuracy_one_replaced``); chance 1/3.
+- CLIP, two objectives on disjoint parameters. The image trunk (``vlm.locnet``) learns where each
+  object is, image-only: per object its projected centre, its depth and whether it is in view,
+  all from the metadata (``object_targets``, ``sim/camera.py``; ``localisation_loss``). The
+  projection and the text tower learn the objects' names: contrastive training (eq. 1 without
+  negatives, i.e. open_clip's ClipLoss) on object lists, "a red mug, a teddy bear and a soccer
+  ball", in a fresh random order every epoch (``base_training_captions``), on the trunk's slots
+  (detached, centred by their running mean). The text tower's blocks keep their
+  initialisation; its token embedding and projection train. Batches are drawn from one scene at
+  a time (see ``scene_batches``). Spatial skill: the accuracy of the positive caption against
+  its two hard negatives (chance 1/3 for random scores; a relation-blind model, for which each
+  comparison is a coin flip, scores about 1/4), and each negative alone (chance 1/2). Object
+  recognition: the same three-way choice between the true object list and two lists naming
+  absent objects (``object_accuracy``), or with one present object replaced by an absent one
+  (``object_accuracy_one_replaced``); chance 1/3. Localisation (``measure_localisation``):
+  centre error, presence accuracy, and left/right of every pair of objects in view read from
+  the two predicted x's.
 - PaliGemma, in two stages, as the real one was built (a pretrained SigLIP, then multimodal
   training). Stage 1: the vision tower learns object presence from a temporary per-patch head
   (see ``pretrain_vision_tower``) on jittered, cropped and mirrored images, half of them with
@@ -47,7 +56,7 @@ import torch
 import torch.nn.functional as F
 
 from benchmark.captions import caption, rubric_score
-from benchmark.sim.camera import object_masks
+from benchmark.sim.camera import image_objects, object_masks
 from benchmark.sim.scenes import object_names
 from benchmark.vlm.base import (
     OBJECTS_PROMPT,
@@ -65,7 +74,15 @@ from benchmark.vlm.base import (
     progress,
     seed_everything,
 )
-from benchmark.vlm.clip import ClipVLM, ClipVLMConfig, accuracy_mask, similarities
+from benchmark.vlm.clip import (
+    MAX_LOGIT_SCALE,
+    ClipVLM,
+    ClipVLMConfig,
+    accuracy_mask,
+    negclip_loss,
+    similarities,
+)
+from benchmark.vlm.locnet import LocNet, localisation_loss
 from benchmark.vlm.paligemma import PaligemmaVLM, PaligemmaVLMConfig, term_sets
 
 MODELS = ("clip", "paligemma")
@@ -96,7 +113,13 @@ class ClipPretrainConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        check_config(self, {**_RULES, "epochs": (positive_int, "an int >= 1")})
+        check_config(
+            self,
+            {
+                **_RULES,
+                "epochs": (positive_int, "an int >= 1"),
+            },
+        )
 
 
 @dataclass(frozen=True)
@@ -149,9 +172,12 @@ def _optimizer_step(
 def _one_cycle(
     optimizer: torch.optim.Optimizer, lr: float, steps: int
 ) -> torch.optim.lr_scheduler.LRScheduler:
-    """10% warm-up to ``lr``, then cosine decay: from-scratch training needs the warm-up."""
+    """10% warm-up to ``lr``, then cosine decay: from-scratch training needs the warm-up.
+    (OneCycleLR divides by zero when the warm-up ends exactly on step 0, at 10 steps: 15% then.)"""
+    steps = max(2, steps)
+    pct = 0.15 if steps == 10 else 0.1
     return torch.optim.lr_scheduler.OneCycleLR(
-        optimizer, max_lr=lr, total_steps=max(2, steps), pct_start=0.1
+        optimizer, max_lr=lr, total_steps=steps, pct_start=pct
     )
 
 
@@ -255,8 +281,45 @@ def scene_batches(
     return [batches[int(i)] for i in rng.permutation(len(batches))]
 
 
+SLOT_MEAN_MOMENTUM = 0.05  # of the running mean of the slots during base training
+DEPTH_CENTRE_M = 2.0  # localisation targets: depth - 2 m (the scenes' objects lie 1-3.2 m away)
+
+
+def object_targets(
+    samples: Sequence[Sample], names: Sequence[str]
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Where each object of ``names`` is in each sample's image, from the metadata alone.
+
+    Returns centres (N, C, 2) in [-1, 1] (x right, y down), depths (N, C) in metres minus
+    ``DEPTH_CENTRE_M``, and presence (N, C): 1 for an active object whose centre projects into
+    the image in front of the camera.
+    """
+    centres = torch.zeros(len(samples), len(names), 2)
+    depths = torch.zeros(len(samples), len(names))
+    present = torch.zeros(len(samples), len(names))
+    for i, s in enumerate(samples):
+        if s.metadata is None:
+            raise ValueError("localisation targets need each sample's metadata")
+        size = s.image.shape[0]
+        for obj in image_objects(s.metadata, size):
+            if obj.depth <= 0 or not (0 <= obj.x < size and 0 <= obj.y < size):
+                continue
+            c = names.index(obj.name)
+            centres[i, c] = torch.tensor([obj.x / size * 2 - 1, obj.y / size * 2 - 1])
+            depths[i, c] = obj.depth - DEPTH_CENTRE_M
+            present[i, c] = 1.0
+    return centres, depths, present
+
+
+def base_training_captions(samples: Sequence[Sample], rng: np.random.Generator) -> list[str]:
+    """One epoch's texts for the CLIP text tower: each sample's object list in a random order.
+    These are the only texts base training tokenizes: no spatial word among them."""
+    return [object_list_caption(rng.permutation(s.object_names()).tolist()) for s in samples]
+
+
 def pretrain_clip(config: ClipPretrainConfig) -> tuple[ClipVLM, dict[str, Any]]:
-    """Train the built-in CLIP on object lists of train scenes; measure it on test scenes."""
+    """Train the built-in CLIP on object lists of train scenes, and its image trunk on where each
+    object is (image-only, from the metadata); measure it on test scenes."""
     start = time.perf_counter()
     seed_everything(config.seed)
     rng = np.random.default_rng(config.seed)
@@ -264,28 +327,56 @@ def pretrain_clip(config: ClipPretrainConfig) -> tuple[ClipVLM, dict[str, Any]]:
     vlm = ClipVLM.builtin(
         ClipVLMConfig(lr=config.lr, weight_decay=config.weight_decay, seed=config.seed)
     )
+    trunk = vlm.model.visual.trunk
+    if not isinstance(trunk, LocNet):
+        raise TypeError(f"the built-in CLIP's trunk is {type(trunk).__name__}, not LocNet")
+    centres, depths, present = object_targets(samples, object_names())
     images = vlm.images_tensor([s.image for s in samples])
     epochs = [scene_batches(samples, config.batch_size, rng) for _ in range(config.epochs)]
     total = sum(len(e) for e in epochs)
-    optimizer = vlm.optimizer()
+    # The text tower's blocks stay at their initialisation: base training teaches the object
+    # names through the token embedding and the projection, and leaves the blocks free for
+    # fine-tuning (README: fine-tuned from trained blocks, the relations were learnt slower).
+    frozen = vlm.model.transformer
+    optimizer = vlm.optimizer(exclude=frozen)
     schedule = _one_cycle(optimizer, config.lr, total)
-    losses = []
+    losses: list[float] = []
+    located: list[float] = []
+    words: set[str] = set()
     vlm.model.train()
     with progress(total=total, desc="clip base training") as bar:
         for batches in epochs:
-            texts = [
-                object_list_caption(rng.permutation(s.object_names()).tolist()) for s in samples
-            ]
+            texts = base_training_captions(samples, rng)
+            words.update(w for t in texts for w in t.replace(",", " ").split())
             tokens = vlm.texts_tensor(texts)
             for idx in batches:
                 i = torch.as_tensor(idx, device=vlm.device)
-                losses.append(vlm.train_step(optimizer, images[i], tokens[i]))
-                schedule.step()
+                with autocast(vlm.device):
+                    heat, depth = trunk.maps(images[i])
+                    # the trunk learns from the localisation loss alone, the projection and the
+                    # text tower from the contrastive one, on slots centred by a running mean
+                    slots = trunk.slots(heat, depth).detach()
+                    trunk.slot_mean.lerp_(slots.mean(dim=0), SLOT_MEAN_MOMENTUM)
+                    zi = F.normalize(vlm.model.visual.head(slots - trunk.slot_mean), dim=-1)
+                    zt = vlm.model.encode_text(tokens[i], normalize=True)
+                    where = localisation_loss(
+                        trunk, heat, depth, centres[idx], depths[idx], present[idx]
+                    )
+                contrastive = negclip_loss(zi.float(), zt.float(), vlm.model.logit_scale.exp())
+                loss = contrastive + where.float()  # two disjoint sets of parameters
+                _optimizer_step(loss, optimizer, schedule, losses, bar)
+                located.append(float(where.detach()))
+                with torch.no_grad():
+                    vlm.model.logit_scale.clamp_(0, MAX_LOGIT_SCALE)
                 bar.update(1)
-                bar.set_postfix(loss=f"{losses[-1]:.3f}", refresh=False)
     vlm.model.eval()
+    with torch.no_grad():  # the exact mean over the training images (``LocNet.slot_mean``)
+        slots = torch.cat([trunk.slots(*trunk.maps(b)) for b in images.split(256)])
+        trunk.slot_mean.copy_(slots.mean(dim=0))
     train_s = time.perf_counter() - start
-    metrics = measure_clip(vlm, _collect_test(config), config.seed)
+    test = _collect_test(config)
+    metrics = measure_clip(vlm, test, config.seed)
+    metrics.update(measure_localisation(vlm, test))
     info = {
         "model": "clip",
         "config": asdict(config),
@@ -293,9 +384,43 @@ def pretrain_clip(config: ClipPretrainConfig) -> tuple[ClipVLM, dict[str, Any]]:
         "measure_seconds": round(time.perf_counter() - start - train_s, 1),
         "first_epoch_loss": float(np.mean(losses[: len(epochs[0])])),
         "last_epoch_loss": float(np.mean(losses[-len(epochs[-1]) :])),
+        "last_epoch_localisation_loss": float(np.mean(located[-len(epochs[-1]) :])),
+        "text_words": sorted(words),  # every word the text tower saw in base training
         "test": metrics,
     }
     return vlm, info
+
+
+@torch.inference_mode()
+def measure_localisation(vlm: ClipVLM, samples: Sequence[Sample]) -> dict[str, float]:
+    """How well the trunk finds the objects of ``samples``: centre error (px at 64 px) and
+    presence accuracy, and left/right of every pair of present objects read from the two
+    predicted x's (what the relation needs; chance 1/2)."""
+    trunk = vlm.model.visual.trunk
+    centres, _, present = object_targets(samples, object_names())
+    images = vlm.images_tensor([s.image for s in samples])
+    logits, predicted = [], []
+    for b in images.split(256):
+        p, c, _ = trunk.pool(*trunk.maps(b))
+        logits.append(p)
+        predicted.append(c)
+    presence, where = torch.cat(logits), torch.cat(predicted)
+    mask = present.bool()
+    error = (where - centres).norm(dim=2)[mask].mean() * 32
+    pairs = correct = 0
+    for i in range(len(samples)):
+        idx = torch.nonzero(mask[i]).flatten().tolist()
+        for a in idx:
+            for b in idx:
+                gap = centres[i, a, 0] - centres[i, b, 0]
+                if a < b and abs(gap) > 2 / 64:  # at least a pixel apart
+                    pairs += 1
+                    correct += int((where[i, a, 0] - where[i, b, 0]) * gap > 0)
+    return {
+        "centre_error_px": float(error),
+        "presence_accuracy": float(((presence > 0) == mask).float().mean()),
+        "left_right_accuracy": correct / max(pairs, 1),
+    }
 
 
 # ---------------------------------------------------------------------------- PaliGemma

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import open_clip
 import pytest
+import timm
 import torch
 import torch.nn.functional as F
 from safetensors.torch import save_file
@@ -24,6 +25,7 @@ from benchmark.vlm.clip import (
     sample_texts,
     similarities,
 )
+from benchmark.vlm.locnet import LocNet
 
 E = math.e
 
@@ -84,7 +86,7 @@ def test_j2_is_the_square_of_the_episode_loss(train_samples: list[Sample]) -> No
 
 
 def test_finetuning_lowers_the_training_loss(train_samples: list[Sample]) -> None:
-    vlm = ClipVLM.builtin(ClipVLMConfig(lr=3e-4, batch_size=16))
+    vlm = ClipVLM.builtin(ClipVLMConfig(lr=3e-3, batch_size=16))
     before = np.mean([r.loss for r in vlm.evaluate(train_samples)])
     losses = vlm.finetune(train_samples, k=3)
     after = np.mean([r.loss for r in vlm.evaluate(train_samples)])
@@ -183,3 +185,50 @@ def test_a_missing_or_unsafe_checkpoint_is_a_clear_error(tmp_path: Path) -> None
 def test_bad_config_values_are_rejected(field: str, value: object) -> None:
     with pytest.raises(ValueError, match=f"ClipVLMConfig.{field}"):
         ClipVLMConfig(**{field: value})  # type: ignore[arg-type]
+
+
+def test_the_trunk_pools_each_heat_map_to_its_peak_and_presence() -> None:
+    """Soft-argmax on a hand-made heat map: object 2 peaks at grid cell (row 8, column 24) of
+    32 x 32, so its centre is that cell's centre in [-1, 1]; the others are flat (absent)."""
+    trunk = LocNet(objects=3)
+    heat = torch.zeros(1, 3, 32, 32)
+    heat[0, 2, 8, 24] = 40.0
+    depth = torch.full((1, 3, 32, 32), 0.5)
+    presence, centres, depths = trunk.pool(heat, depth)
+    assert centres[0, 2].tolist() == pytest.approx([(24.5 / 32) * 2 - 1, (8.5 / 32) * 2 - 1])
+    assert centres[0, 0].tolist() == pytest.approx([0.0, 0.0], abs=1e-6)  # flat: the middle
+    assert depths[0].tolist() == pytest.approx([0.5, 0.5, 0.5])
+    assert presence[0, 2] > 0 > presence[0, 0]
+    assert trunk.slots(heat, depth).shape == (1, 3 * 4)
+
+
+def test_the_builtin_tower_is_a_timm_trunk_on_a_fine_grid_behind_open_clips_factory() -> None:
+    vlm = ClipVLM.builtin()
+    assert isinstance(vlm.model.visual.trunk, LocNet)
+    assert timm.is_model("rls3_locnet")
+    with torch.no_grad():
+        heat, _ = vlm.model.visual.trunk.maps(torch.zeros(2, 3, 64, 64))
+    assert heat.shape[-2:] == (32, 32)  # the spatial grid kept up to the pooling
+    assert open_clip.get_model_config(BUILTIN_MODEL)["vision_cfg"]["timm_model_name"] == (
+        "rls3_locnet"
+    )
+
+
+def test_locked_image_tuning_trains_the_projection_and_text_but_not_the_trunk(
+    train_samples: list[Sample],
+) -> None:
+    vlm = ClipVLM.builtin(ClipVLMConfig(lr=3e-3, batch_size=16, lock_image=True))
+    before = {k: v.clone() for k, v in vlm.model.state_dict().items()}
+    vlm.finetune(train_samples, 2)
+    after = vlm.model.state_dict()
+    trunk = [k for k in before if k.startswith("visual.trunk.")]
+    moved = [k for k in before if not torch.equal(before[k], after[k])]
+    assert trunk and not set(trunk) & set(moved)  # weights and BatchNorm statistics alike
+    assert any(k.startswith("visual.head.") for k in moved)
+    assert any(k.startswith("transformer.") for k in moved)
+    unlocked = ClipVLM.builtin(ClipVLMConfig(lr=3e-3, batch_size=16))
+    unlocked.finetune(train_samples, 1)
+    assert not torch.equal(
+        unlocked.model.state_dict()["visual.trunk.features.0.0.weight"],
+        before["visual.trunk.features.0.0.weight"],
+    )

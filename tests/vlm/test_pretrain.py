@@ -18,11 +18,14 @@ from benchmark.vlm.pretrain import (
     ClipPretrainConfig,
     PaligemmaPretrainConfig,
     absent_lists,
+    base_training_captions,
     jitter,
     metrics_path,
     object_region,
+    object_targets,
     presence_head,
     pretrain_captioning,
+    pretrain_clip,
     pretrain_config,
     pretrain_vision_tower,
     random_terms_answers,
@@ -157,3 +160,47 @@ def test_the_projector_starts_stage_two_from_the_presence_head() -> None:
     assert torch.equal(linear.bias[: len(object_names())], head.bias)
     assert not linear.weight[len(object_names()) :].any()
     assert not linear.bias[len(object_names()) :].any()
+
+
+def test_the_clip_text_tower_never_sees_a_spatial_word_in_base_training() -> None:
+    """Every caption base training tokenizes is scanned (``text_words`` is collected from them
+    as they are built) against the caption generator's spatial vocabulary."""
+    from benchmark.captions import TERMS
+
+    config = ClipPretrainConfig(samples=48, epochs=2, batch_size=16, test_samples=8)
+    _, info = pretrain_clip(config)
+    spatial = {w for term in TERMS for w in term.split()} | {"to"}  # "to the left of"
+    seen = set(info["text_words"])
+    assert not seen & spatial
+    named = {w for n in object_names() for w in n.split()}
+    assert seen & named and seen <= named | {"a", "an", "and"}
+
+
+def test_base_training_captions_are_object_lists_in_a_fresh_order(
+    train_samples: list[Sample],
+) -> None:
+    rng = np.random.default_rng(0)
+    first = base_training_captions(train_samples, rng)
+    second = base_training_captions(train_samples, rng)
+    assert first != second  # reshuffled every epoch
+    for s, text in zip(train_samples, first, strict=True):
+        assert parse_terms(text) == ()
+        assert set(parse_object_names(text, object_names())) == set(s.object_names())
+
+
+def test_localisation_targets_are_the_metadata_projections(train_samples: list[Sample]) -> None:
+    from benchmark.sim.camera import image_objects
+
+    names = object_names()
+    centres, depths, present = object_targets(train_samples, names)
+    for i, s in enumerate(train_samples):
+        for obj in image_objects(s.metadata, 64):  # type: ignore[arg-type]
+            c = names.index(obj.name)
+            if present[i, c]:
+                assert centres[i, c].tolist() == pytest.approx(
+                    [obj.x / 32 - 1, obj.y / 32 - 1], abs=1e-5
+                )
+                assert float(depths[i, c]) == pytest.approx(obj.depth - 2.0, abs=1e-5)
+        assert 1 <= present[i].sum() <= 3  # the three active objects, when in view
+    absent = present == 0
+    assert (centres[absent] == 0).all() and (depths[absent] == 0).all()

@@ -1,0 +1,133 @@
+"""The built-in CLIP's image trunk: where each object is, kept up to the pooling (SPEC section 5).
+
+A small convolutional network at fine resolution (a 32 x 32 grid at 64 px) ends in two maps per
+object of the vocabulary: a *heat map* (logits over the grid) and a *depth map*. The pooling is
+the soft-argmax of each heat map: for object c, p = softmax over the grid of its heat map gives
+
+- its centre (x_c, y_c) = sum p * (x, y) in image coordinates scaled to [-1, 1],
+- its depth d_c = sum p * depth map,
+- its presence s_c = sigmoid(logsumexp(heat map) - PRESENCE_OFFSET),
+
+and the trunk's output is, per object, (s_c, s_c * x_c, s_c * y_c, s_c * d_c): 4 numbers a slot,
+``num_features`` = 4 x objects. open_clip's ``TimmModel`` adds the projection (an MLP to the
+embedding) on top, so the pooled embedding carries, for each object present, where it is.
+
+Why this design (measured; README, "The built-in base models"): the earlier tower (open_clip's
+ModifiedResNet at 64 px) ends in a 2 x 2 grid pooled by one attention query, and no training we
+tried made its pooled embedding say where objects are. A full-resolution network taught each
+object's projected centre (from the metadata, ``sim/camera.py``) locates the objects of unseen
+test scenes to about 2 px, and the relation can then be read from the slots.
+
+The trunk is registered as a timm model (``rls3_locnet``), the way open_clip takes a custom image
+tower: the JSON config names it in ``vision_cfg.timm_model_name``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from timm.models import register_model
+
+PRESENCE_OFFSET = 8.0  # logsumexp over a 32 x 32 grid of zeros is log(1024) ~ 6.9
+FEATURES_PER_OBJECT = 4  # presence, presence * (x, y, depth)
+
+
+def _conv(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False),
+        nn.BatchNorm2d(cout),
+        nn.ReLU(inplace=True),
+    )
+
+
+class LocNet(nn.Module):
+    """Heat and depth maps per object, pooled by soft-argmax into per-object slots."""
+
+    slot_mean: torch.Tensor
+
+    def __init__(self, objects: int = 9, width: int = 64, stem_width: int = 32) -> None:
+        super().__init__()
+        self.objects = objects
+        self.num_features = FEATURES_PER_OBJECT * objects  # what open_clip's head projects
+        self.default_cfg: dict[str, Any] = {}  # no pool_size: the features are a flat vector
+        self.features = nn.Sequential(
+            _conv(3, stem_width),  # full resolution
+            _conv(stem_width, width, stride=2),  # the grid: half resolution, 32 x 32 at 64 px
+            _conv(width, width),
+            _conv(width, width),
+        )
+        self.maps_head = nn.Conv2d(width, 2 * objects, 1)  # heat logits, then depths
+        # The mean slot vector over the base-training images (set by base training), subtracted
+        # in ``forward``: the image embedding then has no constant part through which a
+        # text-only prior could score captions (the image-shuffled control's concern).
+        self.register_buffer("slot_mean", torch.zeros(self.num_features))
+
+    def maps(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Heat-map logits and depth maps, each (B, objects, H', W')."""
+        out = self.maps_head(self.features(x))
+        return out[:, : self.objects], out[:, self.objects :]
+
+    def pool(
+        self, heat: torch.Tensor, depth: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Soft-argmax: presence logits (B, C), centres (B, C, 2) in [-1, 1], depths (B, C)."""
+        h, w = heat.shape[-2:]
+        flat = heat.flatten(2)
+        p = flat.softmax(dim=2)
+        ys = torch.linspace(-1 + 1 / h, 1 - 1 / h, h, device=heat.device, dtype=heat.dtype)
+        xs = torch.linspace(-1 + 1 / w, 1 - 1 / w, w, device=heat.device, dtype=heat.dtype)
+        grid_y, grid_x = torch.meshgrid(ys, xs, indexing="ij")
+        grid = torch.stack([grid_x.flatten(), grid_y.flatten()], dim=1)  # (HW, 2): x, y
+        centres = p @ grid
+        depths = (p * depth.flatten(2)).sum(dim=2)
+        presence = flat.logsumexp(dim=2) - PRESENCE_OFFSET
+        return presence, centres, depths
+
+    def slots(self, heat: torch.Tensor, depth: torch.Tensor) -> torch.Tensor:
+        """The trunk's output: per object (s, s*x, s*y, s*depth), flattened to (B, 4C)."""
+        presence, centres, depths = self.pool(heat, depth)
+        s = torch.sigmoid(presence)
+        slots = torch.cat([s[..., None], s[..., None] * centres, (s * depths)[..., None]], dim=2)
+        return slots.flatten(1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.slots(*self.maps(x)) - self.slot_mean
+
+    # timm's classifier interface, as open_clip's TimmModel calls it: there is no classifier.
+    def reset_classifier(self, num_classes: int = 0, global_pool: str | None = None) -> None:
+        if num_classes:
+            raise ValueError("rls3_locnet has no classifier; use it as an open_clip trunk")
+
+
+@register_model
+def rls3_locnet(pretrained: bool = False, **kwargs: Any) -> LocNet:
+    """The built-in CLIP's trunk (9 objects); never pretrained: there is nothing to download."""
+    if pretrained:
+        raise ValueError("rls3_locnet has no pretrained weights; base-train it (rls3 pretrain-vlm)")
+    for unused in ("pretrained_cfg", "pretrained_cfg_overlay", "cache_dir"):
+        kwargs.pop(unused, None)
+    return LocNet(**kwargs)
+
+
+def localisation_loss(
+    trunk: LocNet,
+    heat: torch.Tensor,
+    depth: torch.Tensor,
+    centres: torch.Tensor,
+    depths: torch.Tensor,
+    present: torch.Tensor,
+) -> torch.Tensor:
+    """Image-only base-training loss: each present object's centre and depth, and presence.
+
+    ``centres`` (B, C, 2) in [-1, 1], ``depths`` (B, C) and ``present`` (B, C, 0/1) come from
+    the metadata's projections; absent objects contribute only to the presence term.
+    """
+    logits, pred_centres, pred_depths = trunk.pool(heat, depth)
+    n = present.sum().clamp(min=1)
+    where = F.smooth_l1_loss(pred_centres, centres, reduction="none").sum(2)
+    far = F.smooth_l1_loss(pred_depths, depths, reduction="none")
+    located = ((where + far) * present).sum() / n
+    return located + F.binary_cross_entropy_with_logits(logits, present)
