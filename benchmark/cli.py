@@ -243,6 +243,62 @@ def _perf_vlm(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_probe_commands(sub: argparse._SubParsersAction) -> None:
+    """Measurements of the models themselves (``probe learnability``; SPEC section 5)."""
+    probe = sub.add_parser("probe", help="measurements of the built-in models themselves")
+    probe_sub = probe.add_subparsers(dest="probe_command", required=True)
+    learn = probe_sub.add_parser(
+        "learnability",
+        help="fine-tune the base model on random-placement samples; test metric before/after "
+        "and an image-shuffled control",
+    )
+    _params_arguments(learn)
+    learn.add_argument("--model", required=True, choices=["clip"])
+    learn.add_argument(
+        "--base", type=Path, default=None, help="base checkpoint (default results/vlm/MODEL/base)"
+    )
+    learn.add_argument("--datasets", type=Path, default=Path("datasets"))
+    learn.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="figures (default results/probe/MODEL/learnability.json)",
+    )
+    learn.add_argument("--samples", type=int, default=None, help="train samples (default: params)")
+    learn.add_argument("--epochs", type=int, default=None, help="epochs (default: params)")
+    learn.set_defaults(func=_probe_learnability)
+
+
+def _probe_learnability(args: argparse.Namespace) -> int:
+    from benchmark.config import ParamsError, load_params
+    from benchmark.loop import vlm_loader
+    from benchmark.probe import LearnabilityConfig, default_out, format_result, learnability, write
+
+    params = load_params(args.params, args.profile)
+    profile = params.active
+    block = profile.model(args.model).probe
+    given = {"samples": args.samples, "epochs": args.epochs}
+    overrides = {k: v for k, v in given.items() if v is not None}
+    try:
+        config = LearnabilityConfig(**{**block, "image_size": profile.sim.image_size, **overrides})
+    except TypeError as err:  # an unknown key in the params block
+        key = f"profiles.{params.profile}.{args.model}.probe"
+        fields = sorted(LearnabilityConfig.__dataclass_fields__)
+        raise ParamsError(f"params: {key}: {err}; allowed keys: {fields}") from err
+    base = args.base or Path("results") / "vlm" / args.model / "base"
+    if not base.exists():
+        raise FileNotFoundError(
+            f"no base {args.model} model at {base}; run `rls3 pretrain-vlm --model "
+            f"{args.model}` first"
+        )
+    vlm = vlm_loader(args.model, profile.model(args.model).finetune, config.seed)(base)
+    result = learnability(vlm, args.datasets, config, args.model)
+    out = write(result, args.out or default_out(args.model))
+    print(format_result(result))
+    print(f"wrote {out}")
+    return 0
+
+
 def _params_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--params", type=Path, default=Path("params.yaml"), help="params file")
     parser.add_argument("--profile", default=None, help="profile to use instead of the file's")
@@ -433,6 +489,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_perf_commands(sub)
     _add_captions_commands(sub)
     _add_vlm_commands(sub)
+    _add_probe_commands(sub)
     _add_loop_commands(sub)
     _add_pipeline_commands(sub)
     return parser

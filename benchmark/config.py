@@ -112,6 +112,7 @@ class ModelParams:
     early_stopping: EarlyStopping = field(default_factory=EarlyStopping)
     finetune: dict[str, Any] = field(default_factory=dict)  # the family's VLM config fields
     pretrain: dict[str, Any] = field(default_factory=dict)  # the base-training config fields
+    probe: dict[str, Any] = field(default_factory=dict)  # the learnability probe's fields
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ import json
 import random
 import shutil
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -48,7 +48,7 @@ from benchmark.datasets import Dataset, read_dataset
 from benchmark.fileio import atomic_directory, atomic_write_csv, atomic_write_json
 from benchmark.sim.env import PlacementEnv
 from benchmark.tracking import RunTracker, flatten, git_commit, tracking_uri
-from benchmark.vlm.base import VLM, Sample
+from benchmark.vlm.base import VLM, Sample, subset_metrics
 
 PHASES = (
     "simulation",
@@ -299,22 +299,6 @@ def files_digest(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _subset_metrics(
-    vlm: VLM, samples: Sequence[Sample], results: Sequence[Any]
-) -> dict[str, float]:
-    """The test metric per spatial term and per number of terms."""
-    out: dict[str, float] = {}
-    for term in TERMS:
-        idx = [i for i, s in enumerate(samples) if term in s.record.terms]
-        if idx:
-            out[f"test/term/{term_key(term)}"] = vlm.metric([results[i] for i in idx])
-    for n in (1, 2, 3):
-        idx = [i for i, s in enumerate(samples) if s.record.n_terms == n]
-        if idx:
-            out[f"test/n_terms/{n}"] = vlm.metric([results[i] for i in idx])
-    return out
-
-
 class Run:
     """One (model, arm, seed) run: set up or resume, iterate, checkpoint, log."""
 
@@ -453,7 +437,7 @@ class Run:
             val = self.vlm.metric(self.vlm.evaluate(self.validation.samples))
             test_results = self.vlm.evaluate(self.test.samples)
             test = self.vlm.metric(test_results)
-            per_subset = _subset_metrics(self.vlm, self.test.samples, test_results)
+            per_subset = subset_metrics(self.vlm, self.test.samples, test_results)
         episodes = [e for e in self.feedback.episodes]
         self.feedback.episodes = []
         s.generated = self.feedback.generated
@@ -578,6 +562,8 @@ class Run:
             "arm": self.cfg.arm,
             "seed": self.cfg.seed,
             "profile": self.cfg.profile_name,
+            "k": self.k,
+            "finetune": dict(self.cfg.profile.model(self.cfg.model).finetune),
             "finished": s.stopped is not None,
             "stopped": s.stopped,
             "iterations": s.iteration,

@@ -40,7 +40,8 @@ def _stages(repo: Path) -> set[str]:
 def test_every_stage_ran(smoke_pipeline: tuple[Path, str]) -> None:
     repo, output = smoke_pipeline
     stages = _stages(repo)
-    assert len(stages) == 39  # 8 previews, datasets, 2 base models, 5 agents, 20 runs, 3 reports
+    # 8 previews, datasets, 2 base models, the learnability probe, 5 agents, 20 runs, 3 reports
+    assert len(stages) == 40
     assert _ran(output) == stages
 
 
@@ -90,6 +91,16 @@ def test_dvc_metrics_and_plots_show_the_comparison(smoke_pipeline: tuple[Path, s
     plots = dvc(repo, "plots", "show", "--json")
     assert plots.returncode == 0, plots.stderr
     assert "efficiency" in plots.stdout and "finetune_loss" in plots.stdout
+
+
+def test_the_learnability_probe_is_a_dvc_metric(smoke_pipeline: tuple[Path, str]) -> None:
+    repo, _ = smoke_pipeline
+    probe = json.loads((repo / "results/probe/clip/learnability.json").read_text())
+    assert probe["train_samples"] == 16 and probe["sample_passes"] == 32  # smoke's probe block
+    assert probe["test_samples"] == 24  # the smoke test set, scored before and after
+    shown = dvc(repo, "metrics", "show", "--json")
+    assert shown.returncode == 0, shown.stderr
+    assert "results/probe/clip/learnability.json" in shown.stdout
 
 
 def test_a_second_repro_does_nothing(smoke_pipeline: tuple[Path, str]) -> None:

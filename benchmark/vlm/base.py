@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from benchmark.captions import CaptionRecord, describe_sample
+from benchmark.captions import TERMS, CaptionRecord, describe_sample, term_key
 
 T = TypeVar("T")
 
@@ -215,3 +215,20 @@ class VLM(ABC):
     @abstractmethod
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write a safetensors checkpoint directory (atomically); return its path."""
+
+
+def subset_metrics(
+    vlm: VLM, samples: Sequence[Sample], results: Sequence[Any], prefix: str = "test"
+) -> dict[str, float]:
+    """The metric per spatial term and per number of terms (keys ``PREFIX/term/...``,
+    ``PREFIX/n_terms/N``), from ``results`` of ``vlm.evaluate(samples)``."""
+    out: dict[str, float] = {}
+    for term in TERMS:
+        idx = [i for i, s in enumerate(samples) if term in s.record.terms]
+        if idx:
+            out[f"{prefix}/term/{term_key(term)}"] = vlm.metric([results[i] for i in idx])
+    for n in (1, 2, 3):
+        idx = [i for i, s in enumerate(samples) if s.record.n_terms == n]
+        if idx:
+            out[f"{prefix}/n_terms/{n}"] = vlm.metric([results[i] for i in idx])
+    return out

@@ -1,0 +1,165 @@
+"""The learnability probe (``rls3 probe learnability``; SPEC section 5, "Learnability").
+
+Can the base model learn the relations at all? From the base checkpoint, the loop's own
+``finetune`` (with the profile's fine-tuning config, locked image trunk included) runs on a fixed
+set of random-placement train-environment samples for a fixed number of epochs, and the fixed
+test set (``datasets/test``, the one every run is scored on) is scored before and after:
+
+- the metric, per spatial term and per number of terms (``vlm.base.subset_metrics``);
+- an *image-shuffled control*: each test sample's texts scored against another test sample's
+  image (a fixed derangement). A model that learnt the relations from the images gains on the
+  real pairs only; one that learnt text priors (which captions are common, which negatives are
+  odd) gains on the control as well.
+
+The targets (SPEC section 5) are checked and written with the figures, so the DVC metric says
+whether the embedded default can learn: CLIP accuracy from <= 0.35 to >= 0.60, the control within
+0.10 of its base value and at least 0.20 below the fine-tuned accuracy, every term above its base
+value.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from benchmark.datasets import read_dataset
+from benchmark.fileio import atomic_write_json
+from benchmark.vlm.base import (
+    VLM,
+    Sample,
+    check_config,
+    collect_samples,
+    positive_int,
+    subset_metrics,
+)
+
+MODELS = ("clip",)  # PaliGemma's probe comes with its own learnability work (its rubric target)
+
+
+@dataclass(frozen=True)
+class LearnabilityConfig:
+    """The probe's fixed budget (params.yaml ``clip.probe``)."""
+
+    samples: int = 2000  # random-placement train-environment samples, fine-tuned on
+    epochs: int = 20  # K passes over them in one ``finetune`` call: samples x epochs passes
+    seed: int = 7  # of the samples (the simulator and caption draws) and the minibatch order
+    image_size: int = 64  # px, the profile's
+
+    def __post_init__(self) -> None:
+        check_config(
+            self,
+            {
+                "samples": (positive_int, "an int >= 1"),
+                "epochs": (positive_int, "an int >= 1"),
+                "seed": (lambda s: isinstance(s, int), "an int"),
+                "image_size": (positive_int, "an int >= 1"),
+            },
+        )
+
+
+def derangement(n: int, seed: int) -> np.ndarray:
+    """A seeded permutation with no fixed point (n >= 2): sample i gets image ``out[i]``."""
+    if n < 2:
+        raise ValueError(f"the shuffled control needs at least 2 test samples, got {n}")
+    order = np.random.default_rng(seed).permutation(n)
+    out = np.empty(n, dtype=int)
+    out[order] = np.roll(order, -1)  # each sample takes the image of the next in a random cycle
+    return out
+
+
+def shuffled_images(samples: Sequence[Sample], donors: np.ndarray) -> list[Sample]:
+    """Each sample's texts and metadata with the image of ``samples[donors[i]]``."""
+    return [
+        Sample(samples[int(j)].image, s.record, s.metadata)
+        for s, j in zip(samples, donors, strict=True)
+    ]
+
+
+def score(vlm: VLM, test: Sequence[Sample], control: Sequence[Sample]) -> dict[str, float]:
+    """The metric on the test samples (overall, per term, per number of terms) and on the
+    image-shuffled control."""
+    results = vlm.evaluate(test)
+    return {
+        "metric": vlm.metric(results),
+        "control": vlm.metric(vlm.evaluate(control)),
+        **subset_metrics(vlm, test, results, prefix="test"),
+    }
+
+
+def targets(before: dict[str, float], after: dict[str, float]) -> dict[str, bool]:
+    """SPEC section 5's learnability contract for CLIP, each point on its own."""
+    terms = [k for k in before if k.startswith("test/term/")]
+    return {
+        "base_at_most_0.35": before["metric"] <= 0.35,
+        "finetuned_at_least_0.60": after["metric"] >= 0.60,
+        "control_within_0.10_of_base": abs(after["control"] - before["control"]) <= 0.10,
+        "control_0.20_below_finetuned": after["control"] <= after["metric"] - 0.20,
+        "every_term_above_base": all(after.get(k, -1.0) > before[k] for k in terms),
+    }
+
+
+def learnability(
+    vlm: VLM, datasets: str | Path, config: LearnabilityConfig, model: str = "clip"
+) -> dict[str, Any]:
+    """Run the probe on ``vlm`` (the base model, modified in place); return the figures."""
+    start = time.perf_counter()
+    test = read_dataset(Path(datasets) / "test").samples
+    control = shuffled_images(test, derangement(len(test), config.seed))
+    train = collect_samples("train", config.samples, config.seed, image_size=config.image_size)
+    collected = time.perf_counter()
+    before = score(vlm, test, control)
+    scored = time.perf_counter()
+    losses = vlm.finetune(train, config.epochs, seed=config.seed)
+    tuned = time.perf_counter()
+    after = score(vlm, test, control)
+    done = time.perf_counter()
+    return {
+        "model": model,
+        "config": asdict(config),
+        "finetune_config": asdict(vlm.config) if hasattr(vlm, "config") else {},
+        "train_samples": len(train),
+        "sample_passes": len(train) * config.epochs,
+        "test_samples": len(test),
+        "before": before,
+        "after": after,
+        "gain": after["metric"] - before["metric"],
+        "control_gain": after["control"] - before["control"],
+        "targets": targets(before, after),
+        "finetune_loss_first_last": [losses[0], losses[-1]] if losses else [],
+        "seconds": {
+            "collect": round(collected - start, 1),
+            "finetune": round(tuned - scored, 1),
+            "evaluate": round(scored - collected + done - tuned, 1),
+            "total": round(done - start, 1),
+        },
+    }
+
+
+def default_out(model: str) -> Path:
+    """Where ``rls3 probe learnability`` writes its figures (a DVC metric)."""
+    return Path("results") / "probe" / model / "learnability.json"
+
+
+def write(result: dict[str, Any], out: str | Path) -> Path:
+    """Write the probe's figures atomically."""
+    return atomic_write_json(out, result)
+
+
+def format_result(result: dict[str, Any]) -> str:
+    """The probe's figures as a small table."""
+    before, after = result["before"], result["after"]
+    lines = [
+        f"learnability of {result['model']}: {result['train_samples']} train samples x "
+        f"{result['config']['epochs']} epochs = {result['sample_passes']} sample passes, "
+        f"scored on {result['test_samples']} test samples ({result['seconds']['total']:.0f} s)",
+        f"{'':<22} {'before':>7} {'after':>7}",
+    ]
+    for key in before:
+        lines.append(f"{key:<22} {before[key]:>7.3f} {after.get(key, float('nan')):>7.3f}")
+    lines += [f"target {k}: {'met' if v else 'NOT met'}" for k, v in result["targets"].items()]
+    return "\n".join(lines)

@@ -1,0 +1,124 @@
+"""The learnability probe at a smoke size: real datasets, a real base CLIP, the loop's finetune."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from benchmark.cli import main
+from benchmark.datasets import build_dataset, read_dataset
+from benchmark.probe import (
+    LearnabilityConfig,
+    derangement,
+    learnability,
+    shuffled_images,
+    targets,
+)
+from benchmark.vlm.clip import ClipVLM, ClipVLMConfig
+from benchmark.vlm.pretrain import ClipPretrainConfig
+from benchmark.vlm.pretrain import run as pretrain
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A test set and a (tiny) base CLIP, as the pipeline lays them out."""
+    root = tmp_path_factory.mktemp("probe")
+    build_dataset("test", 24, 2, 64, root / "datasets")
+    pretrain(
+        ClipPretrainConfig(samples=48, epochs=1, batch_size=16, test_samples=8),
+        root / "results" / "vlm" / "clip" / "base",
+    )
+    return root
+
+
+def _load(project: Path) -> ClipVLM:
+    config = ClipVLMConfig(lr=3e-3, batch_size=8, lock_image=True)
+    return ClipVLM.load(project / "results" / "vlm" / "clip" / "base", config=config)
+
+
+@pytest.mark.parametrize("n", [2, 3, 24])
+def test_the_control_never_pairs_a_sample_with_its_own_image(n: int) -> None:
+    donors = derangement(n, seed=3)
+    assert sorted(donors.tolist()) == list(range(n))  # a permutation: every image used once
+    assert (donors != np.arange(n)).all()
+    assert (derangement(n, seed=3) == donors).all()  # seeded
+
+
+def test_the_probe_scores_the_same_test_samples_before_and_after(project: Path) -> None:
+    config = LearnabilityConfig(samples=16, epochs=2, seed=5)
+    result = learnability(_load(project), project / "datasets", config)
+    test = read_dataset(project / "datasets" / "test").samples
+    assert result["test_samples"] == len(test) == 24
+    assert result["sample_passes"] == 32
+
+    # "before" is the base model on the whole test set and on its image-shuffled copy
+    base = _load(project)
+    control = shuffled_images(test, derangement(len(test), config.seed))
+    assert result["before"]["metric"] == base.metric(base.evaluate(test))
+    assert result["before"]["control"] == base.metric(base.evaluate(control))
+    # the control really is on other images: each sample's image differs from its own
+    assert all(not np.array_equal(c.image, t.image) for c, t in zip(control, test, strict=True))
+
+    # "after" is that same base fine-tuned by the loop's own finetune, same samples and seed
+    from benchmark.vlm.base import collect_samples
+
+    tuned = _load(project)
+    tuned.finetune(collect_samples("train", 16, 5, image_size=64), 2, seed=5)
+    assert result["after"]["metric"] == tuned.metric(tuned.evaluate(test))
+    assert result["after"]["control"] == tuned.metric(tuned.evaluate(control))
+    assert result["gain"] == result["after"]["metric"] - result["before"]["metric"]
+    terms = [k for k in result["before"] if k.startswith("test/term/")]
+    assert terms and all(k in result["after"] for k in terms)
+
+
+def test_the_targets_fail_when_the_model_does_not_gain_or_learns_a_text_prior() -> None:
+    before = {"metric": 0.30, "control": 0.25, "test/term/left": 0.3, "test/term/above": 0.3}
+    good = {"metric": 0.65, "control": 0.30, "test/term/left": 0.7, "test/term/above": 0.6}
+    assert all(targets(before, good).values())
+    prior = {**good, "control": 0.50}  # the control rose with the model: text priors
+    assert not targets(before, prior)["control_within_0.10_of_base"]
+    assert not targets(before, prior)["control_0.20_below_finetuned"]
+    flat = {**good, "metric": 0.40, "test/term/above": 0.3}
+    assert not targets(before, flat)["finetuned_at_least_0.60"]
+    assert not targets(before, flat)["every_term_above_base"]
+
+
+def test_the_command_writes_the_figures_and_names_a_bad_param(
+    project: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "learnability.json"
+    code = main(
+        [
+            "probe",
+            "learnability",
+            "--model",
+            "clip",
+            "--params",
+            str(ROOT / "params.yaml"),
+            "--profile",
+            "smoke",
+            "--base",
+            str(project / "results" / "vlm" / "clip" / "base"),
+            "--datasets",
+            str(project / "datasets"),
+            "--out",
+            str(out),
+        ]
+    )
+    assert code == 0
+    written = json.loads(out.read_text())
+    assert written["model"] == "clip" and written["finetune_config"]["lock_image"] is True
+    assert set(written["targets"]) == set(targets(written["before"], written["after"]))
+    assert "sample passes" in capsys.readouterr().out
+
+    params = tmp_path / "params.yaml"
+    text = (ROOT / "params.yaml").read_text()
+    params.write_text(text.replace("probe: {samples: 16,", "probe: {samples: 16, sampels: 3,"))
+    assert main(["probe", "learnability", "--model", "clip", "--params", str(params),
+                 "--profile", "smoke"]) == 2  # fmt: skip
+    assert "profiles.smoke.clip.probe" in capsys.readouterr().err
