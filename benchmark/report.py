@@ -691,6 +691,22 @@ def write_report(results: str | Path, model: str, out: str | Path) -> Path:
     return out / "REPORT.md"
 
 
+def _finetune_line(model: str, summary: dict[str, Any]) -> str:
+    """K and the fine-tuning config as the runs recorded them; a locked image tower said so."""
+    if "finetune" not in summary:
+        return "not recorded by these runs."
+    unit = "epochs" if model == "clip" else "steps"
+    cfg = ", ".join(f"{k} {v}" for k, v in summary["finetune"].items())
+    line = f"K = {summary['k']} {unit}; {cfg}."
+    if summary["finetune"].get("lock_image"):
+        line += (
+            " **The image trunk is locked** (locked-image tuning, LiT: its features are computed"
+            " once per fine-tuning round; the projection and the text tower train). The paper"
+            " fine-tunes the whole CLIP (`lock_image: false`, the paper profile)."
+        )
+    return line
+
+
 def _markdown(
     results: Path,
     model: str,
@@ -710,6 +726,7 @@ def _markdown(
         f"(paired: {comparison['paired_seeds']}).",
         f"- Test metric: {METRIC_NAME[model]}, on the fixed test set (test environment, "
         f"content hash `{first['dataset_hashes']['test'][:12]}`).",
+        f"- Fine-tuning per iteration: {_finetune_line(model, first)}",
         f"- Machine: {machine()}.",
         f"- Date: {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC (report written).",
         "- Compute time recorded by the stages (process start-up and DVC not included): "
