@@ -253,6 +253,7 @@ def _add_probe_commands(sub: argparse._SubParsersAction) -> None:
         "and an image-shuffled control",
     )
     _params_arguments(learn)
+    # CLIP only: PaliGemma's probe comes with its own learnability work (its rubric target)
     learn.add_argument("--model", required=True, choices=["clip"])
     learn.add_argument(
         "--base", type=Path, default=None, help="base checkpoint (default results/vlm/MODEL/base)"
@@ -271,8 +272,9 @@ def _add_probe_commands(sub: argparse._SubParsersAction) -> None:
 
 def _probe_learnability(args: argparse.Namespace) -> int:
     from benchmark.config import ParamsError, load_params
+    from benchmark.fileio import atomic_write_json
     from benchmark.loop import vlm_loader
-    from benchmark.probe import LearnabilityConfig, default_out, format_result, learnability, write
+    from benchmark.probe import LearnabilityConfig, default_out, format_result, learnability
 
     params = load_params(args.params, args.profile)
     profile = params.active
@@ -293,7 +295,7 @@ def _probe_learnability(args: argparse.Namespace) -> int:
         )
     vlm = vlm_loader(args.model, profile.model(args.model).finetune, config.seed)(base)
     result = learnability(vlm, args.datasets, config, args.model)
-    out = write(result, args.out or default_out(args.model))
+    out = atomic_write_json(args.out or default_out(args.model), result)
     print(format_result(result))
     print(f"wrote {out}")
     return 0

@@ -28,7 +28,6 @@ from typing import Any
 import numpy as np
 
 from benchmark.datasets import read_dataset
-from benchmark.fileio import atomic_write_json
 from benchmark.vlm.base import (
     VLM,
     Sample,
@@ -38,15 +37,13 @@ from benchmark.vlm.base import (
     subset_metrics,
 )
 
-MODELS = ("clip",)  # PaliGemma's probe comes with its own learnability work (its rubric target)
-
 
 @dataclass(frozen=True)
 class LearnabilityConfig:
     """The probe's fixed budget (params.yaml ``clip.probe``)."""
 
     samples: int = 2000  # random-placement train-environment samples, fine-tuned on
-    epochs: int = 20  # K passes over them in one ``finetune`` call: samples x epochs passes
+    epochs: int = 50  # K passes over them in one ``finetune`` call: samples x epochs passes
     seed: int = 7  # of the samples (the simulator and caption draws) and the minibatch order
     image_size: int = 64  # px, the profile's
 
@@ -143,11 +140,6 @@ def learnability(
 def default_out(model: str) -> Path:
     """Where ``rls3 probe learnability`` writes its figures (a DVC metric)."""
     return Path("results") / "probe" / model / "learnability.json"
-
-
-def write(result: dict[str, Any], out: str | Path) -> Path:
-    """Write the probe's figures atomically."""
-    return atomic_write_json(out, result)
 
 
 def format_result(result: dict[str, Any]) -> str:

@@ -17,6 +17,7 @@ from benchmark.probe import (
     shuffled_images,
     targets,
 )
+from benchmark.vlm.base import collect_samples
 from benchmark.vlm.clip import ClipVLM, ClipVLMConfig
 from benchmark.vlm.pretrain import ClipPretrainConfig
 from benchmark.vlm.pretrain import run as pretrain
@@ -65,8 +66,6 @@ def test_the_probe_scores_the_same_test_samples_before_and_after(project: Path) 
     assert all(not np.array_equal(c.image, t.image) for c, t in zip(control, test, strict=True))
 
     # "after" is that same base fine-tuned by the loop's own finetune, same samples and seed
-    from benchmark.vlm.base import collect_samples
-
     tuned = _load(project)
     tuned.finetune(collect_samples("train", 16, 5, image_size=64), 2, seed=5)
     assert result["after"]["metric"] == tuned.metric(tuned.evaluate(test))

@@ -291,6 +291,7 @@ class ClipVLM(VLM):
     def _features(
         self, images: torch.Tensor, texts: torch.Tensor, encode_image: Any
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``features`` with ``encode_image`` (the whole tower, or the part after a locked one)."""
         with autocast(self.device):
             image_features = F.normalize(encode_image(images), dim=-1)
             text_features = self.model.encode_text(texts, normalize=True)
@@ -388,11 +389,12 @@ class ClipVLM(VLM):
             # LiT: the locked part runs once, in inference mode (BatchNorm on its running
             # statistics), and every step starts from its cached output.
             locked, encode_image = self._split_image_tower()
+            locked.eval()
             with torch.no_grad(), autocast(self.device):
                 images = torch.cat([locked(b) for b in images.split(256)]).float()
         self.model.train()
         if locked is not None:
-            locked.eval()
+            locked.eval()  # model.train() above switched it back
         optimizer = self.optimizer(exclude=locked)
         texts = sample_texts(samples)
         n = len(samples)

@@ -113,13 +113,7 @@ class ClipPretrainConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        check_config(
-            self,
-            {
-                **_RULES,
-                "epochs": (positive_int, "an int >= 1"),
-            },
-        )
+        check_config(self, {**_RULES, "epochs": (positive_int, "an int >= 1")})
 
 
 @dataclass(frozen=True)
