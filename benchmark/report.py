@@ -1,19 +1,29 @@
 """The benchmark report (SPEC section 8; the paper's section 6, Figs. 5-9), from the runs alone.
 
 ``write_report(results, model, out)`` reads every finished run of one model under
-``results/runs/{model}/{arm}/seed{S}`` (the files ``rls3 run`` writes) and writes:
+``results/runs/{model}/{arm}/seed{S}`` (the files ``rls3 run`` writes) for the three arms: ``sac``
+(RLS3), ``random`` (random placement) and ``sac-dense`` (beyond the paper, its open question 2:
+the same pre-trained SAC with a per-step dense VLM reward). ``random`` and ``sac-dense`` run on
+the sac run's budget (same seed); results without sac-dense runs are reported with two arms. It
+writes:
 
 - ``REPORT.md``: the setting, the statistical comparison of the arms across seeds, valid rate and
   iterations per arm, the paper's qualitative claims beside what this run found, the figures;
 - ``figures/*.png``: efficiency curves (Fig. 5), per-term scores before/after with cumulative term
   counts (Fig. 6), score by number of terms (Fig. 7), the concatenated fine-tuning loss (Fig. 8),
-  validation with the early-stopping point (Fig. 9), valid rate and iterations per arm;
-- ``metrics.json`` (DVC metrics) and ``plots/*.csv`` (DVC plots) with the same figures.
+  validation with the early-stopping point (Fig. 9), valid rate and iterations per arm, the
+  hardness of each arm's generated samples and the term distribution of its fine-tuning data;
+- ``comparison.json`` (every number of the comparison; ``null``: not measured), ``metrics.json``
+  (DVC metrics) and ``plots/*.csv`` (DVC plots) with the same figures.
 
-The comparison (per seed, then mean and a percentile-bootstrap confidence interval over seeds):
-the final test metric; the area under the efficiency curve, divided by the budget (the mean test
-metric over the generated samples, so 0..1 like the metric); and the generated samples each arm
-needed to reach the random arm's final metric (same seed).
+The comparison, per seed and then as a mean over seeds with a Student-t confidence interval
+(mean ± t_{0.975, n-1} · sd / √n; one seed gives none): the final test metric; the area under the
+efficiency curve, divided by the budget (the mean test metric over the generated samples, so 0..1
+like the metric); the generated samples each arm needed to reach the random arm's final metric
+(same seed); the mean hardness of the generated samples and the VLM's error rate on them; valid
+rate and iterations. Arms are compared by paired per-seed differences. A claim gets "supported"
+or "contradicted" only from at least ``MIN_SEEDS_FOR_VERDICT`` seeds and an interval that
+excludes 0; otherwise it is "inconclusive", and every verdict states its n.
 """
 
 from __future__ import annotations
@@ -21,23 +31,71 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import json
+import math
 import os
 import platform
-from collections.abc import Sequence
+import warnings
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from scipy import stats as scipy_stats
 
 from benchmark.captions import TERMS, term_key
 from benchmark.config import ARMS
 from benchmark.fileio import atomic_write_csv, atomic_write_json, atomic_write_text
 
-BOOTSTRAP = 10_000  # resamples
 CONFIDENCE = 0.95
+INTERVAL = f"Student t, {CONFIDENCE:.0%}, n-1 degrees of freedom, over seeds"
+MIN_SEEDS_FOR_VERDICT = 3
 METRIC_NAME = {"clip": "accuracy (caption above both negatives)", "paligemma": "rubric score 1-5"}
-COLOURS = {"sac": "tab:blue", "random": "tab:orange"}
+HARDNESS_NAME = {
+    "clip": "per-sample contrastive loss (eq. 1)",
+    "paligemma": "6 - rubric score",
+}
+COLOURS = {"sac": "tab:blue", "random": "tab:orange", "sac-dense": "tab:green"}
+LINE_STYLES = {"sac": "-", "random": ":", "sac-dense": "--"}
+# each arm's cumulative term counts in the Fig. 6 tick labels: (sac) [random] {sac-dense}
+BRACKETS = {"sac": "({:.0f})", "random": "[{:.0f}]", "sac-dense": "{{{:.0f}}}"}
+# paired per-seed differences: name -> (arm, arm subtracted); the key in metrics.json
+DIFFERENCES = {
+    "sac - random": ("sac", "random"),
+    "sac-dense - random": ("sac-dense", "random"),
+    "sac-dense - sac": ("sac-dense", "sac"),
+}
+METRICS_KEY = {
+    "sac - random": "sac_minus_random",
+    "sac-dense - random": "sac_dense_minus_random",
+    "sac-dense - sac": "sac_dense_minus_sac",
+}
+STAT_KEYS = (
+    "final_metric",
+    "initial_metric",
+    "auc",
+    "samples_to_random_final",
+    "hardness",
+    "error_rate",
+    "valid_rate",
+    "iterations",
+    "generated_samples",
+    "left_right_share",
+)
+DIFF_KEYS = (
+    "final_metric",
+    "auc",
+    "hardness",
+    "error_rate",
+    "valid_rate",
+    "iterations",
+    "left_right_share",
+)
+NULL_MEANS = (
+    "In `comparison.json` and `metrics.json` a `null` means not measured: e.g. no paired "
+    "random run for that seed, a metric the arm never reached, runs that did not record it, or "
+    "a single seed (which gives no interval)."
+)
 
 
 @dataclass
@@ -73,7 +131,10 @@ def _read_csv(path: Path) -> list[dict[str, float]]:
 
 
 def load_runs(results: str | Path, model: str) -> dict[str, list[RunLog]]:
-    """The finished runs of ``model`` by arm, sorted by seed (unused seed slots left out)."""
+    """The finished runs of ``model`` by arm, sorted by seed (unused seed slots left out).
+
+    Every arm of ``ARMS`` is a key; an arm without runs (e.g. sac-dense in older results) has [].
+    """
     runs: dict[str, list[RunLog]] = {arm: [] for arm in ARMS}
     for arm in ARMS:
         for d in sorted((Path(results) / "runs" / model / arm).glob("seed*")):
@@ -101,19 +162,44 @@ def load_runs(results: str | Path, model: str) -> dict[str, list[RunLog]]:
     return runs
 
 
+def _all_arms(runs: Mapping[str, list[RunLog]]) -> dict[str, list[RunLog]]:
+    """``runs`` with every arm of ``ARMS`` as a key ([] where it has no runs)."""
+    return {arm: list(runs.get(arm, [])) for arm in ARMS}
+
+
 # ---------------------------------------------------------------------------- statistics
-def bootstrap_ci(
-    values: Sequence[float], seed: int = 0, n: int = BOOTSTRAP
-) -> tuple[float, float, float]:
-    """Mean of ``values`` and the percentile-bootstrap CI of the mean (NaNs dropped)."""
-    x = np.asarray([v for v in values if np.isfinite(v)], dtype=float)
+def _finite(values: Sequence[float] | np.ndarray) -> np.ndarray:
+    x = np.asarray(values, dtype=float).ravel()
+    return x[np.isfinite(x)]
+
+
+def _quiet(fn: Callable[..., Any], values: Any, axis: int | None = None) -> Any:
+    """``fn`` (np.nanmean, np.nanmin, ...) without the all-NaN warnings: NaN there."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return fn(np.asarray(values, dtype=float), axis=axis)
+
+
+def t_interval(values: Sequence[float]) -> tuple[float, float, float]:
+    """Mean of ``values`` and its Student-t CI, mean ± t_{0.975, n-1} · sd / √n (NaNs dropped).
+
+    One value gives no interval (NaN bounds); none gives NaN throughout.
+    """
+    x = _finite(values)
     if x.size == 0:
         return (np.nan, np.nan, np.nan)
-    rng = np.random.default_rng(seed)
-    means = x[rng.integers(0, x.size, size=(n, x.size))].mean(axis=1)
-    alpha = (1 - CONFIDENCE) / 2
-    low, high = np.quantile(means, [alpha, 1 - alpha])
-    return float(x.mean()), float(low), float(high)
+    mean = float(x.mean())
+    if x.size < 2:
+        return (mean, np.nan, np.nan)
+    t = float(scipy_stats.t.ppf((1 + CONFIDENCE) / 2, x.size - 1))
+    half = t * float(x.std(ddof=1)) / math.sqrt(x.size)
+    return mean, mean - half, mean + half
+
+
+def summarise(values: Sequence[float]) -> dict[str, Any]:
+    """Mean, t interval and n (the finite values it rests on) of per-seed ``values``."""
+    mean, low, high = t_interval(values)
+    return {"mean": mean, "ci_low": low, "ci_high": high, "n": int(_finite(values).size)}
 
 
 def normalised_auc(generated: np.ndarray, metric: np.ndarray) -> float:
@@ -130,45 +216,90 @@ def samples_to_reach(generated: np.ndarray, metric: np.ndarray, target: float) -
     return float(generated[hits[0]]) if hits.size else np.nan
 
 
-def compare(runs: dict[str, list[RunLog]]) -> dict[str, Any]:
-    """Per-seed values, means and bootstrap CIs of the three comparison figures, per arm."""
+def fine_tuning_mean(run: RunLog, key: str) -> float:
+    """Mean of ``key`` over iterations 1.. (row 0 is the base model); NaN if never recorded."""
+    return float(_quiet(np.nanmean, run.column(key)[1:]))
+
+
+def left_right_share(run: RunLog) -> float:
+    """Share of 'left'/'right' among the terms of all the run's fine-tuning batches."""
+    counts = {t: run.column(f"batch_terms_cum/{term_key(t)}")[-1:] for t in TERMS}
+    last = {t: float(c[0]) if c.size else np.nan for t, c in counts.items()}
+    total = sum(last.values())
+    return (last["left"] + last["right"]) / total if total > 0 else np.nan
+
+
+def seed_row(run: RunLog, random_final: float) -> dict[str, Any]:
+    """One run's comparison figures; ``random_final``: the random arm's final metric, same seed."""
+    return {
+        "seed": run.seed,
+        "final_metric": float(run.test[-1]),
+        "initial_metric": float(run.test[0]),
+        "auc": normalised_auc(run.generated, run.test),
+        "samples_to_random_final": samples_to_reach(run.generated, run.test, random_final),
+        "generated_samples": float(run.generated[-1]),
+        "valid_rate": float(run.summary["valid_rate"]),
+        "iterations": float(run.summary["iterations"]),
+        "hardness": fine_tuning_mean(run, "hardness"),
+        "error_rate": fine_tuning_mean(run, "error_rate"),
+        "left_right_share": left_right_share(run),
+        "stopped": run.summary.get("stopped"),
+    }
+
+
+def paired_difference(per_arm: dict[str, Any], a: str, b: str, key: str) -> dict[str, Any]:
+    """``a`` minus ``b`` in ``key``, per seed both ran: mean, t interval, n and the differences."""
+    value = {arm: {x["seed"]: x[key] for x in per_arm[arm]["seeds"]} for arm in (a, b)}
+    seeds = sorted(value[a].keys() & value[b].keys())
+    diffs = [value[a][s] - value[b][s] for s in seeds]
+    return {**summarise(diffs), "per_seed": diffs}
+
+
+def compare(runs: Mapping[str, list[RunLog]]) -> dict[str, Any]:
+    """Per-seed values, means and t intervals per arm, and the arms' paired differences.
+
+    ``difference`` is ``differences["sac - random"]`` (the paper's comparison).
+    """
+    runs = _all_arms(runs)
     random_final = {r.seed: float(r.test[-1]) for r in runs["random"]}
     per_arm: dict[str, Any] = {}
-    for arm, logs in runs.items():
-        rows: list[dict[str, Any]] = []
-        for r in logs:
-            target = random_final.get(r.seed, np.nan)
-            rows.append(
-                {
-                    "seed": r.seed,
-                    "final_metric": float(r.test[-1]),
-                    "initial_metric": float(r.test[0]),
-                    "auc": normalised_auc(r.generated, r.test),
-                    "samples_to_random_final": samples_to_reach(r.generated, r.test, target),
-                    "generated_samples": float(r.generated[-1]),
-                    "valid_rate": float(r.summary["valid_rate"]),
-                    "iterations": float(r.summary["iterations"]),
-                    "stopped": r.summary.get("stopped"),
-                }
-            )
-        stats = {}
-        for key in ("final_metric", "initial_metric", "auc", "samples_to_random_final"):
-            stats[key] = dict(
-                zip(
-                    ("mean", "ci_low", "ci_high"), bootstrap_ci([x[key] for x in rows]), strict=True
-                )
-            )
-        for key in ("valid_rate", "iterations", "generated_samples"):
-            stats[key] = {"mean": float(np.mean([x[key] for x in rows])) if rows else np.nan}
+    for arm in ARMS:
+        rows = [seed_row(r, random_final.get(r.seed, np.nan)) for r in runs[arm]]
+        stats = {key: summarise([x[key] for x in rows]) for key in STAT_KEYS}
         per_arm[arm] = {"seeds": rows, "stats": stats, "n_seeds": len(rows)}
-    paired = sorted(set(r.seed for r in runs["sac"]) & set(r.seed for r in runs["random"]))
-    difference: dict[str, dict[str, Any]] = {}
-    for key in ("final_metric", "auc"):
-        by_seed = {arm: {x["seed"]: x[key] for x in per_arm[arm]["seeds"]} for arm in ARMS}
-        diffs = [by_seed["sac"][s] - by_seed["random"][s] for s in paired]
-        difference[key] = dict(zip(("mean", "ci_low", "ci_high"), bootstrap_ci(diffs), strict=True))
-        difference[key]["per_seed"] = diffs
-    return {"arms": per_arm, "difference": difference, "paired_seeds": paired}
+    differences = {
+        name: {key: paired_difference(per_arm, a, b, key) for key in DIFF_KEYS}
+        for name, (a, b) in DIFFERENCES.items()
+    }
+    paired = {
+        name: sorted({r.seed for r in runs[a]} & {r.seed for r in runs[b]})
+        for name, (a, b) in DIFFERENCES.items()
+    }
+    return {
+        "interval": INTERVAL,
+        "min_seeds_for_verdict": MIN_SEEDS_FOR_VERDICT,
+        "arms": per_arm,
+        "difference": differences["sac - random"],
+        "differences": differences,
+        "paired_seeds": paired["sac - random"],
+        "paired": paired,
+    }
+
+
+def json_ready(value: Any) -> Any:
+    """``value`` as strict JSON allows: non-finite floats become None (null), numpy scalars
+    Python ones, tuples lists; recursively."""
+    if isinstance(value, Mapping):
+        return {str(k): json_ready(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | np.ndarray):
+        return [json_ready(v) for v in value]
+    if isinstance(value, bool | np.bool_):
+        return bool(value)
+    if isinstance(value, int | np.integer):
+        return int(value)
+    if isinstance(value, float | np.floating):
+        return float(value) if math.isfinite(value) else None
+    return value
 
 
 def caveats(comparison: dict[str, Any]) -> list[str]:
@@ -178,7 +309,8 @@ def caveats(comparison: dict[str, Any]) -> list[str]:
     below = [
         arm
         for arm in ARMS
-        if arms[arm]["seeds"]
+        if arm in arms
+        and arms[arm]["seeds"]
         and arms[arm]["stats"]["final_metric"]["mean"]
         < arms[arm]["stats"]["initial_metric"]["mean"]
     ]
@@ -194,7 +326,7 @@ def caveats(comparison: dict[str, Any]) -> list[str]:
     if at_start:
         notes.append(
             f"Random's final metric is at or below its start for seed(s) {at_start}: there "
-            '"generated samples to reach random\'s final metric" is 0 for both arms and '
+            '"generated samples to reach random\'s final metric" is 0 for every arm and '
             "says nothing."
         )
     return notes
@@ -208,149 +340,334 @@ def mean_curve(logs: Sequence[RunLog], key: str, grid: np.ndarray) -> np.ndarray
     return np.array([np.interp(grid, r.generated, r.column(key)) for r in logs])
 
 
+def per_iteration(logs: Sequence[RunLog], key: str) -> np.ndarray:
+    """Seeds x iterations 1.. of ``key`` (row 0, the base model, left out); NaN past a run's end."""
+    values = [r.column(key)[1:] for r in logs]
+    out = np.full((len(logs), max((v.size for v in values), default=0)), np.nan)
+    for i, v in enumerate(values):
+        out[i, : v.size] = v
+    return out
+
+
+def batch_term_counts(run: RunLog) -> np.ndarray:
+    """Iterations 1.. x ``TERMS``: each term's count in that iteration's fine-tuning batch.
+
+    Runs without the ``batch_terms/`` columns: the increments of the cumulative counts.
+    """
+    columns = []
+    for t in TERMS:
+        counts = run.column(f"batch_terms/{term_key(t)}")[1:]
+        if not np.isfinite(counts).any():
+            counts = np.diff(np.nan_to_num(run.column(f"batch_terms_cum/{term_key(t)}")))
+        columns.append(np.nan_to_num(counts))
+    return np.stack(columns, axis=1)
+
+
+def batch_term_shares(logs: Sequence[RunLog]) -> np.ndarray:
+    """Iterations 1.. x ``TERMS``: each term's share of the batches' terms, summed over seeds."""
+    counts = [batch_term_counts(r) for r in logs]
+    total = np.zeros((max((c.shape[0] for c in counts), default=0), len(TERMS)))
+    for c in counts:
+        total[: c.shape[0]] += c
+    per_iteration_total = total.sum(axis=1, keepdims=True)
+    shares = np.full_like(total, np.nan)
+    np.divide(total, per_iteration_total, out=shares, where=per_iteration_total > 0)
+    return shares
+
+
 # ---------------------------------------------------------------------------- claims
-def claims(runs: dict[str, list[RunLog]], comparison: dict[str, Any]) -> list[tuple[str, str, str]]:
-    """The paper's qualitative claims, each with what this run measured and a verdict."""
-    sac, rnd = runs["sac"], runs["random"]
-    arms, diff = comparison["arms"], comparison["difference"]
-    out: list[tuple[str, str, str]] = []
+def _n_seeds(n: int, unit: str) -> str:
+    """E.g. "n = 3 paired seeds", "n = 1 sac seed"."""
+    return f"n = {n} {unit} seed{'' if n == 1 else 's'}"
 
-    n_paired = len(comparison["paired_seeds"])
 
-    def ci_verdict(d: dict[str, float]) -> str:
-        if not np.isfinite(d["mean"]):
-            return "not measured (no paired random runs)"
-        if n_paired < 2:
-            return f"inconclusive ({n_paired} paired seed: no interval)"
-        if d["ci_low"] > 0:
-            return "supported"
-        if d["ci_high"] < 0:
-            return "contradicted"
-        return "inconclusive (the CI spans 0)"
+def _verdict(word: str, n: int, unit: str, why: str = "") -> str:
+    """E.g. "inconclusive (n = 3 paired seeds; the interval includes 0)"."""
+    return f"{word} ({_n_seeds(n, unit)}{'; ' + why if why else ''})"
 
+
+def gate(n: int, unit: str) -> str | None:
+    """The verdict when ``n`` seeds are too few for one; None when they are enough."""
+    if n == 0:
+        return _verdict(
+            "not measured", 0, unit, "no seed ran both arms" if unit == "paired" else ""
+        )
+    if n < MIN_SEEDS_FOR_VERDICT:
+        return _verdict(
+            "inconclusive", n, unit, f"a verdict needs at least {MIN_SEEDS_FOR_VERDICT}"
+        )
+    return None
+
+
+def _side(d: Mapping[str, float]) -> str:
+    if d["ci_low"] > 0:
+        return "above 0"
+    if d["ci_high"] < 0:
+        return "below 0"
+    return "includes 0"
+
+
+def interval_verdict(differences: Mapping[str, Mapping[str, Any]]) -> str:
+    """Supported if every paired difference's interval lies above 0, contradicted if every one
+    lies below; otherwise, or with fewer than ``MIN_SEEDS_FOR_VERDICT`` paired seeds,
+    inconclusive. The verdict states n (the fewest paired seeds among the differences)."""
+    n = min(int(d["n"]) for d in differences.values())
+    too_few = gate(n, "paired")
+    if too_few:
+        return too_few
+    sides = {name: _side(d) for name, d in differences.items()}
+    if all(s == "above 0" for s in sides.values()):
+        return _verdict("supported", n, "paired")
+    if all(s == "below 0" for s in sides.values()):
+        return _verdict("contradicted", n, "paired")
+    where = ", ".join(f"{name} interval {side}" for name, side in sides.items())
+    return _verdict("inconclusive", n, "paired", where)
+
+
+def descriptive_verdict(n: int, unit: str, verdict: str) -> str:
+    """``verdict`` (from one arm's own runs) with its n, given only from enough seeds."""
+    return gate(n, unit) or _verdict(verdict, n, unit)
+
+
+def _signed(stat: Mapping[str, Any], digits: int = 3, percent: bool = False) -> str:
+    """A difference as "+0.022 [+0.018, +0.027]"; "n/a" when not measured."""
+    return _fmt(stat, digits, signed=True, percent=percent)
+
+
+def _claim_efficiency(comparison: dict[str, Any]) -> tuple[str, str, str]:
+    diff = comparison["differences"]["sac - random"]
     auc, fin = diff["auc"], diff["final_metric"]
-    out.append(
-        (
-            "RLS3 (SAC) reaches a higher test metric than random placement for the same "
-            "generated samples (Fig. 5)",
-            f"area under the efficiency curve, SAC - random: {auc['mean']:+.3f} "
-            f"[{auc['ci_low']:+.3f}, {auc['ci_high']:+.3f}]; final metric: {fin['mean']:+.3f} "
-            f"[{fin['ci_low']:+.3f}, {fin['ci_high']:+.3f}]",
-            ci_verdict(auc),
-        )
+    return (
+        "RLS3 (SAC) reaches a higher test metric than random placement for the same "
+        "generated samples (Fig. 5)",
+        f"SAC - random, area under the efficiency curve / budget: {_signed(auc)}; "
+        f"final metric: {_signed(fin)}",
+        interval_verdict({"AUC": auc, "final-metric": fin}),
     )
-    it_sac, it_rnd = (
-        arms["sac"]["stats"]["iterations"]["mean"],
-        arms["random"]["stats"]["iterations"]["mean"],
+
+
+def _claim_iterations(comparison: dict[str, Any]) -> tuple[str, str, str]:
+    arms = comparison["arms"]
+    sac = {x["seed"]: x["iterations"] for x in arms["sac"]["seeds"]}
+    rnd = {x["seed"]: x["iterations"] for x in arms["random"]["seeds"]}
+    seeds = sorted(sac.keys() & rnd.keys())
+    change = summarise([rnd[s] / sac[s] - 1 if sac[s] else np.nan for s in seeds])
+    n = change["n"]
+    verdict = gate(n, "paired")
+    if verdict is None:
+        side = _side(change)
+        if side == "includes 0":
+            verdict = _verdict("inconclusive", n, "paired", "the interval includes 0")
+        elif side == "above 0":
+            verdict = _verdict("contradicted", n, "paired")
+        elif change["mean"] <= -0.2:
+            verdict = _verdict("supported", n, "paired")
+        else:
+            verdict = _verdict("partly", n, "paired", "fewer, not ~40%")
+    return (
+        "The random arm completes about 40% fewer iterations for the same budget "
+        "(more invalid samples)",
+        f"iterations: SAC {_fmt(arms['sac']['stats']['iterations'], 1)}, random "
+        f"{_fmt(arms['random']['stats']['iterations'], 1)}; per seed random / SAC - 1: "
+        f"{_signed(change, 0, percent=True)}",
+        verdict,
     )
-    change = it_rnd / it_sac - 1 if it_sac else np.nan
-    out.append(
-        (
-            "The random arm completes about 40% fewer iterations for the same budget "
-            "(more invalid samples)",
-            f"iterations: SAC {it_sac:.1f}, random {it_rnd:.1f} ({change:+.0%})",
-            "supported"
-            if change < -0.2
-            else ("partly (fewer, not ~40%)" if change < 0 else "contradicted"),
-        )
+
+
+def _claim_valid_rate(comparison: dict[str, Any]) -> tuple[str, str, str]:
+    arms, diff = comparison["arms"], comparison["differences"]["sac - random"]["valid_rate"]
+    return (
+        "The RL agent yields more valid samples than random placement",
+        f"valid rate: SAC {_fmt(arms['sac']['stats']['valid_rate'], 1, percent=True)}, random "
+        f"{_fmt(arms['random']['stats']['valid_rate'], 1, percent=True)}; SAC - random "
+        f"{_signed(diff, 1, percent=True)}",
+        interval_verdict({"valid rate": diff}),
     )
-    v_sac, v_rnd = (
-        arms["sac"]["stats"]["valid_rate"]["mean"],
-        arms["random"]["stats"]["valid_rate"]["mean"],
-    )
-    out.append(
-        (
-            "The RL agent yields more valid samples than random placement",
-            f"valid rate: SAC {v_sac:.1%}, random {v_rnd:.1%}",
-            "supported" if v_sac > v_rnd else "contradicted",
-        )
-    )
-    for arm, logs in (("SAC", sac), ("random", rnd)):
+
+
+def _claims_terms(runs: dict[str, list[RunLog]]) -> list[tuple[str, str, str]]:
+    out = []
+    for arm in ("sac", "random"):
+        logs = runs[arm]
         if not logs:
             continue
-        worse = []
+        worse, measured = [], False
         for term in TERMS:
             key = f"test/term/{term_key(term)}"
-            before = np.nanmean([r.column(key)[0] for r in logs])
-            after = np.nanmean([r.column(key)[-1] for r in logs])
+            before = _quiet(np.nanmean, [r.column(key)[0] for r in logs])
+            after = _quiet(np.nanmean, [r.column(key)[-1] for r in logs])
+            measured |= bool(np.isfinite(before) and np.isfinite(after))
             if after < before - 0.01:
                 worse.append(f"{term} ({before:.2f} -> {after:.2f})")
         claim = (
             "With SAC every spatial term ends equal or better (Fig. 6)"
-            if arm == "SAC"
+            if arm == "sac"
             else "With random placement some terms get worse (Fig. 6: left, above)"
         )
-        found = "terms that got worse: " + (", ".join(worse) if worse else "none")
-        ok = (not worse) if arm == "SAC" else bool(worse)
-        out.append((claim, found, "supported" if ok else "contradicted"))
-
-    def lr_share(logs: Sequence[RunLog]) -> float:
-        counts = {
-            t: np.mean([r.column(f"batch_terms_cum/{term_key(t)}")[-1] for r in logs])
-            for t in TERMS
-        }
-        total = sum(counts.values())
-        return (counts["left"] + counts["right"]) / total if total else np.nan
-
-    if rnd:
-        s_sac, s_rnd = lr_share(sac), lr_share(rnd)
-        out.append(
-            (
-                "SAC's fine-tuning data favour 'left'/'right' more than random's (Fig. 6 counts)",
-                f"share of left/right among the batch's terms: SAC {s_sac:.1%}, random {s_rnd:.1%}",
-                "supported" if s_sac > s_rnd else "contradicted",
-            )
+        found = "terms whose mean over seeds fell by more than 0.01: " + (
+            ", ".join(worse) if worse else "none"
         )
-    finals = {n: np.nanmean([r.column(f"test/n_terms/{n}")[-1] for r in sac]) for n in (1, 2, 3)}
-    out.append(
-        (
-            "Single-term prompts score higher than multi-term ones (Fig. 7)",
-            f"final SAC test metric by number of terms: 1: {finals[1]:.3f}, 2: {finals[2]:.3f}, "
-            f"3: {finals[3]:.3f}",
+        ok = (not worse) if arm == "sac" else bool(worse)
+        verdict = (
+            descriptive_verdict(len(logs), arm, "supported" if ok else "contradicted")
+            if measured
+            else _verdict("not measured", len(logs), arm, "no per-term scores recorded")
+        )
+        out.append((claim, found, verdict))
+    return out
+
+
+def _claim_left_right(comparison: dict[str, Any]) -> tuple[str, str, str]:
+    arms, diff = comparison["arms"], comparison["differences"]["sac - random"]["left_right_share"]
+    return (
+        "SAC's fine-tuning data favour 'left'/'right' more than random's (Fig. 6 counts)",
+        "share of left/right among the batches' terms: SAC "
+        f"{_fmt(arms['sac']['stats']['left_right_share'], 1, percent=True)}, random "
+        f"{_fmt(arms['random']['stats']['left_right_share'], 1, percent=True)}; SAC - random "
+        f"{_signed(diff, 1, percent=True)}",
+        interval_verdict({"share": diff}),
+    )
+
+
+def _claim_n_terms(runs: dict[str, list[RunLog]]) -> tuple[str, str, str]:
+    sac = runs["sac"]
+    finals = {
+        n: float(_quiet(np.nanmean, [r.column(f"test/n_terms/{n}")[-1] for r in sac]))
+        for n in (1, 2, 3)
+    }
+    return (
+        "Single-term prompts score higher than multi-term ones (Fig. 7)",
+        f"final SAC test metric by number of terms: 1: {finals[1]:.3f}, 2: {finals[2]:.3f}, "
+        f"3: {finals[3]:.3f}",
+        descriptive_verdict(
+            len(sac),
+            "sac",
             "supported" if finals[1] > max(finals[2], finals[3]) else "contradicted",
         )
+        if all(np.isfinite(v) for v in finals.values())
+        else _verdict("not measured", len(sac), "sac", "no scores by number of terms recorded"),
     )
+
+
+def _claim_validation(runs: dict[str, list[RunLog]]) -> tuple[str, str, str]:
+    sac = runs["sac"]
     val = np.concatenate([r.column("val/metric") for r in sac])
     test = np.concatenate([r.test for r in sac])
+    ok = np.isfinite(val) & np.isfinite(test)
+    val, test = val[ok], test[ok]
     corr = (
         float(np.corrcoef(val, test)[0, 1])
         if val.size > 2 and np.std(val) and np.std(test)
         else np.nan
     )
-    out.append(
-        (
-            "Validation mirrors test, so early stopping on it is sound (Fig. 9)",
-            f"Pearson correlation of validation and test over SAC iterations: {corr:.2f}",
-            "supported" if corr > 0.5 else ("inconclusive" if np.isnan(corr) else "contradicted"),
+    if np.isnan(corr):
+        verdict = _verdict("inconclusive", len(sac), "sac", "no correlation measurable")
+    else:
+        verdict = descriptive_verdict(
+            len(sac), "sac", "supported" if corr > 0.5 else "contradicted"
         )
+    return (
+        "Validation mirrors test, so early stopping on it is sound (Fig. 9)",
+        f"Pearson correlation of validation and test over SAC iterations: {corr:.2f}",
+        verdict,
     )
+
+
+def _claim_early_stopping(runs: dict[str, list[RunLog]]) -> tuple[str, str, str]:
+    sac = runs["sac"]
     stopped = sum(r.summary.get("stopped") == "early_stopping" for r in sac)
-    out.append(
-        (
-            "SAC's gain stagnates and the run is stopped early",
-            f"SAC runs stopped by early stopping: {stopped} of {len(sac)}",
+    return (
+        "SAC's gain stagnates and the run is stopped early",
+        f"SAC runs stopped by early stopping: {stopped} of {len(sac)}",
+        descriptive_verdict(
+            len(sac),
+            "sac",
             "supported" if stopped == len(sac) else ("partly" if stopped else "contradicted"),
-        )
+        ),
     )
+
+
+def _claim_hardness(comparison: dict[str, Any]) -> tuple[str, str, str]:
+    arms, diffs = comparison["arms"], comparison["differences"]
+    mean = {arm: _fmt(arms[arm]["stats"]["hardness"]) for arm in ARMS if arms[arm]["seeds"]}
+    found = "mean hardness over iterations: " + ", ".join(f"{a} {v}" for a, v in mean.items())
+    found += f"; SAC - random {_signed(diffs['sac - random']['hardness'])}"
+    if arms["sac-dense"]["seeds"]:
+        found += f"; sac-dense - random {_signed(diffs['sac-dense - random']['hardness'])}"
+    measured = any(np.isfinite(x["hardness"]) for x in arms["sac"]["seeds"])
+    return (
+        "The RL agent generates samples the VLM finds harder than random placement does",
+        found,
+        interval_verdict({"hardness": diffs["sac - random"]["hardness"]})
+        if measured
+        else _verdict("not measured", len(arms["sac"]["seeds"]), "sac", "no hardness recorded"),
+    )
+
+
+def _claim_dense(comparison: dict[str, Any]) -> tuple[str, str, str]:
+    diffs = comparison["differences"]
+    auc, fin = diffs["sac-dense - random"]["auc"], diffs["sac-dense - random"]["final_metric"]
+    vs_sac = diffs["sac-dense - sac"]
+    return (
+        "Beyond the paper (open question 2): a dense per-step VLM reward (sac-dense) reaches "
+        "a higher test metric than random placement for the same generated samples",
+        f"sac-dense - random, AUC / budget: {_signed(auc)}; final metric: {_signed(fin)}. "
+        f"sac-dense - SAC, AUC / budget: {_signed(vs_sac['auc'])}; final metric: "
+        f"{_signed(vs_sac['final_metric'])}",
+        interval_verdict({"AUC": auc, "final-metric": fin}),
+    )
+
+
+def claims(
+    runs: Mapping[str, list[RunLog]], comparison: dict[str, Any]
+) -> list[tuple[str, str, str]]:
+    """The paper's qualitative claims, each with what this run measured and a verdict with n."""
+    runs = _all_arms(runs)
+    out = [
+        _claim_efficiency(comparison),
+        _claim_iterations(comparison),
+        _claim_valid_rate(comparison),
+        *_claims_terms(runs),
+    ]
+    if runs["random"]:
+        out.append(_claim_left_right(comparison))
+    out += [
+        _claim_n_terms(runs),
+        _claim_validation(runs),
+        _claim_early_stopping(runs),
+        _claim_hardness(comparison),
+    ]
+    if runs["sac-dense"]:
+        out.append(_claim_dense(comparison))
     return out
 
 
 # ---------------------------------------------------------------------------- figures
-def _figure(path: Path, draw: Any, size: tuple[float, float] = (7.0, 4.2)) -> Path:
-    """Draw on a fresh figure and save it as PNG (written atomically)."""
+def _figure(
+    path: Path, draw: Any, size: tuple[float, float] = (7.0, 4.2), ncols: int | None = None
+) -> Path:
+    """Draw on a fresh figure and save it as PNG (written atomically).
+
+    ``draw(fig, ax)`` gets one axes, or with ``ncols`` a row of that many.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=size)
-    draw(fig, ax)
+    fig, axes = plt.subplots(1, ncols or 1, figsize=size, squeeze=False)
+    draw(fig, axes[0, 0] if ncols is None else axes[0])
     fig.tight_layout()
     tmp = path.with_name(f".{path.name}.tmp.png")
     fig.savefig(tmp, dpi=110)
     plt.close(fig)
     os.replace(tmp, path)
     return path
+
+
+def _present(runs: Mapping[str, list[RunLog]]) -> list[str]:
+    """The arms of ``ARMS`` that have runs, in order."""
+    return [arm for arm in ARMS if runs.get(arm)]
 
 
 def _grid(runs: dict[str, list[RunLog]]) -> np.ndarray:
@@ -395,8 +712,10 @@ def fig_terms(runs: dict[str, list[RunLog]], model: str, path: Path) -> Path:
         counts = [
             np.mean([r.column(f"batch_terms_cum/{term_key(t)}")[-1] for r in logs]) for t in TERMS
         ]
-        brackets = "({:.0f})" if arm == "sac" else "[{:.0f}]"
-        labels = [f"{lab}\n{brackets.format(c)}" for lab, c in zip(labels, counts, strict=True)]
+        labels = [
+            f"{lab}\n{BRACKETS[arm].format(c)}" for lab, c in zip(labels, counts, strict=True)
+        ]
+    legend = " ".join(BRACKETS[arm].format(0).replace("0", arm) for arm in _present(runs))
 
     def draw(fig: Any, ax: Any) -> None:
         x = np.arange(len(TERMS))
@@ -414,8 +733,7 @@ def fig_terms(runs: dict[str, list[RunLog]], model: str, path: Path) -> Path:
         ax.set_xticks(x, labels, fontsize=8)
         ax.set_ylabel(f"test {METRIC_NAME[model]}")
         ax.set_title(
-            f"{model}: per-term score (mean ± std over seeds); "
-            "cumulative term counts: (sac) [random]",
+            f"{model}: per-term score (mean ± std over seeds); cumulative term counts: {legend}",
             fontsize=9,
         )
         ax.legend(fontsize=8)
@@ -428,10 +746,8 @@ def fig_n_terms(runs: dict[str, list[RunLog]], model: str, path: Path) -> Path:
     """Fig. 7: test metric by number of spatial terms against iteration."""
 
     def draw(fig: Any, ax: Any) -> None:
-        for arm, style in (("sac", "-"), ("random", ":")):
-            logs = runs[arm]
-            if not logs:
-                continue
+        for arm in _present(runs):
+            logs, style = runs[arm], LINE_STYLES[arm]
             for n, colour in zip((1, 2, 3), ("tab:green", "tab:purple", "tab:brown"), strict=True):
                 length = min(len(r.iterations) for r in logs)
                 values = np.nanmean([r.column(f"test/n_terms/{n}")[:length] for r in logs], 0)
@@ -537,25 +853,99 @@ def fig_valid_rate(comparison: dict[str, Any], model: str, path: Path) -> Path:
 
     def draw(fig: Any, ax: Any) -> None:
         ax2 = ax.twinx()
-        for i, arm in enumerate(ARMS):
+        present = [arm for arm in ARMS if comparison["arms"][arm]["seeds"]]
+        for i, arm in enumerate(present):
             rows = comparison["arms"][arm]["seeds"]
-            if not rows:
-                continue
             rates = [x["valid_rate"] for x in rows]
             iters = [x["iterations"] for x in rows]
             ax.bar(i - 0.2, np.mean(rates), 0.4, color=COLOURS[arm], alpha=0.7)
             ax.plot([i - 0.2] * len(rates), rates, "k.", ms=5)
             ax2.bar(i + 0.2, np.mean(iters), 0.4, color=COLOURS[arm], alpha=0.35, hatch="//")
             ax2.plot([i + 0.2] * len(iters), iters, "k.", ms=5)
-        ax.set_xticks(
-            range(len(ARMS)), [f"{a}\n(left: valid rate, right: iterations)" for a in ARMS]
-        )
+        ax.set_xticks(range(len(present)), present)
+        ax.set_xlabel("per arm: left bar valid rate, right bar (hatched) iterations")
         ax.set_ylabel("valid rate (valid / generated samples)")
         ax2.set_ylabel("iterations completed")
         ax.set_ylim(0, 1)
         ax.set_title(f"{model}: valid rate and iterations per arm (dots: seeds)")
 
     return _figure(path, draw)
+
+
+def fig_hardness(runs: dict[str, list[RunLog]], model: str, path: Path) -> Path:
+    """Each arm's mean hardness of its generated samples against iteration; min-max over seeds."""
+
+    def draw(fig: Any, ax: Any) -> None:
+        drawn = False
+        for arm in _present(runs):
+            values = per_iteration(runs[arm], "hardness")
+            if not np.isfinite(values).any():
+                continue
+            x = np.arange(1, values.shape[1] + 1)
+            c = COLOURS[arm]
+            n = len(runs[arm])
+            mean = _quiet(np.nanmean, values, 0)
+            ax.plot(x, mean, color=c, marker="o", ms=3, label=f"{arm} (mean of {n} seeds)")
+            low, high = _quiet(np.nanmin, values, 0), _quiet(np.nanmax, values, 0)
+            ax.fill_between(x, low, high, color=c, alpha=0.15)
+            drawn = True
+        if drawn:
+            ax.legend(fontsize=8)
+        else:
+            ax.text(
+                0.5, 0.5, "hardness not recorded by these runs", ha="center", transform=ax.transAxes
+            )
+        ax.xaxis.get_major_locator().set_params(integer=True)
+        ax.set_xlabel("iteration")
+        ax.set_ylabel(
+            f"hardness: {HARDNESS_NAME[model]}\nhigher = harder for the VLM,\n"
+            "under the VLM before that iteration's fine-tuning",
+            fontsize=9,
+        )
+        ax.set_title(
+            f"{model}: hardness of each arm's generated samples (band: min-max over seeds)",
+            fontsize=10,
+        )
+        ax.grid(alpha=0.3)
+
+    return _figure(path, draw)
+
+
+def fig_term_distribution(runs: dict[str, list[RunLog]], model: str, path: Path) -> Path:
+    """Per arm: each spatial term's share of every iteration's fine-tuning batch (stacked)."""
+    present = _present(runs)
+
+    def draw(fig: Any, axes: Any) -> None:
+        import matplotlib
+
+        colours = matplotlib.colormaps["Set2"]
+        length = max(batch_term_shares(runs[arm]).shape[0] for arm in present)
+        for ax, arm in zip(axes, present, strict=True):
+            shares = np.nan_to_num(batch_term_shares(runs[arm]))
+            x = np.arange(1, shares.shape[0] + 1)
+            bottom = np.zeros(shares.shape[0])
+            for j, term in enumerate(TERMS):
+                ax.bar(x, shares[:, j], 0.85, bottom=bottom, color=colours(j), label=term)
+                bottom += shares[:, j]
+            if not bottom.any():
+                ax.text(0.5, 0.5, "no batch term counts", ha="center", transform=ax.transAxes)
+            ax.set_title(f"{arm} ({len(runs[arm])} seeds)", fontsize=10)
+            ax.set_xlabel("iteration")
+            ax.set_ylim(0, 1)
+            ax.set_xlim(0.4, length + 0.6)
+            ax.xaxis.get_major_locator().set_params(integer=True)
+        axes[0].set_ylabel("share of the batch's spatial terms")
+        handles, labels = axes[0].get_legend_handles_labels()
+        axes[-1].legend(
+            handles[::-1], labels[::-1], fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0)
+        )
+        fig.suptitle(
+            f"{model}: spatial terms in each iteration's fine-tuning batch "
+            "(summed over seeds, share per iteration)",
+            fontsize=10,
+        )
+
+    return _figure(path, draw, (3.6 * len(present) + 1.6, 4.0), ncols=len(present))
 
 
 # ---------------------------------------------------------------------------- the report
@@ -584,12 +974,29 @@ def machine() -> str:
     return f"{cpu}, {os.cpu_count()} cores{memory}, {gpu}; {platform.system()} {platform.release()}"
 
 
-def _fmt(stat: dict[str, float], digits: int = 3) -> str:
-    if not np.isfinite(stat.get("mean", np.nan)):
+def _number(value: Any) -> float:
+    """``value`` as a float; None (a null read back from comparison.json) as NaN."""
+    return np.nan if value is None else float(value)
+
+
+def _fmt(
+    stat: Mapping[str, Any] | None, digits: int = 3, signed: bool = False, percent: bool = False
+) -> str:
+    """``mean [ci_low, ci_high]``; "n/a" when not measured; a lone seed's mean says so."""
+    stat = stat or {}
+    scale, unit = (100.0, "%") if percent else (1.0, "")
+    spec = f"{'+' if signed else ''}.{digits}f"
+
+    def f(key: str) -> str:
+        return f"{_number(stat[key]) * scale:{spec}}{unit}"
+
+    if not np.isfinite(_number(stat.get("mean"))):
         return "n/a"
     if "ci_low" not in stat:
-        return f"{stat['mean']:.{digits}f}"
-    return f"{stat['mean']:.{digits}f} [{stat['ci_low']:.{digits}f}, {stat['ci_high']:.{digits}f}]"
+        return f("mean")
+    if not np.isfinite(_number(stat["ci_low"])):
+        return f"{f('mean')} (n = {stat.get('n', 1)}: no interval)"
+    return f"{f('mean')} [{f('ci_low')}, {f('ci_high')}]"
 
 
 def _stage_seconds(results: Path, model: str, runs: dict[str, list[RunLog]]) -> dict[str, float]:
@@ -604,20 +1011,45 @@ def _stage_seconds(results: Path, model: str, runs: dict[str, list[RunLog]]) -> 
         if pre.is_file():
             agents += float(json.loads(pre.read_text()).get("seconds", 0.0))
     seconds["SAC pre-training"] = agents
-    for arm, logs in runs.items():
-        seconds[f"{arm} runs"] = sum(float(r.summary.get("seconds", 0.0)) for r in logs)
+    for arm in _present(runs):
+        seconds[f"{arm} runs"] = sum(float(r.summary.get("seconds", 0.0)) for r in runs[arm])
     return seconds
 
 
+def _rounded(value: float, digits: int = 5) -> float | int | None:
+    """``value`` rounded for metrics.json; counts stay ints, non-finite numbers None."""
+    if isinstance(value, int | np.integer):
+        return int(value)
+    return round(float(value), digits) if np.isfinite(value) else None
+
+
+def hardness_rows(runs: Mapping[str, list[RunLog]]) -> list[dict[str, Any]]:
+    """The DVC plot of hardness: per iteration 1.., each arm's mean over seeds (None: none)."""
+    means = {
+        arm: _quiet(np.nanmean, per_iteration(runs[arm], "hardness"), 0) for arm in _present(runs)
+    }
+    length = max((m.size for m in means.values()), default=0)
+    return [
+        {
+            "iteration": i + 1,
+            **{
+                f"{arm}_hardness": _rounded(m[i]) if i < m.size else None
+                for arm, m in means.items()
+            },
+        }
+        for i in range(length)
+    ]
+
+
 def _plots(runs: dict[str, list[RunLog]], out: Path) -> None:
-    """The DVC plots: mean efficiency curve, validation curve, fine-tuning loss (seed 0)."""
+    """The DVC plots: mean efficiency curve, validation curve, fine-tuning loss (seed 0),
+    hardness."""
     grid = _grid(runs)
     rows = [{"generated_samples": round(float(g), 1)} for g in grid]
-    for arm, logs in runs.items():
-        if logs:
-            mean = mean_curve(logs, "test/metric", grid).mean(0)
-            for row, v in zip(rows, mean, strict=True):
-                row[f"{arm}_test_metric"] = round(float(v), 5)
+    for arm in _present(runs):
+        mean = mean_curve(runs[arm], "test/metric", grid).mean(0)
+        for row, v in zip(rows, mean, strict=True):
+            row[f"{arm}_test_metric"] = round(float(v), 5)
     atomic_write_csv(out / "efficiency.csv", rows)
     sac = runs["sac"]
     length = min(len(r.iterations) for r in sac)
@@ -635,57 +1067,66 @@ def _plots(runs: dict[str, list[RunLog]], out: Path) -> None:
         ],
     )
     loss_rows: list[dict[str, Any]] = []
-    for arm, logs in runs.items():
-        if logs:
-            loss_rows += [
-                {"arm": arm, "finetune_step": int(x["finetune_step"]), "loss": round(x["loss"], 5)}
-                for x in logs[0].losses
-            ]
+    for arm in _present(runs):
+        loss_rows += [
+            {"arm": arm, "finetune_step": int(x["finetune_step"]), "loss": round(x["loss"], 5)}
+            for x in runs[arm][0].losses
+        ]
     atomic_write_csv(out / "finetune_loss.csv", loss_rows)
+    hardness = hardness_rows(runs)
+    if hardness:
+        atomic_write_csv(out / "hardness.csv", hardness)
+    else:
+        atomic_write_text(out / "hardness.csv", "iteration\n")
 
 
 def _dvc_metrics(model: str, comparison: dict[str, Any]) -> dict[str, Any]:
-    """The comparison as a flat-ish JSON for ``dvc metrics show``."""
-    metrics: dict[str, Any] = {"model": model}
+    """The comparison as a flat-ish JSON for ``dvc metrics show`` (None: not measured)."""
+    metrics: dict[str, Any] = {"model": model, "interval": INTERVAL}
     for arm in ARMS:
         a = comparison["arms"][arm]
         metrics[arm] = {"n_seeds": a["n_seeds"]}
         for key, stat in a["stats"].items():
             for part, value in stat.items():
-                metrics[arm][f"{key}_{part}"] = None if not np.isfinite(value) else round(value, 5)
-    metrics["sac_minus_random"] = {
-        f"{key}_{part}": None if not np.isfinite(v) else round(v, 5)
-        for key, stat in comparison["difference"].items()
-        for part, v in stat.items()
-        if part != "per_seed"
-    }
+                metrics[arm][f"{key}_{part}"] = _rounded(value)
+    for name, differences in comparison["differences"].items():
+        metrics[METRICS_KEY[name]] = {
+            f"{key}_{part}": _rounded(v)
+            for key, stat in differences.items()
+            for part, v in stat.items()
+            if part != "per_seed"
+        }
     return metrics
 
 
 def write_report(results: str | Path, model: str, out: str | Path) -> Path:
-    """Read the runs of ``model``; write REPORT.md, figures/, plots/ and metrics.json to ``out``."""
+    """Read the runs of ``model``; write REPORT.md, figures/, plots/, comparison.json and
+    metrics.json to ``out``."""
     results, out = Path(results), Path(out)
     runs = load_runs(results, model)
     comparison = compare(runs)
     (out / "figures").mkdir(parents=True, exist_ok=True)
     (out / "plots").mkdir(parents=True, exist_ok=True)
+    fig = out / "figures"
     figures = {
-        "Fig. 5, efficiency": fig_efficiency(runs, model, out / "figures" / "fig5_efficiency.png"),
-        "Fig. 6, per-term scores": fig_terms(runs, model, out / "figures" / "fig6_terms.png"),
-        "Fig. 7, score by number of terms": fig_n_terms(
-            runs, model, out / "figures" / "fig7_n_terms.png"
-        ),
-        "Fig. 8, fine-tuning loss": fig_loss(runs, model, out / "figures" / "fig8_loss.png"),
+        "Fig. 5, efficiency": fig_efficiency(runs, model, fig / "fig5_efficiency.png"),
+        "Fig. 6, per-term scores": fig_terms(runs, model, fig / "fig6_terms.png"),
+        "Fig. 7, score by number of terms": fig_n_terms(runs, model, fig / "fig7_n_terms.png"),
+        "Fig. 8, fine-tuning loss": fig_loss(runs, model, fig / "fig8_loss.png"),
         "Fig. 9, validation and early stopping": fig_validation(
-            runs, model, out / "figures" / "fig9_validation.png"
+            runs, model, fig / "fig9_validation.png"
         ),
         "Valid rate and iterations per arm": fig_valid_rate(
-            comparison, model, out / "figures" / "valid_rate_iterations.png"
+            comparison, model, fig / "valid_rate_iterations.png"
+        ),
+        "Hardness of the generated samples": fig_hardness(runs, model, fig / "fig_hardness.png"),
+        "Term distribution of the fine-tuning data": fig_term_distribution(
+            runs, model, fig / "fig_term_distribution.png"
         ),
     }
     _plots(runs, out / "plots")
-    atomic_write_json(out / "metrics.json", _dvc_metrics(model, comparison))
-    atomic_write_json(out / "comparison.json", comparison)
+    atomic_write_json(out / "metrics.json", json_ready(_dvc_metrics(model, comparison)))
+    atomic_write_json(out / "comparison.json", json_ready(comparison))
     text = _markdown(results, model, runs, comparison, figures, out)
     atomic_write_text(out / "REPORT.md", text)
     return out / "REPORT.md"
@@ -707,6 +1148,113 @@ def _finetune_line(model: str, summary: dict[str, Any]) -> str:
     return line
 
 
+def _setting(
+    results: Path, model: str, runs: dict[str, list[RunLog]], comparison: dict[str, Any]
+) -> list[str]:
+    """The header: profile, seeds, test metric, fine-tuning, machine, date, compute time."""
+    first = runs["sac"][0].summary
+    n = {arm: comparison["arms"][arm]["n_seeds"] for arm in ARMS}
+    seconds = _stage_seconds(results, model, runs)
+    paired = "; ".join(
+        f"{name}: {seeds}"
+        for name, seeds in comparison["paired"].items()
+        if n["sac-dense"] or "sac-dense" not in name
+    )
+    dense = (
+        f"{n['sac-dense']} sac-dense (beyond the paper, its open question 2: the same "
+        "pre-trained SAC with a per-step dense VLM reward)"
+        if n["sac-dense"]
+        else "no sac-dense runs (the dense-reward arm: left out)"
+    )
+    lines = [
+        f"# RLS3 benchmark report: {model}",
+        "",
+        f"- Profile: `{first['profile']}`; seeds: {n['sac']} sac, {n['random']} random, {dense}. "
+        f"Paired seeds: {paired}.",
+        f"- Test metric: {METRIC_NAME[model]}, on the fixed test set (test environment, "
+        f"content hash `{first['dataset_hashes']['test'][:12]}`).",
+        f"- Hardness of a generated sample: {HARDNESS_NAME[model]}, under the VLM before that "
+        "iteration's fine-tuning (higher: harder for the VLM).",
+        f"- Fine-tuning per iteration: {_finetune_line(model, first)}",
+    ]
+    if "loop_gamma" in first:
+        lines.append(
+            f"- Discount of the agent's updates in the loop: gamma = {first['loop_gamma']}."
+        )
+    lines += [
+        f"- Machine: {machine()}.",
+        f"- Date: {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC (report written).",
+        "- Compute time recorded by the stages (process start-up and DVC not included): "
+        + ", ".join(f"{k} {v / 60:.1f} min" for k, v in seconds.items())
+        + f"; total {sum(seconds.values()) / 60:.1f} min. The end-to-end wall time of the "
+        "`make bench` that wrote this report is in `bench.json` beside it when there is one.",
+    ]
+    return lines
+
+
+# the comparison table's rows: label, key, digits, whether the arms' difference is shown
+TABLE_ROWS = (
+    ("test metric before fine-tuning", "initial_metric", 3, False),
+    ("final test metric", "final_metric", 3, True),
+    ("area under the efficiency curve / budget", "auc", 3, True),
+    ("generated samples to reach random's final metric", "samples_to_random_final", 0, False),
+    ("hardness of the generated samples", "hardness", 3, True),
+    ("VLM error rate on the generated samples", "error_rate", 3, True),
+    ("valid rate", "valid_rate", 3, True),
+    ("iterations", "iterations", 1, True),
+)
+
+
+def _comparison_table(comparison: dict[str, Any]) -> list[str]:
+    """Means with intervals per arm that has runs, and the paired differences against random."""
+    arms = comparison["arms"]
+    present = [arm for arm in ARMS if arms[arm]["seeds"]]
+    shown = [
+        name
+        for name in ("sac - random", "sac-dense - random")
+        if all(arm in present for arm in DIFFERENCES[name])
+    ]
+    lines = [
+        f"Mean over seeds with a {CONFIDENCE:.0%} confidence interval in brackets: Student t, "
+        "mean ± t_{0.975, n-1} · sd / √n over the n seeds (n - 1 degrees of freedom); a single "
+        "seed gives no interval. Differences are paired: per seed, then over the seeds both arms "
+        f"ran. The claims below get a verdict only from at least {MIN_SEEDS_FOR_VERDICT} paired "
+        "seeds and an interval that excludes 0. " + NULL_MEANS,
+        "",
+        "| figure | " + " | ".join(present + shown) + " |",
+        "| --- " * (1 + len(present) + len(shown)) + "|",
+    ]
+    for label, key, digits, differ in TABLE_ROWS:
+        cells = [_fmt(arms[arm]["stats"][key], digits) for arm in present]
+        cells += [
+            _fmt(comparison["differences"][name][key], digits, signed=True) if differ else ""
+            for name in shown
+        ]
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def _per_seed_table(comparison: dict[str, Any]) -> list[str]:
+    def value(x: float, spec: str) -> str:
+        return "n/a" if not np.isfinite(x) else f"{x:{spec}}"
+
+    lines = [
+        "| arm | seed | before | final | AUC/budget | samples to random's final | generated | "
+        "valid rate | iterations | hardness | error rate | stopped |",
+        "| --- " * 12 + "|",
+    ]
+    for arm in ARMS:
+        for x in comparison["arms"][arm]["seeds"]:
+            reach = value(x["samples_to_random_final"], ".0f").replace("n/a", "never")
+            lines.append(
+                f"| {arm} | {x['seed']} | {x['initial_metric']:.3f} | {x['final_metric']:.3f} | "
+                f"{x['auc']:.3f} | {reach} | {x['generated_samples']:.0f} | "
+                f"{x['valid_rate']:.1%} | {x['iterations']:.0f} | {value(x['hardness'], '.3f')} | "
+                f"{value(x['error_rate'], '.3f')} | {x['stopped']} |"
+            )
+    return lines
+
+
 def _markdown(
     results: Path,
     model: str,
@@ -715,73 +1263,17 @@ def _markdown(
     figures: dict[str, Path],
     out: Path,
 ) -> str:
-    arms = comparison["arms"]
-    first = runs["sac"][0].summary
-    n = {arm: arms[arm]["n_seeds"] for arm in ARMS}
-    seconds = _stage_seconds(results, model, runs)
-    lines = [
-        f"# RLS3 benchmark report: {model}",
-        "",
-        f"- Profile: `{first['profile']}`; seeds: {n['sac']} sac, {n['random']} random "
-        f"(paired: {comparison['paired_seeds']}).",
-        f"- Test metric: {METRIC_NAME[model]}, on the fixed test set (test environment, "
-        f"content hash `{first['dataset_hashes']['test'][:12]}`).",
-        f"- Fine-tuning per iteration: {_finetune_line(model, first)}",
-        f"- Machine: {machine()}.",
-        f"- Date: {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC (report written).",
-        "- Compute time recorded by the stages (process start-up and DVC not included): "
-        + ", ".join(f"{k} {v / 60:.1f} min" for k, v in seconds.items())
-        + f"; total {sum(seconds.values()) / 60:.1f} min. The end-to-end wall time of the "
-        "`make bench` that wrote this report is in `bench.json` beside it when there is one.",
-        "",
-        "## Comparison of the arms",
-        "",
-        f"Mean over seeds with a {CONFIDENCE:.0%} percentile-bootstrap confidence interval "
-        f"({BOOTSTRAP} resamples) in brackets. With {n['sac']} seed(s) the interval only spans "
-        "the seeds' own values: read it as a range, not as significance.",
-        "",
-        "| figure | sac | random | sac - random |",
-        "| --- | --- | --- | --- |",
-    ]
-    diff = comparison["difference"]
-    rows = [
-        ("test metric before fine-tuning", "initial_metric", None),
-        ("final test metric", "final_metric", "final_metric"),
-        ("area under the efficiency curve / budget", "auc", "auc"),
-        ("generated samples to reach random's final metric", "samples_to_random_final", None),
-    ]
-    for label, key, dkey in rows:
-        digits = 0 if key == "samples_to_random_final" else 3
-        d = _fmt(diff[dkey]) if dkey else ""
-        lines.append(
-            f"| {label} | {_fmt(arms['sac']['stats'][key], digits)} | "
-            f"{_fmt(arms['random']['stats'][key], digits)} | {d} |"
-        )
+    lines = _setting(results, model, runs, comparison)
+    lines += ["", "## Comparison of the arms", "", *_comparison_table(comparison)]
     for note in caveats(comparison):
         lines += ["", f"**Note:** {note}"]
-    lines += [
-        "",
-        "Per seed:",
-        "",
-        "| arm | seed | before | final | AUC/budget | samples to random's final | generated | "
-        "valid rate | iterations | stopped |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
-    ]
-    for arm in ARMS:
-        for x in arms[arm]["seeds"]:
-            reach = (
-                "never"
-                if not np.isfinite(x["samples_to_random_final"])
-                else f"{x['samples_to_random_final']:.0f}"
-            )
-            lines.append(
-                f"| {arm} | {x['seed']} | {x['initial_metric']:.3f} | {x['final_metric']:.3f} | "
-                f"{x['auc']:.3f} | {reach} | {x['generated_samples']:.0f} | "
-                f"{x['valid_rate']:.1%} | {x['iterations']:.0f} | {x['stopped']} |"
-            )
+    lines += ["", "Per seed:", "", *_per_seed_table(comparison)]
     lines += [
         "",
         "## The paper's claims beside this run",
+        "",
+        f"A verdict needs at least {MIN_SEEDS_FOR_VERDICT} seeds (paired seeds where arms are "
+        "compared) and, for a comparison, an interval that excludes 0; n is stated with each.",
         "",
         "| claim (RLS3, ICCPS 2025) | found here | verdict |",
         "| --- | --- | --- |",
@@ -791,14 +1283,16 @@ def _markdown(
     lines += ["", "## Figures", ""]
     for title, path in figures.items():
         lines += [f"### {title}", "", f"![{title}]({path.relative_to(out).as_posix()})", ""]
+    budget = "random and sac-dense arms' budget is" if runs["sac-dense"] else "random arm's is"
     lines += [
         "## How to read and regenerate",
         "",
         "- Every number above comes from the run files under `results/runs/` (also in MLflow: "
         "`make ui`). `dvc repro` regenerates them; `dvc metrics show` and `dvc plots show` give "
         "the same figures.",
-        "- Budgets: the random arm's budget is the sac run's generated samples (same seed); "
+        f"- Budgets: the {budget} the sac run's generated samples (same seed); "
         "x axes count generated samples (environment steps, valid or not).",
+        f"- {NULL_MEANS}",
         "",
     ]
     return "\n".join(lines)
@@ -810,15 +1304,19 @@ def write_index(report_dir: str | Path, models: Sequence[str]) -> Path:
     lines = [
         "# RLS3 benchmark: all models",
         "",
-        "| model | seeds | sac final | random final | AUC/budget, sac - random | report |",
-        "| --- | --- | --- | --- | --- | --- |",
+        "| model | seeds (sac / random / sac-dense) | sac final | random final | sac-dense final "
+        "| AUC/budget, sac - random | report |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     for model in models:
         comparison = json.loads((report_dir / model / "comparison.json").read_text())
         arms, diff = comparison["arms"], comparison["difference"]
+        n = " / ".join(str(arms.get(arm, {}).get("n_seeds", 0)) for arm in ARMS)
+        finals = " | ".join(
+            _fmt(arms.get(arm, {}).get("stats", {}).get("final_metric")) for arm in ARMS
+        )
         lines.append(
-            f"| {model} | {arms['sac']['n_seeds']} | {_fmt(arms['sac']['stats']['final_metric'])} "
-            f"| {_fmt(arms['random']['stats']['final_metric'])} | {_fmt(diff['auc'])} | "
+            f"| {model} | {n} | {finals} | {_fmt(diff['auc'], signed=True)} | "
             f"[{model}/REPORT.md]({model}/REPORT.md) |"
         )
     lines.append("")

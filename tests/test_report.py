@@ -2,16 +2,31 @@
 
 from __future__ import annotations
 
+import csv
+import json
+import math
+from pathlib import Path
+from typing import Any
+
 import numpy as np
 import pytest
 
+from benchmark.captions import TERMS, term_key
 from benchmark.report import (
+    MIN_SEEDS_FOR_VERDICT,
     RunLog,
-    bootstrap_ci,
+    batch_term_shares,
     caveats,
+    claims,
     compare,
+    fig_hardness,
+    fig_term_distribution,
+    hardness_rows,
+    json_ready,
     normalised_auc,
     samples_to_reach,
+    t_interval,
+    write_report,
 )
 
 
@@ -34,25 +49,37 @@ def test_samples_to_reach_is_the_first_iteration_at_or_above_the_target() -> Non
     assert np.isnan(samples_to_reach(generated, metric, 0.5))
 
 
-def test_bootstrap_mean_and_interval() -> None:
-    mean, low, high = bootstrap_ci([1.0, 2.0, 3.0, 4.0])
+def test_the_t_interval_matches_a_hand_computation() -> None:
+    # mean 2.5, sd 1.29099, t_{0.975, 3} = 3.18245: half-width 3.18245 * 1.29099 / 2 = 2.05426
+    mean, low, high = t_interval([1.0, 2.0, 3.0, 4.0])
     assert mean == pytest.approx(2.5)
-    assert 1.0 <= low < 2.5 < high <= 4.0
-    # one value: the interval collapses onto it; NaNs are dropped
-    assert bootstrap_ci([0.7, float("nan")]) == pytest.approx((0.7, 0.7, 0.7))
-    assert all(np.isnan(v) for v in bootstrap_ci([]))
+    assert low == pytest.approx(2.5 - 2.05426, abs=1e-5)
+    assert high == pytest.approx(2.5 + 2.05426, abs=1e-5)
+    # two values: t_{0.975, 1} = 12.7062, sd = 0.70711, half-width 12.7062 * 0.5 = 6.3531
+    assert t_interval([1.0, 2.0])[2] == pytest.approx(1.5 + 6.35310, abs=1e-4)
 
 
-def test_bootstrap_interval_narrows_with_more_seeds() -> None:
-    rng = np.random.default_rng(0)
-    few = bootstrap_ci(list(rng.normal(0, 1, 3)))
-    many = bootstrap_ci(list(rng.normal(0, 1, 300)))
-    assert many[2] - many[1] < few[2] - few[1]
+def test_one_seed_gives_no_t_interval() -> None:
+    mean, low, high = t_interval([0.7, float("nan")])
+    assert mean == pytest.approx(0.7)
+    assert np.isnan(low) and np.isnan(high)
+    assert all(np.isnan(v) for v in t_interval([]))
 
 
-def _log(arm: str, seed: int, tests: list[float]) -> RunLog:
-    rows = [{"generated_samples": 100.0 * i, "test/metric": t} for i, t in enumerate(tests)]
-    summary = {"valid_rate": 0.8, "iterations": len(tests) - 1, "stopped": "budget"}
+def _log(
+    arm: str,
+    seed: int,
+    tests: list[float],
+    hardness: list[float] | None = None,
+    stopped: str = "budget",
+) -> RunLog:
+    """A run with ``tests`` per iteration (0: the base model), 100 generated samples apart."""
+    rows: list[dict[str, float]] = [
+        {"generated_samples": 100.0 * i, "test/metric": t} for i, t in enumerate(tests)
+    ]
+    for row, h in zip(rows[1:], hardness or [], strict=False):
+        row["hardness"] = h
+    summary = {"valid_rate": 0.8, "iterations": len(tests) - 1, "stopped": stopped}
     return RunLog(arm, seed, summary, rows, [])
 
 
@@ -69,3 +96,297 @@ def test_caveats_say_when_fine_tuning_lost_ground() -> None:
         {"sac": [_log("sac", 0, [0.30, 0.36])], "random": [_log("random", 0, [0.30, 0.33])]}
     )
     assert caveats(gained) == []
+
+
+def _headline(runs: dict[str, list[RunLog]]) -> str:
+    (claim, _, verdict), *_ = claims(runs, compare(runs))
+    assert claim.startswith("RLS3 (SAC) reaches a higher test metric than random placement")
+    return verdict
+
+
+def test_two_paired_seeds_give_no_verdict() -> None:
+    # SAC's AUC is higher for both seeds (the old percentile bootstrap said "supported"), its
+    # final metric lower: two seeds cannot decide either way.
+    runs = {
+        "sac": [_log("sac", 0, [0.30, 0.50, 0.45]), _log("sac", 1, [0.30, 0.55, 0.48])],
+        "random": [_log("random", 0, [0.30, 0.35, 0.50]), _log("random", 1, [0.30, 0.36, 0.52])],
+    }
+    assert compare(runs)["difference"]["auc"]["per_seed"][0] > 0
+    verdict = _headline(runs)
+    assert verdict == "inconclusive (n = 2 paired seeds; a verdict needs at least 3)"
+    assert MIN_SEEDS_FOR_VERDICT == 3
+
+
+def _three_seeds(sac_gain: float, final_gain: float) -> dict[str, list[RunLog]]:
+    """Three paired seeds; SAC leads random by about ``sac_gain`` mid-run, ``final_gain`` at the
+    end (small per-seed jitter so that the intervals are not degenerate)."""
+    runs: dict[str, list[RunLog]] = {"sac": [], "random": []}
+    for seed, jitter in enumerate((0.0, 0.01, -0.01)):
+        mid, end = 0.40 + jitter, 0.45 + jitter / 2
+        runs["random"].append(_log("random", seed, [0.3, mid, end]))
+        runs["sac"].append(_log("sac", seed, [0.3, mid + sac_gain, end + final_gain]))
+    return runs
+
+
+def test_three_seeds_with_both_intervals_above_zero_support_the_claim() -> None:
+    comparison = compare(_three_seeds(0.05, 0.04))
+    assert comparison["difference"]["auc"]["ci_low"] > 0
+    assert comparison["difference"]["final_metric"]["ci_low"] > 0
+    assert comparison["difference"]["auc"]["n"] == 3
+    assert _headline(_three_seeds(0.05, 0.04)) == "supported (n = 3 paired seeds)"
+
+
+def test_the_headline_is_contradicted_only_when_both_intervals_are_below_zero() -> None:
+    assert _headline(_three_seeds(-0.05, -0.04)) == "contradicted (n = 3 paired seeds)"
+    split = _headline(_three_seeds(0.08, -0.04))
+    assert split == (
+        "inconclusive (n = 3 paired seeds; AUC interval above 0, final-metric interval below 0)"
+    )
+
+
+def test_every_verdict_states_its_n() -> None:
+    runs = {arm: logs[:2] for arm, logs in _three_seeds(0.05, 0.04).items()}  # two seeds each
+    for claim, _, verdict in claims(runs, compare(runs)):
+        assert "(n = " in verdict, claim
+        assert not verdict.startswith(("supported", "contradicted")), claim
+    stopping = next(v for c, _, v in claims(runs, compare(runs)) if "stopped early" in c)
+    assert stopping == "inconclusive (n = 2 sac seeds; a verdict needs at least 3)"
+
+
+def test_the_comparison_covers_three_arms_with_paired_differences() -> None:
+    runs = _three_seeds(0.05, 0.04)
+    runs["sac-dense"] = [_log("sac-dense", s, [0.3, 0.42, 0.47]) for s in (0, 1)]
+    comparison = compare(runs)
+    assert comparison["arms"]["sac-dense"]["n_seeds"] == 2
+    assert set(comparison["differences"]) == {
+        "sac - random",
+        "sac-dense - random",
+        "sac-dense - sac",
+    }
+    dense = comparison["differences"]["sac-dense - random"]["final_metric"]
+    assert dense["n"] == 2
+    assert dense["per_seed"] == pytest.approx([0.47 - 0.45, 0.47 - 0.455])
+    assert comparison["differences"]["sac - random"] is comparison["difference"]
+    assert comparison["paired"]["sac-dense - sac"] == [0, 1]
+    assert comparison["interval"].startswith("Student t, 95%")
+    found = [c for c, _, _ in claims(runs, comparison)]
+    assert any(c.startswith("Beyond the paper") for c in found)
+    # without sac-dense runs the comparison still has the arm, empty, and no claim about it
+    two = compare(_three_seeds(0.05, 0.04))
+    assert two["arms"]["sac-dense"]["seeds"] == []
+    assert two["differences"]["sac-dense - random"]["auc"]["n"] == 0
+    assert not any(c.startswith("Beyond") for c, _, _ in claims(_three_seeds(0.05, 0.04), two))
+
+
+def _hardness_runs(spread: float) -> dict[str, list[RunLog]]:
+    """Three seeds; SAC's hardness per iteration 1 + spread * seed, 2 + spread * seed."""
+    return {
+        "sac": [
+            _log("sac", s, [0.3, 0.4, 0.5], hardness=[1.0 + spread * s, 2.0 + spread * s])
+            for s in range(3)
+        ],
+        "random": [
+            _log("random", s, [0.3, 0.4, 0.5], hardness=[0.5, float("nan")]) for s in range(3)
+        ],
+    }
+
+
+def test_hardness_is_the_mean_over_the_fine_tuning_iterations() -> None:
+    runs = _hardness_runs(1.0)
+    comparison = compare(runs)
+    assert [x["hardness"] for x in comparison["arms"]["sac"]["seeds"]] == [1.5, 2.5, 3.5]
+    assert comparison["arms"]["random"]["seeds"][0]["hardness"] == 0.5  # NaN left out
+    diff = comparison["differences"]["sac - random"]["hardness"]
+    assert diff["per_seed"] == [1.0, 2.0, 3.0]
+    # sd 1, t_{0.975, 2} = 4.30265: 2 ± 2.48414, which includes 0
+    assert diff["mean"] == pytest.approx(2.0)
+    assert diff["ci_low"] == pytest.approx(2.0 - 4.30265 / math.sqrt(3), abs=1e-4)
+    row = next(r for r in claims(runs, comparison) if "harder" in r[0])
+    assert "SAC - random +2.000 [-0.484, +4.484]" in row[1]
+    assert row[2] == "inconclusive (n = 3 paired seeds; hardness interval includes 0)"
+    narrow = _hardness_runs(0.1)  # differences 1.0, 1.1, 1.2: 1.1 ± 0.248
+    row = next(r for r in claims(narrow, compare(narrow)) if "harder" in r[0])
+    assert row[2] == "supported (n = 3 paired seeds)"
+
+
+def test_runs_without_hardness_say_it_was_not_measured() -> None:
+    runs = _three_seeds(0.05, 0.04)
+    comparison = compare(runs)
+    assert np.isnan(comparison["arms"]["sac"]["stats"]["hardness"]["mean"])
+    row = next(r for r in claims(runs, comparison) if "harder" in r[0])
+    assert "sac n/a" in row[1]
+    assert row[2] == "not measured (n = 3 sac seeds; no hardness recorded)"
+
+
+def test_json_ready_turns_non_finite_numbers_into_null() -> None:
+    value = {
+        "a": float("nan"),
+        "b": [1.0, float("inf"), np.float64(2.0)],
+        "c": (np.int64(3), -np.inf),
+        "d": None,
+        "e": "x",
+        "f": {"g": np.float32("nan"), "h": True},
+    }
+    assert json_ready(value) == {
+        "a": None,
+        "b": [1.0, None, 2.0],
+        "c": [3, None],
+        "d": None,
+        "e": "x",
+        "f": {"g": None, "h": True},
+    }
+
+
+def _strict(text: str) -> Any:
+    def refuse(constant: str) -> None:
+        raise ValueError(f"{constant} is not JSON")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_a_comparison_without_random_runs_is_strict_json() -> None:
+    comparison = compare({"sac": [_log("sac", 0, [0.3, 0.4])]})
+    assert "NaN" in json.dumps(comparison)  # what the report used to write
+    parsed = _strict(json.dumps(json_ready(comparison)))
+    assert parsed["difference"]["auc"]["mean"] is None
+    assert parsed["arms"]["sac"]["stats"]["final_metric"]["ci_low"] is None  # one seed
+
+
+def _with_batch_terms(run: RunLog, per_iteration: list[dict[str, int]], cumulative: bool) -> RunLog:
+    total = dict.fromkeys(TERMS, 0)
+    run.iterations[0].update({f"batch_terms_cum/{term_key(t)}": 0.0 for t in TERMS})
+    for row, counts in zip(run.iterations[1:], per_iteration, strict=True):
+        for t in TERMS:
+            total[t] += counts.get(t, 0)
+            row[f"batch_terms_cum/{term_key(t)}"] = float(total[t])
+            if not cumulative:
+                row[f"batch_terms/{term_key(t)}"] = float(counts.get(t, 0))
+    return run
+
+
+def test_term_shares_sum_the_seeds_and_fall_back_on_cumulative_counts() -> None:
+    new = _with_batch_terms(
+        _log("sac", 0, [0.3, 0.4, 0.5]), [{"left": 3, "above": 1}, {"right": 2}], False
+    )
+    old = _with_batch_terms(
+        _log("sac", 1, [0.3, 0.4, 0.5]), [{"left": 1, "below": 3}, {"right": 2}], True
+    )
+    shares = batch_term_shares([new, old])
+    index = {t: i for i, t in enumerate(TERMS)}
+    # iteration 1: left 4, above 1, below 3 of 8; iteration 2: right 4 of 4
+    assert shares[0, index["left"]] == pytest.approx(0.5)
+    assert shares[0, index["above"]] == pytest.approx(1 / 8)
+    assert shares[0, index["below"]] == pytest.approx(3 / 8)
+    assert shares[1, index["right"]] == pytest.approx(1.0)
+    assert shares.sum(axis=1) == pytest.approx([1.0, 1.0])
+
+
+def test_hardness_plot_rows_average_the_seeds_per_iteration() -> None:
+    runs = {
+        "sac": [
+            _log("sac", 0, [0.3, 0.4, 0.5], hardness=[1.0, 2.0]),
+            _log("sac", 1, [0.3, 0.4], hardness=[3.0]),
+        ],
+        "random": [_log("random", 0, [0.3, 0.4, 0.5])],
+    }
+    assert hardness_rows(runs) == [
+        {"iteration": 1, "sac_hardness": 2.0, "random_hardness": None},
+        {"iteration": 2, "sac_hardness": 2.0, "random_hardness": None},
+    ]
+
+
+def test_the_hardness_and_term_figures_draw_with_and_without_the_columns(tmp_path: Path) -> None:
+    with_columns = {
+        "sac": [
+            _with_batch_terms(
+                _log("sac", 0, [0.3, 0.4, 0.5], hardness=[1.0, 2.0]),
+                [{"left": 2}, {"above": 1}],
+                False,
+            )
+        ],
+        "random": [_log("random", 0, [0.3, 0.4, 0.5], hardness=[0.5, 0.6])],
+    }
+    old = {"sac": [_log("sac", 0, [0.3, 0.4])]}
+    for name, runs in (("new", with_columns), ("old", old)):
+        for draw in (fig_hardness, fig_term_distribution):
+            path = draw(runs, "clip", tmp_path / f"{name}_{draw.__name__}.png")
+            assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def _write_run(root: Path, arm: str, seed: int, gain: float) -> None:
+    """A finished clip run's files as ``rls3 run`` writes them (4 iterations after the base)."""
+    d = root / "runs" / "clip" / arm / f"seed{seed}"
+    d.mkdir(parents=True)
+    summary = {
+        "model": "clip",
+        "arm": arm,
+        "seed": seed,
+        "profile": "test",
+        "finished": True,
+        "stopped": "budget",
+        "iterations": 4,
+        "generated_samples": 800,
+        "valid_rate": 0.7,
+        "seconds": 60.0,
+        "k": 2,
+        "finetune": {"lr": 0.001},
+        "dataset_hashes": {"validation": "a" * 64, "test": "b" * 64},
+    }
+    (d / "summary.json").write_text(json.dumps(summary))
+    rows = []
+    for i in range(5):
+        metric = 0.3 + i * (0.04 + gain) + 0.01 * seed
+        row: dict[str, Any] = {
+            "iteration": i,
+            "generated_samples": 200 * i,
+            "test/metric": metric,
+            "val/metric": metric + 0.02,
+            "hardness": "" if i == 0 else 1.0 + gain * 10 - 0.1 * i,
+            "error_rate": "" if i == 0 else 0.5,
+        }
+        for n in (1, 2, 3):
+            row[f"test/n_terms/{n}"] = metric - 0.05 * n
+        for j, t in enumerate(TERMS):
+            row[f"test/term/{term_key(t)}"] = metric
+            row[f"batch_terms/{term_key(t)}"] = "" if i == 0 else j + 1
+            row[f"batch_terms_cum/{term_key(t)}"] = i * (j + 1)
+        rows.append(row)
+    with (d / "metrics.csv").open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    losses = [
+        {"finetune_step": s + 1, "iteration": s // 2 + 1, "loss": 1.0 / (s + 1)} for s in range(8)
+    ]
+    with (d / "finetune_loss.csv").open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(losses[0]))
+        writer.writeheader()
+        writer.writerows(losses)
+
+
+def test_the_report_of_three_arms_is_written_with_strict_json(tmp_path: Path) -> None:
+    for seed in range(3):
+        for arm, gain in (("sac", 0.02), ("random", 0.0), ("sac-dense", 0.01)):
+            _write_run(tmp_path, arm, seed, gain + 0.002 * seed)
+    report = write_report(tmp_path, "clip", tmp_path / "report").read_text()
+    out = tmp_path / "report"
+    comparison = _strict((out / "comparison.json").read_text())
+    metrics = _strict((out / "metrics.json").read_text())
+    assert comparison["arms"]["sac-dense"]["n_seeds"] == 3
+    for key in ("auc_mean", "auc_ci_low", "auc_ci_high", "final_metric_mean", "hardness_n"):
+        assert key in metrics["sac_minus_random"]
+        assert key in metrics["sac_dense_minus_random"]
+    assert "| figure | sac | random | sac-dense | sac - random | sac-dense - random |" in report
+    assert "Student t" in report and "bootstrap" not in report
+    assert "a `null` means not measured" in report
+    assert "supported (n = 3 paired seeds)" in report
+    for name in ("fig_hardness", "fig_term_distribution"):
+        assert f"figures/{name}.png" in report
+        assert (out / "figures" / f"{name}.png").is_file()
+    with (out / "plots" / "hardness.csv").open() as f:
+        assert next(csv.reader(f)) == [
+            "iteration",
+            "sac_hardness",
+            "random_hardness",
+            "sac-dense_hardness",
+        ]
