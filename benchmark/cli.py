@@ -11,6 +11,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from benchmark.config import ARMS
+
 
 def _add_scene_commands(sub: argparse._SubParsersAction) -> None:
     scene = sub.add_parser("scene", help="inspect the simulator's scenes")
@@ -323,7 +325,7 @@ def _add_loop_commands(sub: argparse._SubParsersAction) -> None:
     run = sub.add_parser("run", help="one run of Algorithm 1: a model, an arm, a seed")
     _params_arguments(run)
     run.add_argument("--model", required=True, choices=["clip", "paligemma"])
-    run.add_argument("--arm", required=True, choices=["sac", "random"])
+    run.add_argument("--arm", required=True, choices=list(ARMS))
     run.add_argument("--seed", type=int, required=True)
     run.add_argument("--results", type=Path, default=Path("results"))
     run.add_argument("--datasets", type=Path, default=Path("datasets"))

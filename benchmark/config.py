@@ -19,7 +19,8 @@ import yaml
 
 T = TypeVar("T")
 MODELS = ("clip", "paligemma")
-ARMS = ("sac", "random")
+ARMS = ("sac", "random", "sac-dense")
+BUDGET_ARMS = ("random", "sac-dense")  # run on the sac run's budget (same model and seed)
 MAX_SEEDS = 5  # dvc.yaml has one stage per seed slot 0..MAX_SEEDS-1
 
 
@@ -39,7 +40,7 @@ class AgentParams:
     pretrain_steps: int = 5000  # P: intrinsic-only pre-training steps
     learning_rate: float = 2e-3  # fastest start (0.84 valid at 6k steps), but levels off there;
     # 3e-4 (the paper's) is slower and goes higher: 0.85 at 20k, 0.90 at 30k (README, SAC)
-    gamma: float = 0.5  # discount; feasibility is immediate, J2 arrives at the episode's end
+    gamma: float = 0.0  # pre-training discount: feasibility is immediate (the loop has its own)
     batch_size: int = 256
     buffer_size: int = 100_000
     learning_starts: int = 1000  # uniform actions before the first update
@@ -90,6 +91,7 @@ class LoopParams:
     eta: float = 0.5  # sampling rate of an episode's samples into the fine-tuning batch
     episodes: int = 4  # E: episodes per iteration
     beta: float = 10.0  # reward scale of J2 (eq. 4)
+    gamma: float = 0.99  # SAC's discount inside the loop (pre-training has agent.gamma)
     max_iterations: int = 20  # hard cap (early stopping usually ends the sac arm first)
     validate_every: int = 0  # F, in K units (epochs or steps); 0: only at the iteration's end
 
@@ -150,6 +152,7 @@ _RULES: dict[str, tuple[typing.Callable[[Any], bool], str]] = {
     "loop.eta": (lambda v: 0 < v <= 1, "a number in (0, 1]"),
     "loop.episodes": (lambda v: v >= 1, "an int >= 1"),
     "loop.beta": (lambda v: v >= 0, "a number >= 0"),
+    "loop.gamma": (lambda v: 0 <= v <= 1, "a number in [0, 1]"),
     "loop.max_iterations": (lambda v: v >= 1, "an int >= 1"),
     "loop.validate_every": (lambda v: v >= 0, "an int >= 0"),
     "early_stopping.patience": (lambda v: v >= 1, "an int >= 1"),

@@ -1,24 +1,34 @@
 """Algorithm 1 of the paper (SPEC sections 2 and 6): one run of one arm, one model, one seed.
 
-Reading guide, against the paper's Algorithm 1:
+``Run.iterate`` is the algorithm, in the paper's order and line numbers:
 
-- lines 2-3 (for each iteration, for each of E episodes): ``run`` and ``_run_episode``;
-- lines 5-8 (act, observe r(s, a), until T0 valid samples): ``SacArm.step`` / ``RandomArm.step``
-  through the ``VLMFeedback`` wrapper;
-- lines 9-13 (pause on the last step, prompts from metadata, VLM inference, beta * J2 back to the
-  agent): ``VLMFeedback._end_episode``, before SAC stores and learns from that transition;
-- lines 14-16 (sample eta of the episode into the batch of size E * eta * T0): ``_end_episode``;
-- lines 17-19 (fine-tune K, validate, test, clear the batch): ``_finetune_and_evaluate``.
+- line 2, an iteration: a seeded reset (``_begin_iteration``);
+- lines 3-10, E episodes, each until T0 valid samples: ``_generate`` acts (6), steps the simulator
+  and observes r(s, a) (7), updates SAC one gradient step (8), and pauses on the last step (10);
+- lines 11-14, ``_vlm_feedback``: prompts from the metadata (11), VLM inference on the episode's
+  N samples (12), the reward beta * J2 back to the agent (13: the episode's transitions enter
+  SAC's replay buffer with it), a fraction eta of the samples into the batch (14);
+- lines 16-23: fine-tune K (``_finetune``, validation every F), validate and test, clear the batch.
+
+Arms (SPEC section 6): ``sac`` (the pre-trained SAC, beta * J2 on each episode's last step),
+``random`` (uniform actions, no learning) and ``sac-dense`` (beyond the paper, its open question 2:
+the same SAC, each valid step rewarded by its own sample's hardness, scaled so that the episode's
+sum is beta * J2; ``extrinsic_rewards``). SAC learns with the loop's own discount
+(``loop.gamma``), so an episode-end reward reaches the placements that produced its samples.
 
 The sac arm stops early on validation (patience after min_iterations); its total generated
-samples (environment steps, valid or not) become the budget of the random arm with the same
-model and seed, which stops the moment it has spent it.
+samples (environment steps, valid or not) become the budget of the random and sac-dense arms
+with the same model and seed, which stop the moment they have spent it.
+
+Every episode logs its samples' *hardness* under the VLM as it stood before the iteration's
+fine-tuning (the per-sample quantity J2 squares): whether an arm finds the VLM's weak spots.
 
 At the end of every iteration the run saves, atomically, everything it needs to continue: the
-VLM, SAC with its replay buffer, every RNG state and the logs. ``run`` on a run directory that
-holds a checkpoint continues after its last completed iteration; each iteration starts from a
-reset seeded by (seed, iteration), so a resumed run ends with the same results as an
-uninterrupted one.
+VLM, SAC with its replay buffer, every RNG state (CUDA's too, where there is one) and the logs.
+``run`` on a run directory that holds a checkpoint continues after its last completed iteration;
+each iteration starts from a reset seeded by (seed, iteration), so a resumed run ends with the
+same results as an uninterrupted one. A checkpoint made from other inputs (params, datasets, base
+model, agent, or the code itself: ``code_digest``) is discarded and the run starts afresh.
 """
 
 from __future__ import annotations
@@ -29,12 +39,11 @@ import json
 import random
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import gymnasium as gym
 import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
@@ -43,7 +52,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv
 
 from benchmark.agents import load_sac
 from benchmark.captions import TERMS, describe_sample, term_key
-from benchmark.config import ARMS, MODELS, Profile
+from benchmark.config import ARMS, BUDGET_ARMS, MODELS, Profile
 from benchmark.datasets import Dataset, read_dataset
 from benchmark.fileio import atomic_directory, atomic_write_csv, atomic_write_json
 from benchmark.sim.env import PlacementEnv
@@ -81,7 +90,28 @@ def run_dir(results: str | Path, model: str, arm: str, seed: int) -> Path:
     return Path(results) / "runs" / model / arm / f"seed{seed}"
 
 
-# ---------------------------------------------------------------------------- VLM feedback
+# ---------------------------------------------------------------------------- an episode
+
+
+@dataclass
+class Transition:
+    """One environment step, held until the episode's VLM reward is known (SB3's vec-env form)."""
+
+    obs: np.ndarray  # the observation the action was chosen on
+    buffer_action: np.ndarray  # the action as SAC stores it (scaled to [-1, 1])
+    new_obs: np.ndarray  # the next observation (after an episode's end: the reset's)
+    intrinsic: float  # r(s, a) of eq. 2: +1 feasible, -1 not
+    done: bool
+    info: dict[str, Any]
+
+
+@dataclass
+class Episode:
+    """Lines 4-10: the steps of one episode and the valid samples' images and metadata."""
+
+    transitions: list[Transition] = field(default_factory=list)
+    valid_steps: list[int] = field(default_factory=list)  # indices of the valid transitions
+    budget_spent: bool = False  # closed early: the run's budget of generated samples ran out
 
 
 @dataclass
@@ -93,106 +123,48 @@ class EpisodeLog:
     generated_total: int  # cumulative generated samples at the episode's end
     j1: float  # intrinsic return: the sum of the +1/-1 feasibility rewards
     j2: float  # the VLM's J2 over the episode's samples (eq. 3)
-    extrinsic: float  # beta * J2, added to the last step's reward
-    reward_total: float  # every reward the agent received in the episode (J1 + beta * J2)
-    reward_last: float  # the last step's reward (its +1/-1 plus beta * J2)
+    extrinsic: float  # the extrinsic reward given to the agent: beta * J2 (sac-dense: summed)
+    reward_total: float  # every reward the agent received in the episode (J1 + extrinsic)
+    reward_last: float  # the last step's reward (its +1/-1 plus its extrinsic share)
     batch_added: int  # samples drawn into the fine-tuning batch
+    hardness: float  # mean per-sample hardness under the VLM before this iteration's fine-tuning
+    error_rate: float  # share of the episode's samples the VLM got wrong
 
 
-class VLMFeedback(gym.Wrapper[np.ndarray, np.ndarray, np.ndarray, np.ndarray]):
-    """Turns the VLM's failures into the agent's reward (eq. 4: I = J1 + beta * J2).
+def extrinsic_rewards(
+    arm: str, beta: float, hardness: Sequence[float], valid_steps: Sequence[int], steps: int
+) -> np.ndarray:
+    """Line 13: the VLM's reward of each step of an episode (eq. 4's beta * J2 part).
 
-    Collects an episode's valid samples; at its last step captions them, has the VLM evaluate
-    them, and adds beta * J2 to that step's reward; then draws a fraction eta of them into the
-    fine-tuning batch.
+    J2 = h^2 (eq. 3), h the mean per-sample hardness of the episode's N valid samples (CLIP:
+    the NegCLIP loss, PaliGemma: 6 - S_PG). ``sac`` and ``random``: beta * J2 on the last step.
+    ``sac-dense``: each valid step i gets beta * h * h_i / N, its own hardness h_i scaled so
+    that the episode's sum is exactly beta * h^2 = beta * J2.
     """
-
-    def __init__(
-        self,
-        env: PlacementEnv,
-        vlm: VLM,
-        beta: float,
-        eta: float,
-        rng: np.random.Generator,
-        timers: Timers,
-    ) -> None:
-        super().__init__(env)
-        self.vlm, self.beta, self.eta = vlm, beta, eta
-        self.rng, self.timers = rng, timers
-        self.batch: list[Sample] = []
-        self.episodes: list[EpisodeLog] = []
-        self.iteration = 0
-        self.generated = 0  # cumulative generated samples of the run
-        self._open_episode()
-
-    def _open_episode(self) -> None:
-        self.samples: list[Sample] = []
-        self.steps = 0
-        self.j1 = 0.0
-        self.received = 0.0
-
-    def reset(self, **kwargs: Any) -> tuple[np.ndarray, dict[str, Any]]:
-        self._open_episode()
-        return self.env.reset(**kwargs)
-
-    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
-        with self.timers("simulation"):
-            obs, intrinsic, terminated, truncated, info = self.env.step(action)
-        reward = float(intrinsic)
-        self.j1 += reward
-        self.steps += 1
-        self.generated += 1
-        if info["valid"]:
-            with self.timers("captioning"):
-                record = describe_sample(info["sample"], self.rng)
-            self.samples.append(Sample(info["image"], record, info["sample"]))
-        if terminated or truncated:
-            reward += self._end_episode(last_intrinsic=reward)
-        else:
-            self.received += reward
-        return obs, reward, terminated, truncated, info
-
-    def _end_episode(self, last_intrinsic: float = 0.0) -> float:
-        """Lines 9-15: caption, evaluate, J2 back to the agent, eta of the samples to the batch."""
-        j2 = 0.0
-        if self.samples:
-            with self.timers("vlm_inference"):
-                j2 = float(self.vlm.j2(self.vlm.evaluate(self.samples)))
-        n_batch = round(self.eta * len(self.samples))
-        chosen = sorted(self.rng.choice(len(self.samples), size=n_batch, replace=False).tolist())
-        self.batch.extend(self.samples[i] for i in chosen)
-        self.episodes.append(
-            EpisodeLog(
-                self.iteration,
-                len(self.episodes),
-                self.steps,
-                len(self.samples),
-                self.generated,
-                self.j1,
-                j2,
-                self.beta * j2,
-                self.received + last_intrinsic + self.beta * j2,
-                last_intrinsic + self.beta * j2,
-                n_batch,
-            )
-        )
-        self._open_episode()
-        return self.beta * j2
-
-    def end_early(self) -> None:
-        """The random arm's budget ran out mid-episode: close the episode as it stands."""
-        if self.steps:
-            self._end_episode()
+    rewards = np.zeros(steps)
+    if not hardness:
+        return rewards
+    mean = float(np.mean(hardness))
+    if arm == "sac-dense":
+        rewards[list(valid_steps)] = beta * mean * np.asarray(hardness) / len(hardness)
+    else:
+        rewards[-1] = beta * mean**2
+    return rewards
 
 
-# ---------------------------------------------------------------------------- the two arms
+# ---------------------------------------------------------------------------- the arms
 
 
 class SacArm:
-    """SAC acting and learning every step, with stable-baselines3's own pieces."""
+    """SAC acting and learning every step, with stable-baselines3's own pieces.
 
-    def __init__(self, model: SAC, timers: Timers) -> None:
+    Act (line 6) and update (line 8) each step; the episode's transitions enter the replay buffer
+    at its end (line 13), when the VLM's reward is known, so the dense arm can reward every step.
+    """
+
+    def __init__(self, model: SAC, gamma: float, timers: Timers) -> None:
         self.model, self.timers = model, timers
+        model.gamma = gamma  # the loop's discount (params ``loop.gamma``), not pre-training's
         # Logger, progress bookkeeping and the first observation, as SB3's learn() sets them.
         model._setup_learn(total_timesteps=10**12, reset_num_timesteps=False)
 
@@ -200,43 +172,56 @@ class SacArm:
     def vec_env(self) -> DummyVecEnv:
         return self.model.get_env()  # type: ignore[return-value]
 
-    def begin(self, obs: np.ndarray) -> None:
-        self.model._last_obs = obs
-
-    def step(self) -> bool:
-        """Lines 6-8 and SAC's update: act, observe, store the transition, one gradient step.
-
-        The environment step (simulation, and at the episode's end the VLM's reward) is timed
-        by ``VLMFeedback``; the rest is SAC's.
-        """
+    def act(self, obs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Line 6: (env action, buffer action) on ``obs``, SAC's own sampling."""
         m = self.model
         with self.timers("sac"):
-            actions, buffer_actions = m._sample_action(m.learning_starts, None, 1)
-        new_obs, rewards, dones, infos = self.vec_env.step(actions)
+            m._last_obs = obs
+            return m._sample_action(m.learning_starts, None, 1)
+
+    def update(self, dones: np.ndarray, infos: list[dict[str, Any]]) -> None:
+        """Line 8: SB3's per-step bookkeeping and one gradient step."""
+        m = self.model
         with self.timers("sac"):
             m.num_timesteps += 1
             m._update_info_buffer(infos, dones)
-            m._store_transition(m.replay_buffer, buffer_actions, new_obs, rewards, dones, infos)  # type: ignore[arg-type]
             m._update_current_progress_remaining(m.num_timesteps, m._total_timesteps)
             m._on_step()
             if m.num_timesteps > m.learning_starts:
                 m.train(gradient_steps=1, batch_size=m.batch_size)
-        return bool(dones[0])
+
+    def store(self, episode: Episode, rewards: np.ndarray) -> None:
+        """The episode's transitions, with their rewards, into SAC's replay buffer."""
+        m = self.model
+        with self.timers("sac"):
+            for t, reward in zip(episode.transitions, rewards, strict=True):
+                m._last_obs = t.obs
+                m._store_transition(
+                    m.replay_buffer,  # type: ignore[arg-type]
+                    t.buffer_action,
+                    t.new_obs,
+                    np.array([reward], dtype=np.float32),
+                    np.array([t.done]),
+                    [t.info],
+                )
 
 
 class RandomArm:
     """Uniform actions, no learning, the same episodic batching."""
 
-    def __init__(self, vec_env: DummyVecEnv, seed: int) -> None:
+    def __init__(self, vec_env: DummyVecEnv, rng: np.random.Generator) -> None:
         self.vec_env = vec_env
-        self.rng = np.random.default_rng(seed)
+        self.rng = rng
 
-    def begin(self, obs: np.ndarray) -> None:
+    def act(self, obs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        action = self.rng.uniform(-1.0, 1.0, (1, 3)).astype(np.float32)
+        return action, action
+
+    def update(self, dones: np.ndarray, infos: list[dict[str, Any]]) -> None:
         pass
 
-    def step(self) -> bool:
-        _, _, dones, _ = self.vec_env.step(self.rng.uniform(-1.0, 1.0, (1, 3)).astype(np.float32))
-        return bool(dones[0])
+    def store(self, episode: Episode, rewards: np.ndarray) -> None:
+        pass
 
 
 # ---------------------------------------------------------------------------- the run
@@ -273,14 +258,14 @@ class RunConfig:
 
 
 def _budget(cfg: RunConfig) -> int | None:
-    """The random arm's budget: the sac run's total generated samples (same model and seed)."""
-    if cfg.arm != "random":
+    """A budget arm's budget: the sac run's total generated samples (same model and seed)."""
+    if cfg.arm not in BUDGET_ARMS:
         return None
     summary = run_dir(cfg.results, cfg.model, "sac", cfg.seed) / "summary.json"
     done = summary.is_file() and json.loads(summary.read_text()).get("finished")
     if not done:
         raise FileNotFoundError(
-            f"the random arm needs the sac run's budget, and {summary} does not record a "
+            f"the {cfg.arm} arm needs the sac run's budget, and {summary} does not record a "
             f"finished run; run `rls3 run --model {cfg.model} --arm sac --seed {cfg.seed}` first"
         )
     return int(json.loads(summary.read_text())["generated_samples"])
@@ -299,6 +284,72 @@ def files_digest(path: Path) -> str:
     return digest.hexdigest()
 
 
+CODE_ROOT = Path(__file__).resolve().parent  # the ``benchmark`` package
+# What a run's results depend on (dvc.yaml's run stages list the same): a change to any of these
+# files makes a run with a checkpoint start afresh.
+CODE_PATHS = (
+    "loop.py", "agents.py", "captions.py", "config.py", "datasets.py", "fileio.py",
+    "tracking.py", "sim", "vlm",
+)  # fmt: skip
+
+
+def code_digest(root: Path | None = None) -> str:
+    """SHA-256 over the source the runs depend on (``CODE_PATHS`` under ``root``); bytecode
+    caches are left out, so importing the code does not change it."""
+    root = root or CODE_ROOT
+    digest = hashlib.sha256()
+    for name in CODE_PATHS:
+        path = root / name
+        files = sorted(path.rglob("*")) if path.is_dir() else [path]
+        for f in files:
+            if not f.is_file() or "__pycache__" in f.parts or f.suffix == ".pyc":
+                continue
+            digest.update(str(f.relative_to(root)).encode())
+            digest.update(f.read_bytes())
+    return digest.hexdigest()
+
+
+def derive_seed(*keys: int) -> int:
+    """A 32-bit seed from a tuple of ints via NumPy's SeedSequence: distinct tuples give
+    independent seeds (no arithmetic such as ``seed * 1000 + iteration`` that can collide)."""
+    return int(np.random.SeedSequence(list(keys)).generate_state(1)[0])
+
+
+# Purposes of derived seeds (the first key after the run's seed).
+RESET_SEEDS, FINETUNE_SEEDS = 1, 2
+
+
+def run_streams(seed: int) -> tuple[np.random.Generator, np.random.Generator]:
+    """Two independent generators of a run: (captions and the eta-draw, the random arm's actions).
+
+    Spawned children of ``SeedSequence(seed)``; every arm of a seed gets the same caption stream.
+    """
+    captions, actions = np.random.SeedSequence(seed).spawn(2)
+    return np.random.default_rng(captions), np.random.default_rng(actions)
+
+
+def torch_rng_states() -> dict[str, torch.Tensor]:
+    """The CPU generator's state and, where there is CUDA, every device's."""
+    states = {"cpu": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        for i in range(torch.cuda.device_count()):
+            states[f"cuda:{i}"] = torch.cuda.get_rng_state(i)
+    return states
+
+
+def restore_torch_rng(states: dict[str, torch.Tensor]) -> None:
+    """Set what ``torch_rng_states`` saved; a CUDA state without CUDA here is an error."""
+    torch.set_rng_state(states["cpu"])
+    for key, state in states.items():
+        if key.startswith("cuda:"):
+            if not torch.cuda.is_available():
+                raise RuntimeError(
+                    f"the checkpoint holds the RNG state of {key}, and there is no CUDA here: "
+                    "a run resumes on the kind of machine it started on"
+                )
+            torch.cuda.set_rng_state(state, int(key.split(":")[1]))
+
+
 class Run:
     """One (model, arm, seed) run: set up or resume, iterate, checkpoint, log."""
 
@@ -314,6 +365,7 @@ class Run:
         self.dir = run_dir(cfg.results, cfg.model, cfg.arm, cfg.seed)
         self.checkpoint = self.dir / "checkpoint"
         self.budget = _budget(cfg)
+        self.learns = cfg.arm in ("sac", "sac-dense")  # the arms that act with SAC
         self.timers = Timers()
         self.validation: Dataset = read_dataset(cfg.datasets / "validation")
         self.test: Dataset = read_dataset(cfg.datasets / "test")
@@ -323,7 +375,8 @@ class Run:
             "budget": self.budget,
             "datasets": [self.validation.content_hash, self.test.content_hash],
             "base_vlm": files_digest(base_vlm_path),
-            "agent": files_digest(agent_path / "model.zip") if cfg.arm == "sac" else None,
+            "agent": files_digest(agent_path / "model.zip") if self.learns else None,
+            "code": code_digest(),
         }
         resuming = (self.checkpoint / "state.json").is_file()
         if resuming and self._inputs_changed():
@@ -343,24 +396,18 @@ class Run:
             swap_prob=p.sim.swap_prob,
             scene_period=p.sim.scene_period,
         )
-        self.feedback = VLMFeedback(
-            env,
-            self.vlm,
-            self.loop.beta,
-            self.loop.eta,
-            np.random.default_rng(cfg.seed),
-            self.timers,
-        )
-        vec_env = DummyVecEnv([lambda: self.feedback])
+        self.rng, action_rng = run_streams(cfg.seed)  # captions and eta-draws; random actions
+        self.vec_env = DummyVecEnv([lambda: env])
         self.arm: SacArm | RandomArm
-        if cfg.arm == "sac":
-            sac = load_sac(self.checkpoint / "sac" if resuming else agent_path, vec_env)
-            self.arm = SacArm(sac, self.timers)
+        if self.learns:
+            sac = load_sac(self.checkpoint / "sac" if resuming else agent_path, self.vec_env)
+            self.arm = SacArm(sac, self.loop.gamma, self.timers)
         else:
-            self.arm = RandomArm(vec_env, cfg.seed)
+            self.arm = RandomArm(self.vec_env, action_rng)
         if resuming:
             self._restore_rngs()
-        self.feedback.generated = self.state.generated
+        self.generated = self.state.generated  # cumulative generated samples (env steps)
+        self.episodes: list[EpisodeLog] = []  # the current iteration's
         self.tracker = RunTracker(tracking_uri(cfg.results), cfg.model, cfg.arm, cfg.seed)
         self._clock = time.perf_counter()
 
@@ -378,38 +425,98 @@ class Run:
         return self.summary()
 
     def iterate(self) -> None:
-        """One iteration (lines 2-19), then the stopping rule and the checkpoint."""
+        """One iteration of Algorithm 1 (lines 2-23), then the stopping rule and the checkpoint."""
         s = self.state
         iteration = s.iteration + 1
-        self.feedback.iteration = iteration
-        self._begin_iteration(iteration)
+        self._begin_iteration(iteration)  # line 2
+        batch: list[Sample] = []
         for _ in range(self.loop.episodes):  # line 3
-            if not self._run_episode():
+            episode = self._generate()  # lines 4-10
+            if episode.transitions:
+                batch += self._vlm_feedback(iteration, episode)  # lines 11-14
+            if episode.budget_spent:
                 break
-        batch, self.feedback.batch = self.feedback.batch, []  # line 16, then cleared
-        with self.timers("finetuning"):
+        with self.timers("finetuning"):  # lines 16-22
             losses = self._finetune(batch) if batch else []
         s.iteration = iteration
-        self._evaluate_and_record(losses, batch)
+        self._evaluate_and_record(losses, batch)  # line 23: the batch is cleared with it
         s.stopped = self._stop_reason()
         self._checkpoint()
 
     def _begin_iteration(self, iteration: int) -> None:
         """A reset seeded by (seed, iteration): a resumed run restarts exactly here."""
-        vec_env = self.arm.vec_env
-        vec_env.seed(self.cfg.seed * 100_003 + iteration)
-        obs = vec_env.reset()
+        self.vec_env.seed(derive_seed(self.cfg.seed, RESET_SEEDS, iteration))
+        obs = self.vec_env.reset()
         assert isinstance(obs, np.ndarray)  # a Box observation space
-        self.arm.begin(obs)
+        self.obs: np.ndarray = obs
 
-    def _run_episode(self) -> bool:
-        """Lines 4-15: one episode until T0 valid samples; False when the budget is spent."""
+    def _generate(self) -> Episode:
+        """Lines 4-10: act, observe r(s, a), update SAC, until T0 valid samples (or the budget)."""
+        episode = Episode()
         while True:
-            if self.budget is not None and self.feedback.generated >= self.budget:
-                self.feedback.end_early()
-                return False
-            if self.arm.step():
-                return True
+            if self.budget is not None and self.generated >= self.budget:
+                episode.budget_spent = True
+                return episode
+            obs = self.obs
+            actions, buffer_actions = self.arm.act(obs)  # line 6
+            with self.timers("simulation"):
+                new_obs, rewards, dones, infos = self.vec_env.step(actions)  # line 7
+            assert isinstance(new_obs, np.ndarray)
+            self.obs = new_obs
+            self.arm.update(dones, infos)  # line 8
+            self.generated += 1
+            if infos[0]["valid"]:
+                episode.valid_steps.append(len(episode.transitions))
+            step = Transition(
+                obs, buffer_actions, self.obs, float(rewards[0]), bool(dones[0]), infos[0]
+            )
+            episode.transitions.append(step)
+            if dones[0]:  # line 10: pause on the episode's last step
+                return episode
+
+    def _vlm_feedback(self, iteration: int, episode: Episode) -> list[Sample]:
+        """Lines 11-14: prompts from the metadata, VLM inference on the episode's N samples,
+        its reward back to the agent, and a fraction eta of the samples for the batch."""
+        with self.timers("captioning"):  # line 11
+            samples = [
+                Sample(
+                    t.info["image"], describe_sample(t.info["sample"], self.rng), t.info["sample"]
+                )
+                for t in (episode.transitions[i] for i in episode.valid_steps)
+            ]
+        hardness: list[float] = []
+        errors: list[bool] = []
+        j2 = 0.0
+        if samples:
+            with self.timers("vlm_inference"):  # line 12
+                results = self.vlm.evaluate(samples)
+            hardness, errors = self.vlm.hardness(results), self.vlm.errors(results)
+            j2 = float(self.vlm.j2(results))
+        intrinsic = np.array([t.intrinsic for t in episode.transitions])
+        extrinsic = extrinsic_rewards(  # line 13: beta * J2 back to the agent
+            self.cfg.arm, self.loop.beta, hardness, episode.valid_steps, len(intrinsic)
+        )
+        self.arm.store(episode, intrinsic + extrinsic)
+        n_batch = round(self.loop.eta * len(samples))  # line 14
+        chosen = sorted(self.rng.choice(len(samples), size=n_batch, replace=False).tolist())
+        self.episodes.append(
+            EpisodeLog(
+                iteration,
+                len(self.episodes),
+                len(intrinsic),
+                len(samples),
+                self.generated,
+                float(intrinsic.sum()),
+                j2,
+                float(extrinsic.sum()),
+                float(intrinsic.sum() + extrinsic.sum()),
+                float(intrinsic[-1] + extrinsic[-1]),
+                n_batch,
+                float(np.mean(hardness)) if samples else float("nan"),
+                float(np.mean(errors)) if samples else float("nan"),
+            )
+        )
+        return [samples[i] for i in chosen]
 
     def _finetune(self, batch: list[Sample]) -> list[float]:
         """Line 17: K epochs (CLIP) or steps (PaliGemma); validation every F of them."""
@@ -418,9 +525,8 @@ class Run:
         done = 0
         while done < self.k:
             chunk = min(every, self.k - done)
-            losses += self.vlm.finetune(
-                batch, chunk, seed=self.cfg.seed * 1000 + self.state.iteration * 10 + done
-            )
+            seed = derive_seed(self.cfg.seed, FINETUNE_SEEDS, self.state.iteration + 1, done)
+            losses += self.vlm.finetune(batch, chunk, seed=seed)
             done += chunk
             if done < self.k:
                 with self.timers("evaluation"):
@@ -438,13 +544,20 @@ class Run:
             test_results = self.vlm.evaluate(self.test.samples)
             test = self.vlm.metric(test_results)
             per_subset = subset_metrics(self.vlm, self.test.samples, test_results)
-        episodes = [e for e in self.feedback.episodes]
-        self.feedback.episodes = []
-        s.generated = self.feedback.generated
+        episodes, self.episodes = self.episodes, []
+        s.generated = self.generated
         s.valid += sum(e.valid for e in episodes)
+        batch_terms = dict.fromkeys(TERMS, 0)
         for sample in batch:
             for term in sample.record.terms:
+                batch_terms[term] += 1
                 s.term_counts[term] += 1
+        valid = sum(e.valid for e in episodes)
+
+        def per_sample(key: str) -> float:  # the iteration's mean over its valid samples
+            total = sum(getattr(e, key) * e.valid for e in episodes if e.valid)
+            return total / valid if valid else float("nan")
+
         for loss in losses:
             s.finetune_step += 1
             s.losses.append(
@@ -463,9 +576,12 @@ class Run:
             "episodes": len(episodes),
             "batch_size": len(batch),
             "finetune_loss_mean": float(np.mean(losses)) if losses else float("nan"),
+            "hardness": per_sample("hardness"),
+            "error_rate": per_sample("error_rate"),
             "val/metric": val,
             "test/metric": test,
             **per_subset,
+            **{f"batch_terms/{term_key(t)}": c for t, c in batch_terms.items()},
             **{f"batch_terms_cum/{term_key(t)}": c for t, c in s.term_counts.items()},
         }
         s.iterations.append(row)
@@ -480,9 +596,9 @@ class Run:
             and s.stale >= self.stopping.patience
         ):
             return "early_stopping"
-        if s.iteration >= self.loop.max_iterations * (1 if self.budget is None else 10):
+        if self.budget is None and s.iteration >= self.loop.max_iterations:
             return "max_iterations"
-        return None
+        return None  # a budget arm runs until its budget is spent: every iteration spends some
 
     # ------------------------------------------------------------------ persistence
     def _inputs_changed(self) -> bool:
@@ -510,7 +626,7 @@ class Run:
     def _rng_states(self) -> dict[str, Any]:
         np_state: Any = np.random.get_state()
         return {
-            "feedback": self.feedback.rng.bit_generator.state,
+            "captions": self.rng.bit_generator.state,
             "random_arm": self.arm.rng.bit_generator.state
             if isinstance(self.arm, RandomArm)
             else None,
@@ -520,14 +636,14 @@ class Run:
 
     def _restore_rngs(self) -> None:
         states = json.loads((self.checkpoint / "rng.json").read_text())
-        self.feedback.rng.bit_generator.state = states["feedback"]
+        self.rng.bit_generator.state = states["captions"]
         if isinstance(self.arm, RandomArm):
             self.arm.rng.bit_generator.state = states["random_arm"]
         kind, keys, *rest = states["numpy_global"]
         np.random.set_state((kind, np.asarray(keys, dtype=np.uint32), *rest))
         version, internal, gauss = states["python"]
         random.setstate((version, tuple(internal), gauss))
-        torch.set_rng_state(load_file(self.checkpoint / "torch_rng.safetensors")["cpu"])
+        restore_torch_rng(load_file(self.checkpoint / "torch_rng.safetensors"))
 
     def _checkpoint(self) -> None:
         """Save everything a resume needs (atomically), then the run files, then MLflow."""
@@ -542,7 +658,7 @@ class Run:
                     self.arm.model.save(tmp / "sac" / "model.zip")
                     self.arm.model.save_replay_buffer(tmp / "sac" / "replay_buffer.pkl")
                 atomic_write_json(tmp / "rng.json", self._rng_states())
-                save_file({"cpu": torch.get_rng_state()}, tmp / "torch_rng.safetensors")
+                save_file(torch_rng_states(), tmp / "torch_rng.safetensors")
                 atomic_write_json(tmp / "state.json", asdict(self.state))
                 atomic_write_json(tmp / "inputs.json", self.inputs)
             self._write_run_files()
@@ -563,6 +679,7 @@ class Run:
             "seed": self.cfg.seed,
             "profile": self.cfg.profile_name,
             "k": self.k,
+            "loop_gamma": self.loop.gamma if self.learns else None,
             "finetune": dict(self.cfg.profile.model(self.cfg.model).finetune),
             "finished": s.stopped is not None,
             "stopped": s.stopped,
@@ -607,6 +724,7 @@ class Run:
             step = int(ep["generated_total"])
             rows += [("episode/j1", ep["j1"], step), ("episode/j2", ep["j2"], step)]
             rows += [("episode/valid_rate", ep["valid"] / max(ep["steps"], 1), step)]
+            rows += [("episode/hardness", ep["hardness"], step)]
         for r in s.losses:
             if "loss" in r:
                 rows.append(("finetune/loss", r["loss"], int(r["finetune_step"])))

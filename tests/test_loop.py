@@ -49,26 +49,29 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def finished(project: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The sac then the random run of seed 0, uninterrupted, in a copy of the project."""
+    """The sac, random and sac-dense runs of seed 0, uninterrupted, in a copy of the project."""
     root = tmp_path_factory.mktemp("finished")
     shutil.copytree(project, root, dirs_exist_ok=True)
     os.environ.pop("MLFLOW_TRACKING_URI", None)
     params = load_params(ROOT / "params.yaml", "smoke")
-    for arm in ("sac", "random"):
+    for arm in ("sac", "random", "sac-dense"):
         run_from_params(
             params, "clip", arm, 0, results=root / "results", datasets=root / "datasets"
         )
     return root
 
 
-def test_the_random_arm_spends_exactly_the_sac_arms_budget(finished: Path) -> None:
-    sac = json.loads((run_dir(finished / "results", "clip", "sac", 0) / "summary.json").read_text())
-    rnd = json.loads(
-        (run_dir(finished / "results", "clip", "random", 0) / "summary.json").read_text()
-    )
-    assert sac["finished"] and rnd["finished"] and rnd["stopped"] == "budget"
-    assert rnd["generated_samples"] == sac["generated_samples"] == rnd["budget"]
-    assert sac["iterations"] >= 2
+def _summary(root: Path, arm: str) -> dict:
+    return json.loads((run_dir(root / "results", "clip", arm, 0) / "summary.json").read_text())
+
+
+def test_random_and_sac_dense_spend_exactly_the_sac_arms_budget(finished: Path) -> None:
+    sac, rnd, dense = (_summary(finished, arm) for arm in ("sac", "random", "sac-dense"))
+    assert sac["finished"] and sac["iterations"] >= 2
+    for run in (rnd, dense):
+        assert run["finished"] and run["stopped"] == "budget"
+        assert run["generated_samples"] == sac["generated_samples"] == run["budget"]
+    assert sac["loop_gamma"] == dense["loop_gamma"] == 0.99 and rnd["loop_gamma"] is None
 
 
 def test_the_finetuning_batch_is_e_eta_t0(finished: Path) -> None:
@@ -113,9 +116,9 @@ def test_mlflow_holds_both_runs_with_every_metric_and_the_files_match(finished: 
     experiment = client.get_experiment_by_name("rls3-clip")
     assert experiment is not None
     runs = {r.info.run_name: r for r in client.search_runs([experiment.experiment_id])}
-    assert set(runs) == {"sac-seed0", "random-seed0"}
+    assert set(runs) == {"sac-seed0", "random-seed0", "sac-dense-seed0"}
     for name, run in runs.items():
-        arm = name.split("-")[0]
+        arm = name.rsplit("-", 1)[0]
         tags = run.data.tags
         assert (tags["arm"], tags["seed"], tags["model"], tags["profile"]) == (
             arm,
@@ -129,7 +132,8 @@ def test_mlflow_holds_both_runs_with_every_metric_and_the_files_match(finished: 
         for key in (
             "generated_samples", "valid_samples", "valid_rate", "val/metric", "test/metric",
             "episode/j1", "episode/j2", "finetune/loss", "test/n_terms/1", "test/term/left",
-            "batch_terms_cum/behind",
+            "batch_terms_cum/behind", "batch_terms/behind", "hardness", "error_rate",
+            "episode/hardness",
         ):  # fmt: skip
             assert key in keys, f"{name}: {key} missing"
         rows = _rows(run_dir(finished / "results", "clip", arm, 0) / "metrics.csv")
@@ -191,3 +195,201 @@ def test_a_killed_run_resumes_and_ends_with_the_same_metrics(
     assert len(runs) == 1
     steps = [m.step for m in client.get_metric_history(runs[0].info.run_id, "test/metric")]
     assert len(steps) == len(set(steps)) == len(_rows(resumed / "metrics.csv"))
+
+
+# ---------------------------------------------------------------------------- the VLM's reward
+
+
+def _buffer_rewards(root: Path, arm: str) -> tuple[np.ndarray, list[dict[str, str]]]:
+    """The rewards the loop stored in SAC's replay buffer, and the run's episodes."""
+    from stable_baselines3 import SAC
+
+    checkpoint = run_dir(root / "results", "clip", arm, 0) / "checkpoint" / "sac"
+    model = SAC.load(checkpoint / "model.zip", device="cpu")
+    model.load_replay_buffer(checkpoint / "replay_buffer.pkl")
+    episodes = _rows(run_dir(root / "results", "clip", arm, 0) / "episodes.csv")
+    steps = sum(int(e["steps"]) for e in episodes)
+    return model.replay_buffer.rewards[
+        model.replay_buffer.pos - steps : model.replay_buffer.pos, 0
+    ], episodes
+
+
+def test_sac_dense_rewards_every_valid_step_and_sums_to_beta_j2(finished: Path) -> None:
+    rewards, episodes = _buffer_rewards(finished, "sac-dense")
+    start = 0
+    for e in episodes:
+        steps = rewards[start : start + int(e["steps"])]
+        start += int(e["steps"])
+        invalid = steps == -1.0  # an infeasible step earns its -1 and nothing else
+        assert (~invalid).sum() == int(e["valid"])
+        extrinsic = steps[~invalid] - 1.0  # a valid step: +1 and its own share of beta * J2
+        assert (extrinsic > 0).all() and len(set(np.round(extrinsic, 4))) > 1
+        assert extrinsic.sum() == pytest.approx(10.0 * float(e["j2"]), rel=1e-4)  # beta = 10
+        assert float(e["extrinsic"]) == pytest.approx(10.0 * float(e["j2"]), rel=1e-5)
+
+
+def test_the_dense_shares_follow_each_samples_hardness() -> None:
+    from benchmark.loop import extrinsic_rewards
+
+    hardness = [0.5, 1.5, 1.0]
+    dense = extrinsic_rewards("sac-dense", 10.0, hardness, [0, 2, 3], 4)
+    assert dense.tolist() == pytest.approx([10 * 1.0 * 0.5 / 3, 0.0, 10 * 1.0 * 1.5 / 3, 10 / 3])
+    assert dense.sum() == pytest.approx(10.0 * np.mean(hardness) ** 2)  # beta * J2, eq. 3
+    sparse = extrinsic_rewards("sac", 10.0, hardness, [0, 2, 3], 4)
+    assert sparse.tolist() == pytest.approx([0.0, 0.0, 0.0, 10.0])
+
+
+def test_every_episode_logs_the_hardness_j2_squares(finished: Path) -> None:
+    for arm in ("sac", "random", "sac-dense"):
+        episodes = _rows(run_dir(finished / "results", "clip", arm, 0) / "episodes.csv")
+        for e in episodes:
+            assert float(e["hardness"]) > 0 and 0 <= float(e["error_rate"]) <= 1
+            assert float(e["j2"]) == pytest.approx(float(e["hardness"]) ** 2, rel=1e-6)
+        rows = _rows(run_dir(finished / "results", "clip", arm, 0) / "metrics.csv")
+        assert np.isnan(float(rows[0]["hardness"]))  # iteration 0: the base model, no samples
+        for row in rows[1:]:
+            mine = [e for e in episodes if int(e["iteration"]) == int(row["iteration"])]
+            weights = [int(e["valid"]) for e in mine]
+            expected = np.average([float(e["hardness"]) for e in mine], weights=weights)
+            assert float(row["hardness"]) == pytest.approx(expected)
+            assert sum(int(row[f"batch_terms/{k}"]) for k in ("left", "right", "above", "below",
+                       "in_front_of", "behind")) > 0  # fmt: skip
+
+
+def test_the_loop_discount_carries_j2_back_to_the_first_placements(project: Path) -> None:
+    """Two copies of the loop's SAC learn from one real episode that differs only in J2: with
+    the loop's discount the critic's value of the episode's first placement moves with J2; with
+    gamma 0 (beta * J2 credited to the last placement alone) it does not."""
+    import torch
+    from stable_baselines3.common.vec_env import DummyVecEnv
+
+    from benchmark.agents import load_sac
+    from benchmark.loop import Episode, SacArm, Timers, Transition, extrinsic_rewards
+    from benchmark.sim.env import PlacementEnv
+
+    loop = load_params(ROOT / "params.yaml", "smoke").active.loop
+    env = DummyVecEnv([lambda: PlacementEnv("train", t0=loop.t0, render_images=False)])
+    env.seed(3)
+    obs, rng, episode = env.reset(), np.random.default_rng(0), Episode()
+    while not episode.transitions or not episode.transitions[-1].done:
+        action = rng.uniform(-1, 1, (1, 3)).astype(np.float32)
+        new_obs, reward, done, info = env.step(action)
+        if info[0]["valid"]:
+            episode.valid_steps.append(len(episode.transitions))
+        episode.transitions.append(
+            Transition(obs, action, new_obs, float(reward[0]), bool(done[0]), info[0])
+        )
+        obs = new_obs
+    intrinsic = np.array([t.intrinsic for t in episode.transitions])
+    first = episode.transitions[0]
+
+    def first_value(gamma: float, j2: float) -> float:
+        torch.manual_seed(0)
+        model = load_sac(project / "results" / "agents" / "seed0", env)
+        arm = SacArm(model, gamma, Timers())
+        model.replay_buffer.reset()  # this episode alone
+        hardness = [np.sqrt(j2)] * len(episode.valid_steps)
+        extrinsic = extrinsic_rewards(
+            "sac", loop.beta, hardness, episode.valid_steps, len(intrinsic)
+        )
+        arm.store(episode, intrinsic + extrinsic)
+        model.train(gradient_steps=1000, batch_size=64)
+        with torch.no_grad():
+            q = model.critic(torch.as_tensor(first.obs), torch.as_tensor(first.buffer_action))
+        return float(torch.min(*q))
+
+    moved = {g: first_value(g, 5.0) - first_value(g, 0.0) for g in (0.0, loop.gamma)}
+    assert abs(moved[0.0]) < 0.05  # beta * J2 = 50 more on the last step: the first's value stays
+    assert moved[loop.gamma] > 2.0  # ... and with the loop's discount it rises
+
+
+# ---------------------------------------------------------------------------- correctness
+
+
+def test_a_run_starts_afresh_when_its_code_changed(
+    finished: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A finished run whose code changed since its checkpoint runs again, not its old summary."""
+    import benchmark.loop
+
+    shutil.copytree(finished, tmp_path / "project", dirs_exist_ok=True)
+    code = tmp_path / "benchmark"
+    shutil.copytree(ROOT / "benchmark", code, ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(benchmark.loop, "CODE_ROOT", code)
+    os.environ.pop("MLFLOW_TRACKING_URI", None)
+    params = load_params(ROOT / "params.yaml", "smoke")
+    results, datasets = tmp_path / "project" / "results", tmp_path / "project" / "datasets"
+    old = json.loads((run_dir(results, "clip", "sac", 0) / "summary.json").read_text())
+    same = run_from_params(params, "clip", "sac", 0, results=results, datasets=datasets)
+    assert same["mlflow_run_id"] == old["mlflow_run_id"]  # same code: the finished run stands
+    with (code / "vlm" / "clip.py").open("a") as f:
+        f.write("\n# a change to the code the runs depend on\n")
+    again = run_from_params(params, "clip", "sac", 0, results=results, datasets=datasets)
+    assert again["mlflow_run_id"] != old["mlflow_run_id"]  # a new run, from iteration 0
+    held = run_dir(results, "clip", "sac", 0) / "checkpoint" / "inputs.json"
+    assert json.loads(held.read_text())["code"] == benchmark.loop.code_digest(code)
+
+
+def test_the_runs_random_streams_are_independent(finished: Path) -> None:
+    from benchmark.loop import RandomArm, Run, RunConfig, derive_seed, vlm_loader
+
+    params = load_params(ROOT / "params.yaml", "smoke")
+    cfg = RunConfig("clip", "random", 0, "smoke", params.active, finished / "results",
+                    finished / "datasets")  # fmt: skip
+    loader = vlm_loader("clip", params.active.clip.finetune, 0)
+    run = Run(cfg, loader, finished / "results" / "vlm" / "clip" / "base",
+              finished / "results" / "agents" / "seed0")  # fmt: skip
+    assert isinstance(run.arm, RandomArm)
+    assert run.rng.bit_generator.state != run.arm.rng.bit_generator.state
+    assert not np.allclose(run.rng.random(8), run.arm.rng.random(8))
+    run.tracker.finish()
+    # derived seeds: (seed, purpose, iteration, done) never collide where seed * 1000 +
+    # iteration * 10 + done did (iteration 1, done 10 and iteration 2, done 0)
+    keys = [(s, 2, i, d) for s in range(3) for i in range(1, 30) for d in range(0, 40, 5)]
+    assert len({derive_seed(*k) for k in keys}) == len(keys)
+
+
+def test_checkpoints_hold_the_cuda_rng_where_there_is_cuda(monkeypatch: pytest.MonkeyPatch) -> None:
+    """torch's CUDA RNG API, as a CUDA machine answers it (this machine has none)."""
+    import torch
+
+    from benchmark.loop import restore_torch_rng, torch_rng_states
+
+    cuda = {0: torch.arange(16, dtype=torch.uint8), 1: torch.arange(16, 32, dtype=torch.uint8)}
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setattr(torch.cuda, "get_rng_state", lambda i: cuda[i].clone())
+    monkeypatch.setattr(torch.cuda, "set_rng_state", lambda s, i: cuda.__setitem__(i, s))
+    states = torch_rng_states()
+    assert set(states) == {"cpu", "cuda:0", "cuda:1"}
+    saved = {k: v.clone() for k, v in states.items()}
+    cuda[0], cuda[1] = torch.zeros(16, dtype=torch.uint8), torch.zeros(16, dtype=torch.uint8)
+    restore_torch_rng(saved)
+    assert torch.equal(cuda[0], saved["cuda:0"]) and torch.equal(cuda[1], saved["cuda:1"])
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(RuntimeError, match=r"cuda:0.*no CUDA here"):
+        restore_torch_rng(saved)
+
+
+def test_a_budget_arm_spends_its_whole_budget_however_many_iterations_it_takes(
+    project: Path, tmp_path: Path
+) -> None:
+    """No hidden cap: with max_iterations 1 the random arm still spends a budget that takes it
+    well past 10 iterations (the old cap was max_iterations * 10)."""
+    import yaml
+
+    from benchmark.config import parse_params
+
+    shutil.copytree(project, tmp_path, dirs_exist_ok=True)
+    os.environ.pop("MLFLOW_TRACKING_URI", None)
+    data = yaml.safe_load((ROOT / "params.yaml").read_text())
+    data["profiles"]["smoke"]["loop"]["max_iterations"] = 1
+    params = parse_params({**data, "profile": "smoke"})
+    sac = run_dir(tmp_path / "results", "clip", "sac", 0)
+    sac.mkdir(parents=True)
+    (sac / "summary.json").write_text(json.dumps({"finished": True, "generated_samples": 300}))
+    summary = run_from_params(
+        params, "clip", "random", 0, results=tmp_path / "results", datasets=tmp_path / "datasets"
+    )
+    assert summary["stopped"] == "budget" and summary["generated_samples"] == 300
+    assert summary["iterations"] > 10

@@ -24,6 +24,8 @@ FIGURES = (
     "fig8_loss",
     "fig9_validation",
     "valid_rate_iterations",
+    "fig_hardness",
+    "fig_term_distribution",
 )
 
 
@@ -40,8 +42,9 @@ def _stages(repo: Path) -> set[str]:
 def test_every_stage_ran(smoke_pipeline: tuple[Path, str]) -> None:
     repo, output = smoke_pipeline
     stages = _stages(repo)
-    # 8 previews, datasets, 2 base models, the learnability probe, 5 agents, 20 runs, 3 reports
-    assert len(stages) == 40
+    # 8 previews, datasets, 2 base models, the learnability probe, 5 agents, 30 runs (3 arms x
+    # 2 models x 5 seed slots), 3 reports
+    assert len(stages) == 50
     assert _ran(output) == stages
 
 
@@ -64,14 +67,14 @@ def test_the_report_and_its_figures_exist(smoke_pipeline: tuple[Path, str]) -> N
 def test_the_comparison_is_read_from_the_runs(smoke_pipeline: tuple[Path, str]) -> None:
     repo, _ = smoke_pipeline
     comparison = json.loads((repo / "results/report/clip/comparison.json").read_text())
-    for arm in ("sac", "random"):
+    for arm in ("sac", "random", "sac-dense"):
         with (repo / f"results/runs/clip/{arm}/seed0/metrics.csv").open() as f:
             rows = list(csv.DictReader(f))
         (seed,) = comparison["arms"][arm]["seeds"]
         assert seed["final_metric"] == float(rows[-1]["test/metric"])
         assert seed["generated_samples"] == float(rows[-1]["generated_samples"])
-    sac, rnd = (comparison["arms"][a]["seeds"][0] for a in ("sac", "random"))
-    assert sac["generated_samples"] == rnd["generated_samples"]  # matched budgets
+    sac, rnd, dense = (comparison["arms"][a]["seeds"][0] for a in ("sac", "random", "sac-dense"))
+    assert sac["generated_samples"] == rnd["generated_samples"] == dense["generated_samples"]
     assert comparison["difference"]["auc"]["per_seed"] == [sac["auc"] - rnd["auc"]]
     # unused seed slots are markers, not runs
     marker = json.loads((repo / "results/runs/clip/sac/seed1/summary.json").read_text())
@@ -122,7 +125,8 @@ def test_changing_one_param_reruns_only_its_dependants(smoke_pipeline: tuple[Pat
     expected = {
         s
         for s in _stages(repo)
-        if s.startswith(("run_sac@clip-", "run_random@clip-", "report@clip")) or s == "report_index"
+        if s.startswith(("run_sac@clip-", "run_random@clip-", "run_sac_dense@clip-", "report@clip"))
+        or s == "report_index"
     }
     assert _ran(done.stdout) == expected
     # the sac run started afresh (its checkpoint came from other params) and used the new K

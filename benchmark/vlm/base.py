@@ -200,7 +200,16 @@ class VLM(ABC):
 
     @abstractmethod
     def j2(self, results: Sequence[Any]) -> float:
-        """The extrinsic reward J2 of eq. 3 over an episode's results."""
+        """The extrinsic reward J2 of eq. 3 over an episode's results: mean(hardness)^2."""
+
+    @abstractmethod
+    def hardness(self, results: Sequence[Any]) -> list[float]:
+        """Each sample's hardness, the per-sample quantity whose mean J2 squares (higher: the
+        VLM does worse on it)."""
+
+    @abstractmethod
+    def errors(self, results: Sequence[Any]) -> list[bool]:
+        """Whether the VLM got each sample wrong."""
 
     @abstractmethod
     def metric(self, results: Sequence[Any]) -> float:

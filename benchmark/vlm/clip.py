@@ -328,6 +328,14 @@ class ClipVLM(VLM):
         """J2 = L^2 (eq. 3), L the NegCLIP loss over the episode's samples."""
         return float(np.mean([r.loss for r in results])) ** 2
 
+    def hardness(self, results: Sequence[ClipResult]) -> list[float]:
+        """Each sample's contribution to eq. 1 (the NegCLIP loss of its evaluation group)."""
+        return [r.loss for r in results]
+
+    def errors(self, results: Sequence[ClipResult]) -> list[bool]:
+        """The caption did not beat both negatives."""
+        return [not r.correct for r in results]
+
     def metric(self, results: Sequence[ClipResult]) -> float:
         """Accuracy: the fraction of images whose caption beats both negatives."""
         return float(np.mean([r.correct for r in results]))

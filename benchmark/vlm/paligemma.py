@@ -348,6 +348,14 @@ class PaligemmaVLM(VLM):
         """J2 = (6 - mean S_PG)^2 (eq. 3) over the episode's results."""
         return (MAX_SCORE - float(np.mean([r.score for r in results]))) ** 2
 
+    def hardness(self, results: Sequence[PaligemmaResult]) -> list[float]:
+        """6 - S_PG per sample (0 for a perfect answer, 5 for none of it)."""
+        return [float(MAX_SCORE - r.score) for r in results]
+
+    def errors(self, results: Sequence[PaligemmaResult]) -> list[bool]:
+        """The answer scored below the rubric's top."""
+        return [r.score < MAX_SCORE - 1 for r in results]
+
     def metric(self, results: Sequence[PaligemmaResult]) -> float:
         """Mean rubric score S_PG (1..5)."""
         return float(np.mean([r.score for r in results]))

@@ -71,6 +71,8 @@ def test_j2_is_the_square_of_the_episode_loss(train_samples: list[Sample]) -> No
     vlm = ClipVLM.builtin()
     assert vlm.j2(results) == pytest.approx(1.5**2)
     assert vlm.metric(results) == 0.5
+    # hardness: each sample's loss, whose mean J2 squares; an error: the caption lost
+    assert vlm.hardness(results) == [1.0, 2.0] and vlm.errors(results) == [True, False]
     # on real samples: J2 is L^2 with L eq. 1 over the whole episode (one contrastive group)
     episode = train_samples[:16]
     results = vlm.evaluate(episode)

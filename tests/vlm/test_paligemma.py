@@ -80,6 +80,9 @@ def test_j2_and_metric_from_rubric_scores(builtin_dir: Path, test_samples: list[
     results = [PaligemmaResult("", (), 5), PaligemmaResult("", (), 3), PaligemmaResult("", (), 1)]
     assert vlm.j2(results) == pytest.approx((6 - 3) ** 2)
     assert vlm.metric(results) == pytest.approx(3.0)
+    # hardness: the per-sample 6 - S_PG whose mean J2 squares; an error: below the top score
+    assert vlm.hardness(results) == [1.0, 3.0, 5.0]
+    assert vlm.errors(results) == [False, True, True]
     results = vlm.evaluate(test_samples[:8])
     for r, s in zip(results, test_samples, strict=False):
         assert r.score == rubric_score(r.answer, s.record.terms)
