@@ -90,6 +90,9 @@ class ClipVLMConfig:
     eval_batch_size: int = 256  # samples per contrastive group in evaluate (>= T0 keeps J2 exact)
     seed: int = 0  # seeds model building and the minibatch order
     lock_image: bool = False  # LiT: image trunk fixed in finetune, its features computed once
+    # BatchNorm in fine-tuning keeps its running statistics and normalises with them (as
+    # open_clip's ``lock_image_tower(freeze_bn_stats=True)``); measured: README, "BatchNorm"
+    freeze_bn_stats: bool = True
 
     def __post_init__(self) -> None:
         check_config(
@@ -101,6 +104,7 @@ class ClipVLMConfig:
                 "eval_batch_size": (positive_int, "an int >= 1"),
                 "seed": (lambda s: isinstance(s, int), "an int"),
                 "lock_image": (lambda v: isinstance(v, bool), "true or false"),
+                "freeze_bn_stats": (lambda v: isinstance(v, bool), "true or false"),
             },
         )
 
@@ -403,6 +407,10 @@ class ClipVLM(VLM):
         self.model.train()
         if locked is not None:
             locked.eval()  # model.train() above switched it back
+        if self.config.freeze_bn_stats:
+            for module in self.model.modules():
+                if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+                    module.eval()
         optimizer = self.optimizer(exclude=locked)
         texts = sample_texts(samples)
         n = len(samples)

@@ -125,7 +125,7 @@ def test_a_loaded_model_infers_without_touching_its_batchnorm_statistics(
     """open_clip builds in training mode; a forward pass there would update BatchNorm's buffers
     and give batch-dependent features. The constructor, which building and loading share, puts
     the model in inference mode; checked on a loaded checkpoint with trained statistics."""
-    trained = ClipVLM.builtin(ClipVLMConfig(seed=3))
+    trained = ClipVLM.builtin(ClipVLMConfig(seed=3, freeze_bn_stats=False))
     trained.finetune(test_samples[:8], 1)  # moves the running statistics away from their init
     loaded = ClipVLM.load(trained.save(tmp_path / "ckpt"))
     assert not loaded.model.training
@@ -234,3 +234,20 @@ def test_locked_image_tuning_trains_the_projection_and_text_but_not_the_trunk(
         unlocked.model.state_dict()["visual.trunk.features.0.0.weight"],
         before["visual.trunk.features.0.0.weight"],
     )
+
+
+@pytest.mark.parametrize("freeze", [True, False])
+def test_fine_tuning_the_whole_tower_keeps_batchnorm_statistics_when_frozen(
+    train_samples: list[Sample], freeze: bool
+) -> None:
+    """``freeze_bn_stats`` (the default, measured in the README): the trunk's weights train and
+    its BatchNorm layers normalise with, and keep, their running statistics."""
+    vlm = ClipVLM.builtin(ClipVLMConfig(lr=3e-3, batch_size=16, freeze_bn_stats=freeze))
+    before = {k: v.clone() for k, v in vlm.model.state_dict().items()}
+    vlm.finetune(train_samples, 1)
+    after = vlm.model.state_dict()
+    running = [k for k in before if "running_" in k]
+    moved = {k for k in before if not torch.equal(before[k], after[k])}
+    assert running and "visual.trunk.features.0.0.weight" in moved
+    assert (not set(running) & moved) if freeze else set(running) <= moved
+    assert ClipVLMConfig().freeze_bn_stats
