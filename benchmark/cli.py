@@ -428,7 +428,7 @@ def _add_pipeline_commands(sub: argparse._SubParsersAction) -> None:
     )
     report.set_defaults(func=_report)
 
-    bench = sub.add_parser("bench", help="one model, both arms, all seeds, then the report")
+    bench = sub.add_parser("bench", help="one model, its three arms, all seeds, then the report")
     bench.add_argument("--model", choices=["clip", "paligemma"], default="clip")
     bench.set_defaults(func=_bench)
 
