@@ -130,6 +130,30 @@ def _read_csv(path: Path) -> list[dict[str, float]]:
         ]
 
 
+def complete_episode_hardness(
+    iterations: list[dict[str, float]], episodes: list[dict[str, float]]
+) -> list[dict[str, float]]:
+    """``iterations`` with hardness and error rate over each iteration's complete episodes.
+
+    J2 and the hardness come from one evaluation of an episode's samples as one contrastive
+    group; an episode cut short (a budget arm's last, or one truncated at max_steps) has fewer
+    samples, so fewer negatives and a lower loss that is not comparable. A complete episode has
+    as many valid samples as the run's fullest (T0). An iteration without one gets NaN.
+    """
+    if not episodes or "hardness" not in episodes[0]:
+        return iterations
+    full = max(e["valid"] for e in episodes)
+    rows = []
+    for row in iterations:
+        mine = [e for e in episodes if e["iteration"] == row["iteration"] and e["valid"] == full]
+        row = dict(row)
+        if row["iteration"] >= 1:
+            for key in ("hardness", "error_rate"):
+                row[key] = float(np.mean([e[key] for e in mine])) if mine else np.nan
+        rows.append(row)
+    return rows
+
+
 def load_runs(results: str | Path, model: str) -> dict[str, list[RunLog]]:
     """The finished runs of ``model`` by arm, sorted by seed (unused seed slots left out).
 
@@ -149,7 +173,9 @@ def load_runs(results: str | Path, model: str) -> dict[str, list[RunLog]]:
                     arm,
                     int(summary["seed"]),
                     summary,
-                    _read_csv(d / "metrics.csv"),
+                    complete_episode_hardness(
+                        _read_csv(d / "metrics.csv"), _read_csv(d / "episodes.csv")
+                    ),
                     _read_csv(d / "finetune_loss.csv"),
                 )
             )
@@ -1174,7 +1200,9 @@ def _setting(
         f"- Test metric: {METRIC_NAME[model]}, on the fixed test set (test environment, "
         f"content hash `{first['dataset_hashes']['test'][:12]}`).",
         f"- Hardness of a generated sample: {HARDNESS_NAME[model]}, under the VLM before that "
-        "iteration's fine-tuning (higher: harder for the VLM).",
+        "iteration's fine-tuning (higher: harder for the VLM); an iteration's is the mean over "
+        "its complete episodes (T0 samples, evaluated as one group as for J2: a budget arm's "
+        "last, shorter episode has fewer negatives and a lower loss, and is left out).",
         f"- Fine-tuning per iteration: {_finetune_line(model, first)}",
     ]
     if "loop_gamma" in first:
