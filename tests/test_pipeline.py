@@ -88,9 +88,14 @@ def test_dvc_metrics_and_plots_show_the_comparison(smoke_pipeline: tuple[Path, s
     metrics = json.loads(shown.stdout)
     data = next(iter(metrics.values()))["data"]
     clip = data["results/report/clip/metrics.json"]["data"]
-    for key in ("auc_mean", "auc_ci_low", "auc_ci_high", "final_metric_mean"):
+    for key in ("auc_mean", "auc_n", "final_metric_mean", "hardness_mean"):
         assert key in clip["sac_minus_random"]
-    assert clip["sac"]["n_seeds"] == clip["random"]["n_seeds"] == 1
+    assert "auc_mean" in clip["sac_dense_minus_random"]
+    assert clip["sac"]["n_seeds"] == clip["random"]["n_seeds"] == clip["sac-dense"]["n_seeds"] == 1
+    # one seed gives no interval: null in metrics.json, which `dvc metrics show` leaves out
+    written = json.loads((repo / "results/report/clip/metrics.json").read_text())
+    assert written["sac_minus_random"]["auc_ci_low"] is None
+    assert "auc_ci_low" not in clip["sac_minus_random"]
     plots = dvc(repo, "plots", "show", "--json")
     assert plots.returncode == 0, plots.stderr
     assert "efficiency" in plots.stdout and "finetune_loss" in plots.stdout
