@@ -255,8 +255,7 @@ def _add_probe_commands(sub: argparse._SubParsersAction) -> None:
         "and an image-shuffled control",
     )
     _params_arguments(learn)
-    # CLIP only: PaliGemma's probe comes with its own learnability work (its rubric target)
-    learn.add_argument("--model", required=True, choices=["clip"])
+    learn.add_argument("--model", required=True, choices=["clip", "paligemma"])
     learn.add_argument(
         "--base", type=Path, default=None, help="base checkpoint (default results/vlm/MODEL/base)"
     )

@@ -42,9 +42,10 @@ def _stages(repo: Path) -> set[str]:
 def test_every_stage_ran(smoke_pipeline: tuple[Path, str]) -> None:
     repo, output = smoke_pipeline
     stages = _stages(repo)
-    # 8 previews, datasets, 2 base models, the learnability probe, 5 agents, 30 runs (3 arms x
+    # 8 previews, datasets, 2 base models, 2 learnability probes, 5 agents, 30 runs (3 arms x
     # 2 models x 5 seed slots), 3 reports
-    assert len(stages) == 50
+    assert len(stages) == 51
+    assert {"probe_learnability@clip", "probe_learnability@paligemma"} <= stages
     assert _ran(output) == stages
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from benchmark.captions import rubric_score
 from benchmark.cli import main
 from benchmark.datasets import build_dataset, read_dataset
 from benchmark.probe import (
@@ -19,7 +20,8 @@ from benchmark.probe import (
 )
 from benchmark.vlm.base import collect_samples
 from benchmark.vlm.clip import ClipVLM, ClipVLMConfig
-from benchmark.vlm.pretrain import ClipPretrainConfig
+from benchmark.vlm.paligemma import PaligemmaVLM, PaligemmaVLMConfig
+from benchmark.vlm.pretrain import ClipPretrainConfig, PaligemmaPretrainConfig
 from benchmark.vlm.pretrain import run as pretrain
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -73,6 +75,51 @@ def test_the_probe_scores_the_same_test_samples_before_and_after(project: Path) 
     assert result["gain"] == result["after"]["metric"] - result["before"]["metric"]
     terms = [k for k in result["before"] if k.startswith("test/term/")]
     assert terms and all(k in result["after"] for k in terms)
+
+
+def test_paligemmas_controls_are_other_samples_images_and_other_samples_terms(
+    project: Path, tmp_path: Path
+) -> None:
+    """PaliGemma's probe: K counts steps (epochs x minibatches); its image-shuffled control asks
+    each question of another sample's image, and its term-shuffled control scores each answer
+    against the terms of that same other sample."""
+    base = tmp_path / "base"
+    pretrain(
+        PaligemmaPretrainConfig(
+            samples=16, vision_steps=2, vision_batch_size=8, steps=2, batch_size=8, test_samples=4
+        ),
+        base,
+    )
+    config = LearnabilityConfig(samples=12, epochs=2, seed=5)
+    load = lambda: PaligemmaVLM.load(base, PaligemmaVLMConfig(batch_size=8))  # noqa: E731
+    result = learnability(load(), project / "datasets", config, "paligemma")
+    assert result["finetune_k"] == 2 * 2  # 12 samples in minibatches of 8: 2 steps an epoch
+    assert set(result["targets"]) == set(targets(result["before"], result["after"], "paligemma"))
+
+    test = read_dataset(project / "datasets" / "test").samples
+    donors = derangement(len(test), config.seed)
+    tuned = load()
+    tuned.finetune(collect_samples("train", 12, 5, image_size=64), 4, seed=5)
+    answers = tuned.evaluate(test)
+    assert result["after"]["metric"] == tuned.metric(answers)
+    assert result["after"]["control"] == tuned.metric(tuned.evaluate(shuffled_images(test, donors)))
+    blind = [
+        rubric_score(r.answer, test[int(j)].record.terms)
+        for r, j in zip(answers, donors, strict=True)
+    ]
+    assert result["after"]["control_terms"] == pytest.approx(float(np.mean(blind)))
+    # never the sample's own terms: against them the same answers score the metric
+    own = [rubric_score(r.answer, t.record.terms) for r, t in zip(answers, test, strict=True)]
+    assert float(np.mean(own)) == result["after"]["metric"]
+
+
+def test_paligemmas_targets_ask_a_rubric_gain_with_both_controls_flat() -> None:
+    before = {"metric": 1.0, "control": 1.0, "control_terms": 1.0, "test/term/left": 1.0}
+    good = {"metric": 2.2, "control": 1.2, "control_terms": 1.1, "test/term/left": 2.0}
+    assert all(targets(before, good, "paligemma").values())
+    prior = {**good, "control_terms": 2.0}  # answers fit any sample's terms: a text prior
+    assert not targets(before, prior, "paligemma")["control_terms_within_0.3_of_base"]
+    assert not targets(before, {**good, "metric": 1.9}, "paligemma")["gain_at_least_1.0"]
 
 
 def test_the_targets_fail_when_the_model_does_not_gain_or_learns_a_text_prior() -> None:

@@ -31,7 +31,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from timm.models import register_model
+from transformers import AutoConfig, AutoModel, PretrainedConfig, PreTrainedModel
+from transformers.modeling_outputs import BaseModelOutput
 
+DEPTH_OFFSET_M = 2.0  # the depth maps read depth - 2 m (``pretrain.DEPTH_CENTRE_M``)
 PRESENCE_OFFSET = 8.0  # logsumexp over a 32 x 32 grid of zeros is log(1024) ~ 6.9
 FEATURES_PER_OBJECT = 4  # presence, presence * (x, y, depth)
 
@@ -132,3 +135,79 @@ def localisation_loss(
     far = F.smooth_l1_loss(pred_depths, depths, reduction="none")
     located = ((where + far) * present).sum() / n
     return located + F.binary_cross_entropy_with_logits(logits, present)
+
+
+# ------------------------------------------------------------------------ as a transformers tower
+
+OBJECT_TOKEN_FEATURES = 6  # per object token: presence, presence * (x, y, depth, X, Y)
+
+
+class LocVisionConfig(PretrainedConfig):
+    """The built-in PaliGemma's vision tower: ``LocNet`` as a transformers model.
+
+    ``hidden_size`` is what one image token holds (the projector's input): the object's one-hot
+    identity and its slot. ``image_size`` / ``patch_size`` is the heat maps' grid (32 x 32 at
+    64 px); PaliGemmaConfig reads both.
+    """
+
+    model_type = "rls3_locnet_vision"
+
+    def __init__(
+        self,
+        objects: int = 9,
+        width: int = 64,
+        stem_width: int = 32,
+        image_size: int = 64,
+        patch_size: int = 2,
+        **kwargs: Any,
+    ) -> None:
+        self.objects = objects
+        self.width = width
+        self.stem_width = stem_width
+        self.image_size = image_size
+        self.patch_size = patch_size
+        self.hidden_size = objects + OBJECT_TOKEN_FEATURES
+        super().__init__(**kwargs)
+
+
+class LocVisionModel(PreTrainedModel):
+    """One image token per object of the vocabulary: ``[one-hot(c), s_c, s_c x_c, s_c y_c,
+    s_c d_c]``, the ``LocNet`` slot of object c (where it is, if present) with its identity.
+
+    The soft-argmax over the trunk's 32 x 32 grid keeps sub-pixel positions; the language model
+    finds an object's token by its identity (PaliGemma's prefix attention) and reads where it is.
+    """
+
+    config_class = LocVisionConfig
+    config: LocVisionConfig
+    base_model_prefix = "vision_model"
+    main_input_name = "pixel_values"
+    _supports_sdpa = True
+    _supports_flash_attn = True
+    _supports_flex_attn = True
+    _supports_attention_backend = True
+
+    def __init__(self, config: LocVisionConfig) -> None:
+        super().__init__(config)
+        self.trunk = LocNet(config.objects, config.width, config.stem_width)
+        self.post_init()
+
+    def _init_weights(self, module: nn.Module) -> None:
+        """PyTorch's own initialisation (the trunk is trained from scratch)."""
+
+    def tokens(self, heat: torch.Tensor, depth: torch.Tensor) -> torch.Tensor:
+        """The image tokens (B, objects, objects + 6) from the trunk's maps."""
+        slots = self.trunk.slots(heat, depth).unflatten(1, (self.config.objects, -1))
+        # The camera frame up to the focal length: image x and y times the depth in metres.
+        metres = slots[..., 3:4] + slots[..., 0:1] * DEPTH_OFFSET_M
+        camera = slots[..., 1:3] * metres
+        identity = torch.eye(self.config.objects, device=slots.device, dtype=slots.dtype)
+        return torch.cat([identity.expand(slots.shape[0], -1, -1), slots, camera], dim=2)
+
+    def forward(self, pixel_values: torch.Tensor, **kwargs: Any) -> BaseModelOutput:
+        heat, depth = self.trunk.maps(pixel_values)
+        return BaseModelOutput(last_hidden_state=self.tokens(heat, depth))
+
+
+AutoConfig.register(LocVisionConfig.model_type, LocVisionConfig)
+AutoModel.register(LocVisionConfig, LocVisionModel)

@@ -6,13 +6,18 @@ That directory is either a real checkpoint (e.g. google/paligemma-3b-pt-224 down
 beforehand) or the built-in small model, which ``build_builtin`` writes with
 ``save_pretrained``:
 
-- model: a ``PaliGemmaConfig`` whose SigLIP and Gemma sub-configs are the JSON
-  ``configs/RLS3-PaliGemma-Tiny.json`` (64 px images in 8 px patches, two layers each, width
-  128, about 1M parameters);
+- model: a ``PaliGemmaConfig`` whose sub-configs are the JSON ``configs/RLS3-PaliGemma-Loc.json``:
+  the vision tower is the built-in CLIP's localisation trunk as a transformers model
+  (``locnet.LocVisionModel``, registered with the Auto classes, so ``from_pretrained`` builds it
+  like SigLIP), whose image tokens are one per object of the vocabulary: its identity and where
+  it is (presence, image x and y, depth, and x and y times the depth), read by soft-argmax from
+  heat maps on a 32 x 32 grid; the language model is a Gemma of four layers, width 128
+  (about 1.5M parameters in all);
 - tokenizer: a word-level ``tokenizers`` model over the closed vocabulary of the questions,
-  answers and object lists (words split on spaces, SentencePiece-style "▁" marks, so decoding
-  restores the text), plus the special tokens Gemma and the processor use (``<pad>`` 0,
-  ``<eos>`` 1, ``<bos>`` 2, ``<unk>`` 3, ``<image>`` 4, and the newline that ends a prompt).
+  answers, object lists and detection prompts (words split on spaces, SentencePiece-style "▁"
+  marks, so decoding restores the text), plus the special tokens Gemma and the processor use
+  (``<pad>`` 0, ``<eos>`` 1, ``<bos>`` 2, ``<unk>`` 3, ``<image>`` 4, and the newline that ends a
+  prompt); the processor adds PaliGemma's 1024 ``<locNNNN>`` tokens, used by detection.
 
 Evaluation asks the question of SPEC section 4, decodes greedily, parses the answer's spatial
 terms and scores them with the rubric; J2 = (6 - mean S_PG)^2 (eq. 3). Fine-tuning trains the
@@ -44,6 +49,7 @@ from transformers import (
     SiglipImageProcessor,
 )
 
+import benchmark.vlm.locnet  # noqa: F401  (registers the built-in vision tower)
 from benchmark.captions import OPPOSITE, TERMS, caption, parse_terms, question, rubric_score
 from benchmark.fileio import atomic_directory
 from benchmark.sim.scenes import object_names
@@ -64,7 +70,7 @@ from benchmark.vlm.base import (
     seed_everything,
 )
 
-BUILTIN_CONFIG = Path(__file__).parent / "configs" / "RLS3-PaliGemma-Tiny.json"
+BUILTIN_CONFIG = Path(__file__).parent / "configs" / "RLS3-PaliGemma-Loc.json"
 SPECIAL_TOKENS = ("<pad>", "<eos>", "<bos>", "<unk>", "<image>")  # Gemma's ids 0-3, then <image>
 PROMPT_END = "\n"  # the processor ends every prompt with a newline
 ATTENTION = r"language_model\.layers\.\d+\.self_attn\.(q_proj|k_proj|v_proj|o_proj)"
@@ -139,7 +145,36 @@ def closed_vocabulary_texts() -> list[str]:
         texts.append(question(b, a))
         texts.extend(caption(b, a, terms) for terms in term_sets())
     texts.extend(object_list_caption(p) for p in itertools.permutations(names, 3))
+    texts.extend(detect_prompt(n) for n in names)
+    texts.append(" ; ".join(names))  # PaliGemma's separator of detections
     return texts
+
+
+# ---------------------------------------------------------------------------- detection
+
+LOC_BINS = 1024  # PaliGemma's <locNNNN> tokens: box coordinates in 1024 bins
+
+
+def detect_prompt(name: str) -> str:
+    """PaliGemma's detection prompt, "detect red mug"."""
+    return f"detect {name}"
+
+
+def detection_answer(name: str, box: Sequence[float], size: int) -> str:
+    """PaliGemma's detection answer: four <loc> tokens (y_min, x_min, y_max, x_max of ``box``,
+    pixels of a ``size`` image, in ``LOC_BINS`` bins), then the name."""
+    y0, x0, y1, x1 = (min(LOC_BINS - 1, max(0, int(v / size * LOC_BINS))) for v in box)
+    return f"<loc{y0:04d}><loc{x0:04d}><loc{y1:04d}><loc{x1:04d}> {name}"
+
+
+def parse_box(text: str, size: int) -> tuple[float, float, float, float] | None:
+    """The first four <loc> tokens of ``text`` as a box in pixels of a ``size`` image (bin
+    centres), or None when there are fewer than four."""
+    locs = [int(v) for v in re.findall(r"<loc(\d{4})>", text)[:4]]
+    if len(locs) < 4:
+        return None
+    y0, x0, y1, x1 = ((v + 0.5) * size / LOC_BINS for v in locs)
+    return y0, x0, y1, x1
 
 
 def build_tokenizer(texts: Sequence[str]) -> PreTrainedTokenizerFast:
@@ -168,10 +203,10 @@ def build_builtin(out_dir: str | os.PathLike[str], seed: int = 0) -> Path:
     """Write the built-in small PaliGemma (random weights, seeded) with ``save_pretrained``."""
     spec = json.loads(BUILTIN_CONFIG.read_text())
     image_size = spec["vision_config"]["image_size"]
-    patches = (image_size // spec["vision_config"]["patch_size"]) ** 2
+    tokens = spec["vision_config"]["objects"]  # one image token per object (``locnet``)
     image_processor = SiglipImageProcessor(size={"height": image_size, "width": image_size})
     # The processor reads it to expand <image>; SiglipImageProcessor does not declare it.
-    image_processor.image_seq_length = patches  # type: ignore[attr-defined]
+    image_processor.image_seq_length = tokens  # type: ignore[attr-defined]
     processor = PaliGemmaProcessor(
         image_processor=image_processor, tokenizer=build_tokenizer(closed_vocabulary_texts())
     )
@@ -286,6 +321,11 @@ class PaligemmaVLM(VLM):
         """The model's text input: the image placeholder, the prefix, the question."""
         return f"{self.processor.image_token}{self.config.prompt_prefix}{text}"
 
+    def pixels(self, images: Sequence[np.ndarray]) -> torch.Tensor:
+        """The processor's pixel values of ``images``, on the device."""
+        out = self.processor.image_processor(list(images), return_tensors="pt")
+        return cast(torch.Tensor, out["pixel_values"]).to(self.device)
+
     def inputs(
         self,
         images: Sequence[np.ndarray],
@@ -388,6 +428,7 @@ class PaligemmaVLM(VLM):
         train_model, params = self._trainable()
         optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
         train_model.train()
+        self.model.get_encoder("image").eval()  # frozen: its BatchNorm statistics too
         losses = []
         try:
             for idx in progress(steps, desc="paligemma finetune"):

@@ -22,19 +22,19 @@ on the *test* environment and written next to the checkpoint:
   (``object_accuracy_one_replaced``); chance 1/3. Localisation (``measure_localisation``):
   centre error, presence accuracy, and left/right of every pair of objects in view read from
   the two predicted x's.
-- PaliGemma, in two stages, as the real one was built (a pretrained SigLIP, then multimodal
-  training). Stage 1: the vision tower learns object presence from a temporary per-patch head
-  (see ``pretrain_vision_tower``) on jittered, cropped and mirrored images, half of them with
-  the background around the objects recoloured. Stage 2, tower frozen, projector warm-started
-  from that head (its other outputs zeroed): captioning on two prompts. "What objects are in
-  the image?" answered by the object list (in vocabulary order, so the target
-  carries no layout), and the position question of SPEC section 4 answered by a caption whose
-  spatial terms are those of another, randomly drawn, training sample: the model learns the
-  answer format, the grammar and the distribution of the terms, but nothing ties them to the
-  image. Spatial skill: the mean rubric score on the test environment against two image-blind
-  baselines, the same random-terms answers (chance) and the best single set of terms.
-  Object recognition: the recall of the present objects in the answer to the objects prompt
-  (chance 1/3 for three names guessed at random) and exact-set accuracy (chance 1/84).
+- PaliGemma, in two stages, as the real one was built (a pretrained image encoder, then
+  multimodal training on PaliGemma's own task mix). Stage 1 (``pretrain_vision_tower``): the
+  vision tower, the CLIP trunk as a transformers model (``locnet.LocVisionModel``), learns
+  where each object is by the same image-only localisation objective. Stage 2 (``base_examples``,
+  tower frozen): projector and language model learn the objects prompt, answered by the object
+  list in vocabulary order; detection ("detect red mug", answered by four <loc> tokens of its
+  box); and the position question of SPEC section 4, answered by detecting the two objects it
+  names. No spatial word is ever shown to the language model (``text_words`` records every word
+  it saw). Spatial skill: the mean rubric score on the test environment (1.0: no answer has a
+  term) against two image-blind baselines, another sample's terms (chance) and the best single
+  set of terms. Object recognition: the recall of the present objects in the answer to the
+  objects prompt (chance 1/3 for three names guessed at random) and exact-set accuracy (chance
+  1/84); detection: the centre error of the subject's box, pixels.
 
 Both families train on samples collected with every step's object swapped
 (``swap_prob = 1``), which decorrelates the objects from the scenes they appear in.
@@ -45,6 +45,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -56,7 +57,7 @@ import torch
 import torch.nn.functional as F
 
 from benchmark.captions import caption, rubric_score
-from benchmark.sim.camera import image_objects, object_masks
+from benchmark.sim.camera import ImageObject, image_objects
 from benchmark.sim.scenes import object_names
 from benchmark.vlm.base import (
     OBJECTS_PROMPT,
@@ -82,8 +83,15 @@ from benchmark.vlm.clip import (
     negclip_loss,
     similarities,
 )
-from benchmark.vlm.locnet import LocNet, localisation_loss
-from benchmark.vlm.paligemma import PaligemmaVLM, PaligemmaVLMConfig, term_sets
+from benchmark.vlm.locnet import LocNet, LocVisionModel, localisation_loss
+from benchmark.vlm.paligemma import (
+    PaligemmaVLM,
+    PaligemmaVLMConfig,
+    detect_prompt,
+    detection_answer,
+    parse_box,
+    term_sets,
+)
 
 MODELS = ("clip", "paligemma")
 
@@ -121,12 +129,13 @@ class PaligemmaPretrainConfig:
     """Sizes of the PaliGemma base training (small defaults: minutes on a 2-core CPU)."""
 
     samples: int = 3000  # train-environment samples
-    vision_steps: int = 1200  # stage 1: AdamW steps of the vision tower on object presence
-    vision_batch_size: int = 64  # images per stage-1 step
-    vision_lr: float = 1e-3  # stage-1 AdamW peak of a one-cycle schedule
-    steps: int = 900  # stage 2: AdamW steps of projector and language model on captions
+    vision_steps: int = 600  # stage 1: AdamW steps of the vision tower on where objects are
+    vision_batch_size: int = 32  # images per stage-1 step, all from one scene
+    vision_lr: float = 2e-3  # stage-1 AdamW peak of a one-cycle schedule
+    steps: int = 1200  # stage 2: AdamW steps of projector and language model on captions
     batch_size: int = 32  # examples per stage-2 step
-    objects_fraction: float = 0.75  # of stage-2 examples on the objects prompt; rest: positions
+    objects_fraction: float = 0.3  # of stage-2 examples on the objects prompt
+    detect_fraction: float = 0.3  # of stage-2 examples on detection; the rest: position question
     lr: float = 1e-3  # stage-2 AdamW peak of a one-cycle schedule
     swap_prob: float = 1.0  # object swaps while collecting: decorrelates objects from scenes
     test_samples: int = 200  # test-environment samples for the measurements
@@ -143,6 +152,7 @@ class PaligemmaPretrainConfig:
                 "vision_lr": (positive, "a number > 0"),
                 "steps": (positive_int, "an int >= 1"),
                 "objects_fraction": (lambda v: non_negative(v) and v <= 1, "a number in [0, 1]"),
+                "detect_fraction": (lambda v: non_negative(v) and v <= 1, "a number in [0, 1]"),
             },
         )
 
@@ -275,6 +285,7 @@ def scene_batches(
     return [batches[int(i)] for i in rng.permutation(len(batches))]
 
 
+LOC_TOKEN = re.compile(r"<loc\d{4}>")
 SLOT_MEAN_MOMENTUM = 0.05  # of the running mean of the slots during base training
 DEPTH_CENTRE_M = 2.0  # localisation targets: depth - 2 m (the scenes' objects lie 1-3.2 m away)
 
@@ -370,7 +381,7 @@ def pretrain_clip(config: ClipPretrainConfig) -> tuple[ClipVLM, dict[str, Any]]:
     train_s = time.perf_counter() - start
     test = _collect_test(config)
     metrics = measure_clip(vlm, test, config.seed)
-    metrics.update(measure_localisation(vlm, test))
+    metrics.update(measure_localisation(trunk, vlm.images_tensor([s.image for s in test]), test))
     info = {
         "model": "clip",
         "config": asdict(config),
@@ -386,19 +397,20 @@ def pretrain_clip(config: ClipPretrainConfig) -> tuple[ClipVLM, dict[str, Any]]:
 
 
 @torch.inference_mode()
-def measure_localisation(vlm: ClipVLM, samples: Sequence[Sample]) -> dict[str, float]:
-    """How well the trunk finds the objects of ``samples``: centre error (px at 64 px) and
-    presence accuracy, and left/right of every pair of present objects read from the two
-    predicted x's (what the relation needs; chance 1/2)."""
-    trunk = vlm.model.visual.trunk
+def measure_localisation(
+    trunk: LocNet, images: torch.Tensor, samples: Sequence[Sample]
+) -> dict[str, float]:
+    """How well ``trunk`` finds the objects of ``samples`` (``images``, preprocessed): centre
+    error (px at 64 px) and presence accuracy, and left/right of every pair of present objects
+    read from the two predicted x's (what the relation needs; chance 1/2)."""
+    trunk.eval()
     centres, _, present = object_targets(samples, object_names())
-    images = vlm.images_tensor([s.image for s in samples])
     logits, predicted = [], []
     for b in images.split(256):
         p, c, _ = trunk.pool(*trunk.maps(b))
         logits.append(p)
         predicted.append(c)
-    presence, where = torch.cat(logits), torch.cat(predicted)
+    presence, where = torch.cat(logits).cpu(), torch.cat(predicted).cpu()
     mask = present.bool()
     error = (where - centres).norm(dim=2)[mask].mean() * 32
     pairs = correct = 0
@@ -431,7 +443,7 @@ def random_terms_answers(samples: Sequence[Sample], rng: np.random.Generator) ->
 
 def measure_paligemma(
     vlm: PaligemmaVLM, samples: Sequence[Sample], seed: int = 0
-) -> dict[str, float]:
+) -> dict[str, float | None]:
     """Rubric score against image-blind baselines, and object naming, on ``samples``."""
     rng = np.random.default_rng(seed)
     results = vlm.evaluate(samples)
@@ -444,6 +456,19 @@ def measure_paligemma(
         float(np.mean([rubric_score(caption("a", "b", terms), s.record.terms) for s in samples]))
         for terms in term_sets()
     )
+    # Detection of each question's subject: where the language model says it is.
+    size = samples[0].image.shape[0] if samples else 64
+    boxes = [
+        parse_box(t, size)
+        for t in vlm.generate(
+            [s.image for s in samples], [detect_prompt(s.record.subject) for s in samples]
+        )
+    ]
+    errors = []
+    for b, s in zip(boxes, samples, strict=True):
+        true = in_view(s).get(s.record.subject)
+        if b is not None and true is not None:
+            errors.append(math.hypot((b[1] + b[3]) / 2 - true.x, (b[0] + b[2]) / 2 - true.y))
     named = vlm.generate([s.image for s in samples], [OBJECTS_PROMPT] * len(samples))
     vocabulary = object_names()
     recall, precision, exact = [], [], []
@@ -463,159 +488,105 @@ def measure_paligemma(
         "object_exact": float(np.mean(exact)),
         "object_recall_chance": 1 / 3,
         "object_exact_chance": 1 / math.comb(len(vocabulary), 3),
+        "detection_boxes": sum(b is not None for b in boxes) / max(len(boxes), 1),
+        "detection_centre_error_px": float(np.mean(errors)) if errors else None,
     }
 
 
-def _presence(samples: Sequence[Sample]) -> torch.Tensor:
-    """Multi-hot object presence (N x 9, vocabulary order)."""
-    vocabulary = object_names()
-    return torch.tensor(
-        [[n in s.object_names() for n in vocabulary] for s in samples], dtype=torch.float32
-    )
-
-
-def object_region(samples: Sequence[Sample], size: int) -> torch.Tensor:
-    """Where each sample's objects are (N x 1 x size x size, 0/1): their projected bounding disks
-    (``sim.camera.object_masks``), from the metadata alone; without metadata, the whole image."""
-    vocabulary = object_names()
-    masks = [
-        object_masks(s.metadata, size, vocabulary).max(axis=0)
-        if s.metadata is not None
-        else np.ones((size, size), dtype=np.float32)
-        for s in samples
-    ]
-    return torch.from_numpy(np.stack(masks))[:, None]
-
-
-def randomise_background(
-    pixels: torch.Tensor, region: torch.Tensor, generator: torch.Generator, share: float = 0.5
-) -> torch.Tensor:
-    """Recolour all but the objects in a random ``share`` of the images.
-
-    Outside ``region`` (``object_region``), such an image gets its colour channels permuted, a
-    gain of 0.5 to 1.5 per channel and an offset of -0.3 to 0.3 per channel; inside it, the
-    objects keep the colours that tell them apart. The train environment has five rooms, so
-    without this the presence detectors also key on the rooms' furniture and walls, which the
-    test rooms do not share. Measured on 400 test-environment samples, top-3 recall of the
-    stage-1 head after 700 steps: 0.70 without, 0.75 with (0.82 after 1200 steps); README.
-    ``pixels`` are normalised to [-1, 1] (SigLIP's processor).
-    """
-    b = pixels.shape[0]
-    perms = torch.stack([torch.randperm(3, generator=generator) for _ in range(b)])
-    gain = 0.5 + torch.rand(b, 3, 1, 1, generator=generator)
-    offset = 0.6 * (torch.rand(b, 3, 1, 1, generator=generator) - 0.5)
-    rows = torch.arange(b, device=pixels.device)[:, None]
-    recoloured = pixels[rows, perms.to(pixels.device)]
-    recoloured = (recoloured * gain.to(pixels) + offset.to(pixels)).clamp(-1, 1)
-    chosen = (torch.rand(b, 1, 1, 1, generator=generator) < share).to(pixels.device)
-    region = region.to(pixels)
-    return torch.where(chosen, region * pixels + (1 - region) * recoloured, pixels)
-
-
-def jitter(pixels: torch.Tensor, generator: torch.Generator, min_crop: float = 0.7) -> torch.Tensor:
-    """Photometric jitter per image, one random resized crop per batch, random mirror images.
-
-    For stage 1 only, whose labels (which objects are present) survive all three: brightness,
-    contrast, saturation and a mild tint per image (the hues that tell the objects apart are
-    kept), a crop of ``min_crop`` to 1 of the side scaled back up (framing and object size),
-    and a horizontal flip per image. They make the detectors less dependent on the train
-    scenes' lighting, colours and camera poses. ``pixels`` are normalised to [-1, 1] (SigLIP's
-    processor).
-    """
-    b, _, h, w = pixels.shape
-
-    def uniform(low: float, high: float, *shape: int) -> torch.Tensor:
-        return (low + (high - low) * torch.rand(*shape, generator=generator)).to(pixels)
-
-    mean = pixels.mean(dim=(1, 2, 3), keepdim=True)
-    x = (pixels - mean) * uniform(0.6, 1.4, b, 1, 1, 1) + mean  # contrast
-    grey = x.mean(dim=1, keepdim=True)
-    x = (x - grey) * uniform(0.5, 1.5, b, 1, 1, 1) + grey  # saturation
-    x = x * uniform(0.6, 1.4, b, 1, 1, 1) * uniform(0.85, 1.15, b, 3, 1, 1)  # gain, tint
-    x = (x + uniform(-0.3, 0.3, b, 1, 1, 1)).clamp(-1, 1)  # brightness
-    scale = float(uniform(min_crop, 1.0, 1))
-    ch, cw = round(h * scale), round(w * scale)
-    y0, x0 = (int(torch.randint(0, n + 1, (1,), generator=generator)) for n in (h - ch, w - cw))
-    x = F.interpolate(
-        x[:, :, y0 : y0 + ch, x0 : x0 + cw], size=(h, w), mode="bilinear", align_corners=False
-    )
-    flip = torch.rand(b, generator=generator).to(pixels.device) < 0.5
-    return torch.where(flip[:, None, None, None], x.flip(-1), x)
-
-
-def presence_head(vlm: PaligemmaVLM) -> torch.nn.Linear:
-    """The temporary stage-1 head: one score per object (vocabulary order) on a patch token."""
-    width = vlm.model.get_encoder("image").config.hidden_size
-    return torch.nn.Linear(width, len(object_names())).to(vlm.device)
-
-
-def warm_start_projector(vlm: PaligemmaVLM, head: torch.nn.Linear) -> None:
-    """Copy the stage-1 head into the projector's first outputs and zero the others, so that
-    the language model starts stage 2 with every patch's object scores, and nothing else, in
-    its image tokens; stage 2 may then grow the other outputs.
-
-    Measured on 400 test-environment samples, from the same stage-1 tower: captioning recall
-    0.65 with the other outputs left at their random start, 0.68 with them zeroed (random
-    outputs carry whatever the tower learnt of the train rooms); one run each, so within
-    run-to-run noise. The copy itself came in with the stronger jitter and was never measured
-    alone.
-    """
-    linear = vlm.model.model.multi_modal_projector.linear
-    n = head.out_features
-    if linear.out_features < n:
-        raise ValueError(f"projector has {linear.out_features} outputs, fewer than {n} objects")
-    with torch.no_grad():
-        linear.weight[:n] = head.weight
-        linear.bias[:n] = head.bias
-        linear.weight[n:] = 0.0
-        linear.bias[n:] = 0.0
-
-
 def pretrain_vision_tower(
-    vlm: PaligemmaVLM,
-    samples: Sequence[Sample],
-    config: PaligemmaPretrainConfig,
-    head: torch.nn.Linear | None = None,
+    vlm: PaligemmaVLM, samples: Sequence[Sample], config: PaligemmaPretrainConfig
 ) -> list[float]:
-    """Stage 1: the vision tower learns object presence, one patch at a time.
+    """Stage 1: the vision tower (``locnet.LocVisionModel``) learns where each object is.
 
-    A temporary linear head scores the 9 objects on every patch token; an image's score is the
-    maximum over its patches (multiple-instance learning), trained with binary cross-entropy;
-    ``head`` (a fresh ``presence_head`` when None) is trained in place.
-    The maximum makes each patch a local object detector; with the mean instead, or through
-    the language model alone, the ViT learns the train scenes' backgrounds and recognises
-    nothing in the test scenes (measured: top-3 recall at chance there). Half the images get a
-    recoloured background (``randomise_background``), then all are jittered (``jitter``).
+    Image-only, the CLIP trunk's objective (``localisation_loss`` on ``object_targets``, from the
+    metadata): each object's heat map peaks at its projected centre, its depth map reads its
+    depth, its presence is scored. Minibatches come from one scene at a time
+    (``scene_batches``), epoch after epoch, for ``vision_steps`` AdamW steps.
     """
     if config.vision_steps == 0:
         return []
     tower = vlm.model.get_encoder("image")
-    head = head if head is not None else presence_head(vlm)
-    pixels = vlm.processor.image_processor([s.image for s in samples], return_tensors="pt")[
-        "pixel_values"
-    ].to(vlm.device)
-    labels = _presence(samples).to(vlm.device)
-    region = object_region(samples, pixels.shape[-1]).to(vlm.device)
-    params = [*tower.parameters(), *head.parameters()]
-    for p in params:
-        p.requires_grad_(True)
-    optimizer = torch.optim.AdamW(params, lr=config.vision_lr, weight_decay=0.01)
+    if not isinstance(tower, LocVisionModel):
+        raise TypeError(f"the built-in PaliGemma's tower is {type(tower).__name__}, not LocNet")
+    trunk = tower.trunk
+    pixels = vlm.pixels([s.image for s in samples])
+    centres, depths, present = (t.to(vlm.device) for t in object_targets(samples, object_names()))
+    rng = np.random.default_rng(config.seed)
+    batches: list[np.ndarray] = []
+    while len(batches) < config.vision_steps:
+        batches.extend(scene_batches(samples, config.vision_batch_size, rng))
+    tower.requires_grad_(True)
+    optimizer = torch.optim.AdamW(tower.parameters(), lr=config.vision_lr, weight_decay=0.1)
     schedule = _one_cycle(optimizer, config.vision_lr, config.vision_steps)
-    generator = torch.Generator().manual_seed(config.seed)
     tower.train()
     losses: list[float] = []
-    bar = progress(range(config.vision_steps), desc="paligemma vision tower")
-    for _ in bar:
-        idx = torch.randint(len(samples), (config.vision_batch_size,), generator=generator)
-        idx = idx.to(vlm.device)
-        images = jitter(randomise_background(pixels[idx], region[idx], generator), generator)
+    bar = progress(batches[: config.vision_steps], desc="paligemma vision tower")
+    for idx in bar:
+        i = torch.as_tensor(idx, device=vlm.device)
         with autocast(vlm.device):
-            patch_logits = head(tower(images).last_hidden_state)
-        loss = F.binary_cross_entropy_with_logits(patch_logits.float().amax(dim=1), labels[idx])
-        _optimizer_step(loss, optimizer, schedule, losses, bar)
+            heat, depth = trunk.maps(pixels[i])
+            loss = localisation_loss(trunk, heat, depth, centres[i], depths[i], present[i])
+        _optimizer_step(loss.float(), optimizer, schedule, losses, bar)
     vlm.model.requires_grad_(False)
     vlm.model.eval()
     return losses
+
+
+def box(obj: ImageObject, size: int) -> tuple[float, float, float, float]:
+    """The box (y_min, x_min, y_max, x_max, pixels) of an object's projected bounding disk
+    (``sim.camera``), clipped to a ``size`` image."""
+    r = max(obj.radius, 1.0)
+    return (max(0.0, obj.y - r), max(0.0, obj.x - r), min(size, obj.y + r), min(size, obj.x + r))
+
+
+def in_view(sample: Sample) -> dict[str, ImageObject]:
+    """The sample's objects whose centres project into its image, in front of the camera."""
+    if sample.metadata is None:
+        raise ValueError("detection examples need each sample's metadata")
+    size = sample.image.shape[0]
+    return {
+        o.name: o
+        for o in image_objects(sample.metadata, size)
+        if o.depth > 0 and 0 <= o.x < size and 0 <= o.y < size
+    }
+
+
+def base_examples(
+    samples: Sequence[Sample], n_objects: int, n_detect: int, rng: np.random.Generator
+) -> tuple[list[str], list[str]]:
+    """Stage-2 prompts and answers, none with a spatial word, the tasks of PaliGemma's own
+    pre-training mix:
+
+    - the first ``n_objects`` samples: the objects prompt, answered by the object list in
+      vocabulary order (the order carries no layout);
+    - the next ``n_detect``: "detect {name}" for one object in view drawn at random, answered
+      as PaliGemma does, four <loc> tokens of its box and the name (``detection_answer``);
+    - the rest: the position question, answered by detecting the two objects it names,
+      subject first, in PaliGemma's multi-object form ("<loc>x4 red mug ; <loc>x4 teddy bear").
+
+    The language model learns to name the objects and to say where each one is, in <loc>
+    tokens; how two of them stand to each other, and its words, are left to fine-tuning.
+    """
+    vocabulary = object_names()
+    prompts, answers = [], []
+    for i, s in enumerate(samples):
+        seen, size = in_view(s), s.image.shape[0]
+        if i < n_objects:
+            prompts.append(OBJECTS_PROMPT)
+            answers.append(object_list_caption([n for n in vocabulary if n in s.object_names()]))
+        elif i < n_objects + n_detect:
+            name = sorted(seen)[int(rng.integers(len(seen)))]
+            prompts.append(detect_prompt(name))
+            answers.append(detection_answer(name, box(seen[name], size), size))
+        else:
+            pair = (s.record.subject, s.record.reference)
+            prompts.append(s.record.question)
+            answers.append(
+                " ; ".join(
+                    detection_answer(n, box(seen[n], size), size) if n in seen else n for n in pair
+                )
+            )
+    return prompts, answers
 
 
 def pretrain_captioning(
@@ -623,14 +594,14 @@ def pretrain_captioning(
     samples: Sequence[Sample],
     config: PaligemmaPretrainConfig,
     rng: np.random.Generator,
+    words: set[str] | None = None,
 ) -> list[float]:
-    """Stage 2: projector and language model (vision tower frozen) learn to caption.
+    """Stage 2: projector and language model (vision tower frozen) learn to name the objects.
 
-    Each step mixes the objects prompt (answer: the object list, vocabulary order) and the
-    position question (answer: a caption with another sample's terms). Freezing the tower
-    keeps its local detectors from drifting back towards the backgrounds.
+    Each step mixes the two kinds of ``base_examples``; every word of their prompts and answers
+    is added to ``words`` (the record that no spatial word was shown). Freezing the tower
+    keeps its localisation as stage 1 left it.
     """
-    vocabulary = object_names()
     tower = vlm.model.get_encoder("image")
     vlm.model.requires_grad_(True)
     tower.requires_grad_(False)
@@ -638,6 +609,7 @@ def pretrain_captioning(
     optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=0.0)
     schedule = _one_cycle(optimizer, config.lr, config.steps)
     n_objects = round(config.batch_size * config.objects_fraction)
+    n_detect = round(config.batch_size * config.detect_fraction)
     vlm.model.train()
     tower.eval()
     losses: list[float] = []
@@ -645,13 +617,10 @@ def pretrain_captioning(
     for _ in bar:
         idx = rng.integers(len(samples), size=config.batch_size)
         chosen = [samples[int(i)] for i in idx]
-        objects, positions = chosen[:n_objects], chosen[n_objects:]
-        prompts = [OBJECTS_PROMPT] * len(objects) + [s.record.question for s in positions]
-        answers = [
-            object_list_caption([n for n in vocabulary if n in s.object_names()]) for s in objects
-        ]
-        if positions:
-            answers += random_terms_answers(positions, rng)
+        prompts, answers = base_examples(chosen, n_objects, n_detect, rng)
+        if words is not None:  # <loc> tokens recorded as one word
+            texts = [LOC_TOKEN.sub("<loc> ", t) for t in prompts + answers]
+            words.update(w for t in texts for w in t.replace(",", " ").split())
         loss = vlm.loss(vlm.inputs([s.image for s in chosen], prompts, answers))
         _optimizer_step(loss, optimizer, schedule, losses, bar)
     vlm.model.requires_grad_(False)
@@ -666,13 +635,14 @@ def pretrain_paligemma(config: PaligemmaPretrainConfig) -> tuple[PaligemmaVLM, d
     rng = np.random.default_rng(config.seed)
     samples = _collect_train(config)
     vlm = PaligemmaVLM.builtin(PaligemmaVLMConfig(seed=config.seed))
-    head = presence_head(vlm)
-    vision_losses = pretrain_vision_tower(vlm, samples, config, head)
-    if vision_losses:
-        warm_start_projector(vlm, head)
-    losses = pretrain_captioning(vlm, samples, config, rng)
+    vision_losses = pretrain_vision_tower(vlm, samples, config)
+    words: set[str] = set()
+    losses = pretrain_captioning(vlm, samples, config, rng, words)
     train_s = time.perf_counter() - start
-    metrics = measure_paligemma(vlm, _collect_test(config), config.seed)
+    test = _collect_test(config)
+    metrics = measure_paligemma(vlm, test, config.seed)
+    tower = vlm.model.get_encoder("image")
+    metrics.update(measure_localisation(tower.trunk, vlm.pixels([s.image for s in test]), test))
     window = max(1, min(20, len(losses) // 2))
     info = {
         "model": "paligemma",
@@ -682,6 +652,7 @@ def pretrain_paligemma(config: PaligemmaPretrainConfig) -> tuple[PaligemmaVLM, d
         "vision_final_loss": float(np.mean(vision_losses[-window:])) if vision_losses else None,
         "first_loss": float(np.mean(losses[:window])),
         "final_loss": float(np.mean(losses[-window:])),
+        "text_words": sorted(words),  # every word the language model saw in base training
         "test": metrics,
     }
     return vlm, info

@@ -63,7 +63,7 @@ def test_prompt_layout_and_labels(builtin_dir: Path, train_samples: list[Sample]
     ids, labels = batch["input_ids"][0].tolist(), batch["labels"][0].tolist()
     tok = vlm.processor.tokenizer
     n_image = vlm.processor.image_seq_length
-    assert n_image == 64  # 64 px in 8 px patches
+    assert n_image == 9  # one token per object of the vocabulary
     assert ids[:n_image] == [vlm.model.config.image_token_id] * n_image
     assert ids[n_image] == tok.bos_token_id
     n_question = len(s.record.question.split())
@@ -106,7 +106,7 @@ def test_finetuning_trains_only_the_attention_and_lowers_the_loss(
     assert after_weights.keys() == before_weights.keys()  # no LoRA or other extra tensors
     changed = {k for k in before_weights if not torch.equal(before_weights[k], after_weights[k])}
     attention = {k for k in before_weights if is_attention_parameter(k)}
-    assert len(attention) == 2 * 4  # 2 layers x q, k, v, o
+    assert len(attention) == 4 * 4  # 4 layers x q, k, v, o
     assert changed == attention  # every attention projection moved, nothing else did
     assert not any(p.requires_grad for p in vlm.model.parameters())
 
@@ -165,3 +165,32 @@ def test_a_missing_checkpoint_is_a_clear_error_never_a_download(tmp_path: Path) 
 def test_bad_config_values_are_rejected(field: str, value: object) -> None:
     with pytest.raises(ValueError, match=f"PaligemmaVLMConfig.{field}"):
         PaligemmaVLMConfig(**{field: value})  # type: ignore[arg-type]
+
+
+def test_the_builtin_image_tokens_are_one_per_object_saying_where_it_is(
+    builtin_dir: Path, train_samples: list[Sample]
+) -> None:
+    """The vision tower is the localisation trunk: token c holds object c's identity and its
+    soft-argmax slot (presence, x, y, depth, then x and y times the depth in metres)."""
+    from benchmark.sim.scenes import object_names
+    from benchmark.vlm.locnet import LocVisionModel
+
+    vlm = PaligemmaVLM.load(builtin_dir)
+    tower = vlm.model.get_encoder("image")
+    assert isinstance(tower, LocVisionModel)
+    with torch.inference_mode():
+        pixels = vlm.pixels([s.image for s in train_samples[:4]])
+        tokens = tower(pixels).last_hidden_state
+        presence, centres, depths = tower.trunk.pool(*tower.trunk.maps(pixels))
+    n = len(object_names())
+    assert tokens.shape == (4, n, n + 6)
+    assert torch.equal(tokens[..., :n], torch.eye(n).expand(4, -1, -1))
+    s = torch.sigmoid(presence)
+    torch.testing.assert_close(tokens[..., n], s)
+    torch.testing.assert_close(tokens[..., n + 1 : n + 3], s[..., None] * centres)
+    torch.testing.assert_close(tokens[..., n + 3], s * depths)
+    metres = s * (depths + 2.0)
+    torch.testing.assert_close(
+        tokens[..., n + 4 : n + 6], s[..., None] * centres * metres[..., None]
+    )
+    assert vlm.processor.image_seq_length == n  # one <image> token per object

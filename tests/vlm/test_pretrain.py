@@ -18,20 +18,17 @@ from benchmark.vlm.pretrain import (
     ClipPretrainConfig,
     PaligemmaPretrainConfig,
     absent_lists,
+    base_examples,
     base_training_captions,
-    jitter,
     metrics_path,
-    object_region,
     object_targets,
-    presence_head,
     pretrain_captioning,
     pretrain_clip,
     pretrain_config,
+    pretrain_paligemma,
     pretrain_vision_tower,
     random_terms_answers,
-    randomise_background,
     run,
-    warm_start_projector,
 )
 
 
@@ -124,42 +121,51 @@ def test_paligemma_stages_train_the_tower_then_everything_but_the_tower(
     assert any(k.startswith("model.language_model.") for k in rest)
 
 
-def test_jitter_keeps_shape_and_range_and_is_seeded() -> None:
-    pixels = torch.rand(8, 3, 64, 64) * 2 - 1
-    a = jitter(pixels, torch.Generator().manual_seed(0))
-    b = jitter(pixels, torch.Generator().manual_seed(0))
-    assert a.shape == pixels.shape and torch.equal(a, b)
-    assert a.min() >= -1 and a.max() <= 1 and not torch.equal(a, pixels)
+def test_the_paligemma_language_model_never_sees_a_spatial_word_in_base_training() -> None:
+    """Every prompt and answer of stage 2 is recorded as it is built (``text_words``) and checked
+    against the words that state a spatial term; the position question's own function words
+    ("of", "to") state none."""
+    from benchmark.captions import TERMS
+
+    config = PaligemmaPretrainConfig(
+        samples=24, vision_steps=1, vision_batch_size=8, steps=6, batch_size=8, test_samples=4
+    )
+    _, info = pretrain_paligemma(config)
+    spatial = {w for term in TERMS for w in term.split()} - {"in", "of"}
+    seen = set(info["text_words"])
+    assert not seen & spatial and parse_terms(" ".join(seen)) == ()
+    assert {"position", "relative"} <= seen  # the position question was asked
+    assert {w for n in object_names() for w in n.split()} <= seen
 
 
-def test_a_recoloured_background_keeps_every_object_pixel(train_samples: list[Sample]) -> None:
-    vlm = PaligemmaVLM.builtin()
-    pixels = vlm.processor.image_processor([s.image for s in train_samples], return_tensors="pt")[
-        "pixel_values"
-    ]
-    region = object_region(train_samples, pixels.shape[-1])
-    # Three objects of a few pixels each: a small part of a 64 px image, never none of it.
-    covered = region.mean(dim=(1, 2, 3))
-    assert bool((covered > 0).all()) and float(covered.max()) < 0.1
-    out = randomise_background(pixels, region, torch.Generator().manual_seed(0), share=1.0)
-    inside, outside = region.expand_as(pixels) > 0, region.expand_as(pixels) == 0
-    assert torch.equal(out[inside], pixels[inside])
-    assert not torch.allclose(out[outside], pixels[outside])
-    assert out.min() >= -1 and out.max() <= 1
-    assert torch.equal(randomise_background(pixels, region, torch.Generator(), share=0.0), pixels)
-    again = randomise_background(pixels, region, torch.Generator().manual_seed(0), share=1.0)
-    assert torch.equal(out, again)
+def test_base_examples_name_detect_and_locate_the_asked_pair(train_samples: list[Sample]) -> None:
+    """Objects prompt: the present objects; detection: the box around the projected centre;
+    the position question: both named objects' boxes, subject first, and no spatial term."""
+    from benchmark.sim.camera import image_objects
+    from benchmark.vlm.paligemma import parse_box
 
+    samples = train_samples[:9]
+    prompts, answers = base_examples(samples, 3, 3, np.random.default_rng(0))
+    for s, text in zip(samples[:3], answers[:3], strict=True):
+        assert set(parse_object_names(text, object_names())) == set(s.object_names())
 
-def test_the_projector_starts_stage_two_from_the_presence_head() -> None:
-    vlm = PaligemmaVLM.builtin()
-    head = presence_head(vlm)
-    warm_start_projector(vlm, head)
-    linear = vlm.model.model.multi_modal_projector.linear
-    assert torch.equal(linear.weight[: len(object_names())], head.weight)
-    assert torch.equal(linear.bias[: len(object_names())], head.bias)
-    assert not linear.weight[len(object_names()) :].any()
-    assert not linear.bias[len(object_names()) :].any()
+    def around(text: str, name: str, s: Sample) -> bool:
+        """The box holds the object's projected centre and spans its bounding disk's width
+        (less where the image edge cuts it)."""
+        where = {o.name: o for o in image_objects(s.metadata, 64)}[name]  # type: ignore[arg-type]
+        y0, x0, y1, x1 = parse_box(text, 64)  # type: ignore[misc]
+        inside = y0 - 0.1 <= where.y <= y1 + 0.1 and x0 - 0.1 <= where.x <= x1 + 0.1
+        return inside and 0 < x1 - x0 <= 2 * max(where.radius, 1.0) + 0.2
+
+    for s, prompt, text in zip(samples[3:6], prompts[3:6], answers[3:6], strict=True):
+        name = prompt.removeprefix("detect ")
+        assert name in s.object_names() and text.endswith(f"> {name}")
+        assert around(text, name, s)
+    for s, prompt, text in zip(samples[6:], prompts[6:], answers[6:], strict=True):
+        assert prompt == s.record.question and parse_terms(text) == ()
+        first, second = text.split(" ; ")
+        assert first.endswith(s.record.subject) and second.endswith(s.record.reference)
+        assert around(first, s.record.subject, s) and around(second, s.record.reference, s)
 
 
 def test_the_clip_text_tower_never_sees_a_spatial_word_in_base_training() -> None:
