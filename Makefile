@@ -4,6 +4,8 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.setup-stamp
 MODEL ?= clip
+# YES=1: go ahead where `rls3 check` asks first (a built-in model base-trained above 64 px on a CPU)
+YES ?=
 # DVC stages call `rls3`: put the project's environment first on PATH for every recipe.
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
@@ -28,7 +30,7 @@ lint: setup
 	$(VENV)/bin/mypy
 
 bench: setup
-	$(VENV)/bin/rls3 bench --model $(MODEL)
+	$(VENV)/bin/rls3 bench --model $(MODEL) $(if $(filter 1 yes,$(YES)),--yes)
 
 repro: setup
 	$(VENV)/bin/dvc repro

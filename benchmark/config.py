@@ -106,6 +106,19 @@ class EarlyStopping:
 
 
 @dataclass(frozen=True)
+class Weights:
+    """Real pretrained weights of one model (SPEC section 5): a local path, never a hub name.
+
+    In params.yaml: a path (``weights: /weights/paligemma-3b-pt-224``) or a mapping with the
+    open_clip architecture of a bare ``.safetensors`` file (``{path: ..., arch: ViT-B-32}``).
+    A relative path is relative to the repository root (where ``dvc repro`` runs).
+    """
+
+    path: str
+    arch: str | None = None  # CLIP only: the open_clip architecture name
+
+
+@dataclass(frozen=True)
 class ModelParams:
     """One VLM family: its K, seeds, early stopping, and its fine-tuning/pre-training knobs."""
 
@@ -115,6 +128,12 @@ class ModelParams:
     finetune: dict[str, Any] = field(default_factory=dict)  # the family's VLM config fields
     pretrain: dict[str, Any] = field(default_factory=dict)  # the base-training config fields
     probe: dict[str, Any] = field(default_factory=dict)  # the learnability probe's fields
+    # null: the built-in model, base-trained by the base_model stage; else real weights, which
+    # that stage records instead of training (``vlm.weights``)
+    weights: Weights | None = None
+
+
+DEVICES = ("auto", "cuda")
 
 
 @dataclass(frozen=True)
@@ -125,6 +144,9 @@ class Profile:
     agent: AgentParams
     clip: ModelParams
     paligemma: ModelParams
+    # auto: CUDA when visible, else the CPU; cuda: the profile needs a CUDA device (`rls3 check`
+    # fails without one rather than start a paper-scale run on a CPU)
+    device: str = "auto"
 
     def model(self, name: str) -> ModelParams:
         _check(name in MODELS, "model", name, f"one of {list(MODELS)}")
@@ -160,6 +182,11 @@ _RULES: dict[str, tuple[typing.Callable[[Any], bool], str]] = {
     "early_stopping.min_delta": (lambda v: v >= 0, "a number >= 0"),
     "k": (lambda v: v >= 1, "an int >= 1"),
     "seeds": (lambda v: 1 <= v <= MAX_SEEDS, f"an int in [1, {MAX_SEEDS}] (dvc.yaml's seed slots)"),
+    "device": (lambda v: v in DEVICES, f"one of {list(DEVICES)}"),
+    "weights.path": (lambda v: v.strip() != "", "a non-empty local path"),
+}
+_ALLOWED = {  # what a union-typed key takes, for its error message
+    "weights": "null (the built-in model), a local path, or a mapping {path, arch}",
 }
 
 
@@ -170,8 +197,13 @@ def _type_name(tp: Any) -> str:
 def _coerce(value: Any, tp: Any, key: str) -> Any:
     """``value`` checked against the annotation ``tp`` (nested dataclasses included)."""
     origin = typing.get_origin(tp)
+    if tp is Weights and isinstance(value, str):
+        value = {"path": value}  # the short form: a path alone
     if dataclasses.is_dataclass(tp):
         return _build(tp, value, key)  # type: ignore[arg-type]
+    if tp is type(None):
+        _check(value is None, key, value, "null")
+        return None
     if origin is tuple:
         _check(isinstance(value, list | tuple), key, value, "a list")
         (item_tp, _) = typing.get_args(tp)
@@ -181,11 +213,14 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
         return dict(value)
     if origin in (types.UnionType, typing.Union):
         for option in typing.get_args(tp):
+            if dataclasses.is_dataclass(option) and isinstance(value, Mapping):
+                return _coerce(value, option, key)  # its own errors name the inner key
             try:
                 return _coerce(value, option, key)
             except ParamsError:
                 continue
-        raise ParamsError(f"params: {key} = {value!r} is not allowed; expected {tp}")
+        allowed = _ALLOWED.get(key.rsplit(".", 1)[-1], str(tp))
+        raise ParamsError(f"params: {key} = {value!r} is not allowed; expected {allowed}")
     if tp is float:
         ok = isinstance(value, int | float) and not isinstance(value, bool)
         _check(ok, key, value, "a number")
@@ -248,6 +283,10 @@ def parse_params(data: Any, source: str = "params.yaml") -> Params:
         name: _build(Profile, raw, f"profiles.{name}") for name, raw in profiles_raw.items()
     }
     _check(data["profile"] in profiles, "profile", data["profile"], f"one of {sorted(profiles)}")
+    for name, prof in profiles.items():
+        w = prof.paligemma.weights
+        key = f"profiles.{name}.paligemma.weights.arch"
+        _check(w is None or w.arch is None, key, w and w.arch, "null (arch is CLIP's only)")
     return Params(data["profile"], profiles)
 
 

@@ -42,9 +42,9 @@ def _stages(repo: Path) -> set[str]:
 def test_every_stage_ran(smoke_pipeline: tuple[Path, str]) -> None:
     repo, output = smoke_pipeline
     stages = _stages(repo)
-    # 8 previews, datasets, 2 base models, 2 learnability probes, 5 agents, 30 runs (3 arms x
-    # 2 models x 5 seed slots), 3 reports
-    assert len(stages) == 51
+    # the check, 8 previews, datasets, 2 base models, 2 learnability probes, 5 agents, 30 runs
+    # (3 arms x 2 models x 5 seed slots), 3 reports
+    assert len(stages) == 52
     assert {"probe_learnability@clip", "probe_learnability@paligemma"} <= stages
     assert _ran(output) == stages
 
@@ -116,8 +116,11 @@ def test_a_second_repro_does_nothing(smoke_pipeline: tuple[Path, str]) -> None:
     repo, _ = smoke_pipeline
     again = dvc(repo, "repro")
     assert again.returncode == 0, again.stderr
-    assert _ran(again.stdout) == set()
-    assert "up to date" in again.stdout
+    # the check runs every time (in seconds); what it wrote is unchanged, so nothing else runs
+    assert _ran(again.stdout) == {"check"}
+    assert "rls3 check: 0 problem(s); passed" in again.stdout
+    skipped = set(re.findall(r"Stage '([^']+)' didn't change, skipping", again.stdout))
+    assert skipped == _stages(repo) - {"check"}
 
 
 def test_changing_one_param_reruns_only_its_dependants(smoke_pipeline: tuple[Path, str]) -> None:
@@ -132,7 +135,7 @@ def test_changing_one_param_reruns_only_its_dependants(smoke_pipeline: tuple[Pat
         s
         for s in _stages(repo)
         if s.startswith(("run_sac@clip-", "run_random@clip-", "run_sac_dense@clip-", "report@clip"))
-        or s == "report_index"
+        or s in ("report_index", "check")
     }
     assert _ran(done.stdout) == expected
     # the sac run started afresh (its checkpoint came from other params) and used the new K

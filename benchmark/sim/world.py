@@ -10,7 +10,9 @@ exact and deterministic.
 
 from __future__ import annotations
 
+import importlib.util
 import math
+import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -67,6 +69,30 @@ def placement_box(scene: Scene) -> tuple[np.ndarray, np.ndarray]:
     return lo, hi
 
 
+RENDERER_ENV = "RLS3_RENDERER"
+RENDERERS = ("tiny", "egl")  # tiny: the CPU TinyRenderer, what every committed result used
+
+
+def _renderer(client: BulletClient) -> int:
+    """PyBullet's renderer for ``RLS3_RENDERER``: TinyRenderer (the default), or EGL (hardware
+    OpenGL without a display, where PyBullet's ``eglRenderer`` plugin loads: ``rls3 perf gpu``).
+    EGL's images are not TinyRenderer's pixel for pixel: results are comparable within one."""
+    choice = os.environ.get(RENDERER_ENV, "tiny")
+    if choice not in RENDERERS:
+        raise ValueError(f"{RENDERER_ENV} = {choice!r} is not allowed; expected one of {RENDERERS}")
+    if choice == "tiny":
+        return int(p.ER_TINY_RENDERER)
+    spec = importlib.util.find_spec("eglRenderer")
+    plugin = (
+        -1
+        if spec is None or spec.origin is None
+        else client.loadPlugin(spec.origin, "_eglRendererPlugin")
+    )
+    if plugin < 0:
+        raise RuntimeError(f"{RENDERER_ENV}=egl, but PyBullet's EGL plugin does not load here")
+    return int(p.ER_BULLET_HARDWARE_OPENGL)
+
+
 class SceneWorld:
     """A scene with all 9 objects loaded; inactive ones are parked out of sight, transparent."""
 
@@ -75,6 +101,7 @@ class SceneWorld:
         self.objects = objects if objects is not None else object_specs()
         self.client = BulletClient(connection_mode=p.DIRECT)
         self.client.setAdditionalSearchPath(pybullet_data.getDataPath())
+        self.renderer = _renderer(self.client)
         self.surface_body: dict[int, Furniture] = {}  # body id of a designated top -> furniture
         self._build_room()
         for piece in scene.furniture:
@@ -330,7 +357,8 @@ class SceneWorld:
 
     # ------------------------------------------------------------------ rendering
     def render(self, camera: int, size: int, shadows: bool = False) -> np.ndarray:
-        """An RGB image (size x size x 3, uint8) from camera pose ``camera``, CPU TinyRenderer."""
+        """An RGB image (size x size x 3, uint8) from camera pose ``camera`` (TinyRenderer on
+        the CPU unless ``RLS3_RENDERER=egl``)."""
         view, projection = self._matrices[camera]
         rgba = self.render_raw(view, projection, size, shadows)
         return np.ascontiguousarray(np.asarray(rgba).reshape(size, size, 4)[:, :, :3])
@@ -350,7 +378,7 @@ class SceneWorld:
             projection,
             shadow=int(shadows),
             lightDirection=self.scene.light_direction,
-            renderer=p.ER_TINY_RENDERER,
+            renderer=self.renderer,
             flags=p.ER_NO_SEGMENTATION_MASK,
         )
         return rgba

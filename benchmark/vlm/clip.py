@@ -224,6 +224,27 @@ class ClipVLM(VLM):
         return cls._create(BUILTIN_MODEL, None, config, device)
 
     @classmethod
+    def random(
+        cls,
+        arch: str,
+        image_size: int | None = None,
+        config: ClipVLMConfig | None = None,
+        device: torch.device | None = None,
+    ) -> ClipVLM:
+        """An open_clip architecture (e.g. ``ViT-B-32``) randomly initialised (seeded by
+        ``config.seed``), at ``image_size`` px if given: full-size models without a download,
+        for the tests (``save`` writes them in open_clip's local format) and ``rls3 perf gpu``."""
+        register_builtin()
+        config = config or ClipVLMConfig()
+        seed_everything(config.seed)
+        kwargs = {} if image_size is None else {"force_image_size": image_size}
+        model, _, preprocess = open_clip.create_model_and_transforms(arch, **kwargs)
+        model_cfg = json.loads(json.dumps(open_clip.get_model_config(arch)))  # a deep copy
+        if image_size is not None:
+            model_cfg["vision_cfg"]["image_size"] = image_size
+        return cls(model, preprocess, open_clip.get_tokenizer(arch), model_cfg, config, device)
+
+    @classmethod
     def load(
         cls,
         path: str | os.PathLike[str],
@@ -236,10 +257,14 @@ class ClipVLM(VLM):
         ``path`` is a directory in open_clip's local format (``open_clip_config.json`` and a
         ``.safetensors`` file, e.g. one written by ``save``), or, with ``arch`` an open_clip
         architecture name (e.g. ``ViT-B-32``), a ``.safetensors`` file or a directory (a hub
-        cache) holding one.
+        cache) holding one; or a base model that ``weights.record`` wrote, which loads the
+        checkpoint it records.
         """
+        from benchmark.vlm.weights import resolve
+
         register_builtin()
         config = config or ClipVLMConfig()
+        path, arch = resolve(path, arch)
         p = require_path(path, "CLIP checkpoint")
         if p.is_dir() and (p / CONFIG_FILE).is_file():
             _find_weights(p)  # fail clearly rather than let open_clip fall back to random init

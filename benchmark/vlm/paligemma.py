@@ -201,9 +201,29 @@ def build_tokenizer(texts: Sequence[str]) -> PreTrainedTokenizerFast:
 
 def build_builtin(out_dir: str | os.PathLike[str], seed: int = 0) -> Path:
     """Write the built-in small PaliGemma (random weights, seeded) with ``save_pretrained``."""
-    spec = json.loads(BUILTIN_CONFIG.read_text())
-    image_size = spec["vision_config"]["image_size"]
-    tokens = spec["vision_config"]["objects"]  # one image token per object (``locnet``)
+    model, processor = build_model(json.loads(BUILTIN_CONFIG.read_text()), seed)
+    with atomic_directory(out_dir) as tmp:
+        model.save_pretrained(tmp, safe_serialization=True)
+        processor.save_pretrained(tmp)
+    return Path(out_dir)
+
+
+def build_model(
+    spec: dict[str, Any], seed: int = 0
+) -> tuple[PaliGemmaForConditionalGeneration, PaliGemmaProcessor]:
+    """A randomly initialised PaliGemma (seeded) of ``spec`` (``projection_dim``,
+    ``hidden_size``, ``vision_config``, ``text_config``: the layout of
+    ``configs/RLS3-PaliGemma-Loc.json``) and its processor, built locally: the closed-vocabulary
+    tokenizer, PaliGemma's <loc> tokens, a SigLIP image processor at the tower's image size.
+    A vision config of model type ``siglip_vision_model`` gives Google's architecture (one
+    image token per patch); the built-in tower gives one per object. The text vocabulary is
+    ``text_config["vocab_size"]`` when larger than the tokenizer's (e.g. Gemma's 257,216)."""
+    vision = spec["vision_config"]
+    image_size = vision["image_size"]
+    if vision.get("model_type") == "rls3_locnet_vision":
+        tokens = vision["objects"]  # one image token per object (``locnet``)
+    else:
+        tokens = (image_size // vision["patch_size"]) ** 2
     image_processor = SiglipImageProcessor(size={"height": image_size, "width": image_size})
     # The processor reads it to expand <image>; SiglipImageProcessor does not declare it.
     image_processor.image_seq_length = tokens  # type: ignore[attr-defined]
@@ -211,7 +231,8 @@ def build_builtin(out_dir: str | os.PathLike[str], seed: int = 0) -> Path:
         image_processor=image_processor, tokenizer=build_tokenizer(closed_vocabulary_texts())
     )
     tokenizer = processor.tokenizer
-    vocab_size = -(-len(tokenizer) // 64) * 64  # the processor added <loc>/<seg> tokens
+    # the processor added <loc>/<seg> tokens; rounded up to a multiple of 64
+    vocab_size = max(-(-len(tokenizer) // 64) * 64, spec["text_config"].get("vocab_size", 0))
     ids = {t: tokenizer.convert_tokens_to_ids(t) for t in ("<pad>", "<eos>", "<bos>", "<image>")}
     text_config = {
         **spec["text_config"],
@@ -221,7 +242,7 @@ def build_builtin(out_dir: str | os.PathLike[str], seed: int = 0) -> Path:
         "bos_token_id": ids["<bos>"],
     }
     config = PaliGemmaConfig(
-        vision_config=spec["vision_config"],
+        vision_config=vision,
         text_config=text_config,
         image_token_index=ids["<image>"],
         vocab_size=vocab_size,
@@ -233,10 +254,7 @@ def build_builtin(out_dir: str | os.PathLike[str], seed: int = 0) -> Path:
     model.generation_config.pad_token_id = ids["<pad>"]
     model.generation_config.eos_token_id = ids["<eos>"]
     model.generation_config.bos_token_id = ids["<bos>"]
-    with atomic_directory(out_dir) as tmp:
-        model.save_pretrained(tmp, safe_serialization=True)
-        processor.save_pretrained(tmp)
-    return Path(out_dir)
+    return model, processor
 
 
 # ---------------------------------------------------------------------------- trainable parts
@@ -299,8 +317,11 @@ class PaligemmaVLM(VLM):
         config: PaligemmaVLMConfig | None = None,
         device: torch.device | None = None,
     ) -> PaligemmaVLM:
-        """Load model and processor from a local checkpoint directory (safetensors only)."""
-        p = require_path(path, "PaliGemma checkpoint")
+        """Load model and processor from a local checkpoint directory (safetensors only), or
+        the checkpoint that a base model written by ``weights.record`` records."""
+        from benchmark.vlm.weights import resolve
+
+        p = require_path(resolve(path)[0], "PaliGemma checkpoint")
         if not (p / "config.json").is_file():
             raise FileNotFoundError(f"PaliGemma checkpoint {p} has no config.json")
         model = PaliGemmaForConditionalGeneration.from_pretrained(

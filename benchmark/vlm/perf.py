@@ -35,12 +35,15 @@ class VlmPerf:
     finetune_bare: float
 
 
-def _clip_paths(
-    samples: list[Sample],
-) -> tuple[
+Paths = tuple[
     str, Callable[[], object], Callable[[], object], Callable[[], object], Callable[[], object]
-]:
-    vlm = ClipVLM.builtin(ClipVLMConfig(batch_size=len(samples), eval_batch_size=len(samples)))
+]
+
+
+def _clip_paths(samples: list[Sample], vlm: ClipVLM | None = None) -> Paths:
+    if vlm is None:
+        config = ClipVLMConfig(batch_size=len(samples), eval_batch_size=len(samples))
+        vlm = ClipVLM.builtin(config)
     images = vlm.images_tensor([s.image for s in samples])
     tokens = vlm.texts_tensor(sample_texts(samples))
     optimizer = vlm.optimizer()
@@ -68,13 +71,12 @@ def _clip_paths(
     )
 
 
-def _paligemma_paths(
-    samples: list[Sample],
-) -> tuple[
-    str, Callable[[], object], Callable[[], object], Callable[[], object], Callable[[], object]
-]:
-    config = PaligemmaVLMConfig(batch_size=len(samples), eval_batch_size=len(samples))
-    vlm = PaligemmaVLM.builtin(config)
+def _paligemma_paths(samples: list[Sample], vlm: PaligemmaVLM | None = None) -> Paths:
+    if vlm is None:
+        vlm = PaligemmaVLM.builtin(
+            PaligemmaVLMConfig(batch_size=len(samples), eval_batch_size=len(samples))
+        )
+    config = vlm.config
     images = [s.image for s in samples]
     questions = [s.record.question for s in samples]
     prompts = vlm.inputs(images, questions)
@@ -117,10 +119,25 @@ def measure(model: str, batch: int = 32, rounds: int = 3, seed: int = 0) -> VlmP
         raise ValueError(f"need batch >= 2 and rounds >= 1, got batch={batch}, rounds={rounds}")
     torch.manual_seed(seed)
     samples = collect_samples("train", batch, seed)
-    device, *paths = (_clip_paths if model == "clip" else _paligemma_paths)(samples)
-    totals = [0.0] * len(paths)
+    return time_paths(model, samples, rounds)
+
+
+def time_paths(
+    model: str, samples: list[Sample], rounds: int, vlm: ClipVLM | PaligemmaVLM | None = None
+) -> VlmPerf:
+    """``measure`` on given samples and, if given, a given model (its config's batch sizes
+    should hold the whole batch: ``finetune`` then takes one step, like the bare path)."""
+    if vlm is None:
+        paths = _clip_paths(samples) if model == "clip" else _paligemma_paths(samples)
+    elif isinstance(vlm, ClipVLM):
+        paths = _clip_paths(samples, vlm)
+    else:
+        paths = _paligemma_paths(samples, vlm)
+    device, *timed = paths
+    batch = len(samples)
+    totals = [0.0] * len(timed)
     for r in range(rounds + 1):  # round 0 warms up allocators and lazy inits
-        for i, path in enumerate(paths):
+        for i, path in enumerate(timed):
             start = time.perf_counter()
             path()
             if torch.cuda.is_available():
@@ -146,4 +163,4 @@ def format_report(p: VlmPerf) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["VlmPerf", "format_report", "measure"]
+__all__ = ["VlmPerf", "format_report", "measure", "time_paths"]

@@ -57,6 +57,7 @@ import torch
 import torch.nn.functional as F
 
 from benchmark.captions import caption, rubric_score
+from benchmark.fileio import atomic_write_json
 from benchmark.sim.camera import ImageObject, image_objects
 from benchmark.sim.scenes import object_names
 from benchmark.vlm.base import (
@@ -679,6 +680,37 @@ def pretrain_config(model: str, **overrides: Any) -> ClipPretrainConfig | Palige
     if model == "clip":
         return ClipPretrainConfig(**kwargs)
     return PaligemmaPretrainConfig(**kwargs)
+
+
+def record_weights(
+    model: str,
+    path: str,
+    arch: str | None = None,
+    out: str | os.PathLike[str] | None = None,
+    key: str = "weights",
+) -> dict[str, Any]:
+    """The base model of a profile with real weights (SPEC 5): the checkpoint at ``path`` checked
+    and recorded (``weights.record``: path, files, sizes, content digest), not trained; its
+    measurements file says so. A checkpoint that cannot be used is a ValueError naming ``key``."""
+    from benchmark.vlm.weights import WeightsError, inspect, record
+
+    start = time.perf_counter()
+    try:
+        checkpoint = inspect(model, path, arch)
+    except WeightsError as err:
+        raise WeightsError(f"{key}: {err}") from err
+    target = Path(out) if out is not None else default_out(model)
+    pointer = record(checkpoint, target)
+    info = {
+        "model": model,
+        "weights": {k: v for k, v in pointer.items() if k != "files"},
+        "files": pointer["files"],
+        "train_seconds": 0.0,  # no base training: real pretrained weights
+        "record_seconds": round(time.perf_counter() - start, 1),
+        "checkpoint": str(target),
+    }
+    atomic_write_json(metrics_path(target), info)
+    return info
 
 
 def run(

@@ -1,0 +1,249 @@
+"""``rls3 check``: what would make a long stage fail, found in seconds before any starts.
+
+Run by ``make bench`` (through ``dvc repro``) and as the pipeline's first DVC stage; each stage
+that trains or runs waits for it. It checks the active profile (SPEC sections 5 and 7):
+
+- each model's ``weights``: the path exists, is the family's, its weights are safetensors (a
+  pickle is refused), they load, and the checkpoint's image size is ``sim.image_size``;
+- ``device: cuda``: a CUDA device is visible;
+- the MLflow store (``MLFLOW_TRACKING_URI``, else ``results/mlflow.db``) is writable;
+- there is disk space for the datasets;
+- a built-in model base-trained above the bench's 64 px on a CPU: how long that is likely to
+  take, measured here, and a go-ahead (``--yes``, or ``RLS3_YES=1`` under ``dvc repro``).
+
+Each failure is one line naming the key and the fix. ``--write DIR`` (the DVC stage) writes what
+later stages depend on: ``MODEL.json``, the identity of each model's weights (path and each
+file's size and modification time, so that the ``base_model`` stage records a changed
+checkpoint again) and ``passed.json``, whose content never changes (stages wait on it without
+re-running when it is rewritten).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+from benchmark.config import MODELS, Params, Profile
+from benchmark.fileio import atomic_write_json
+
+YES_ENV = "RLS3_YES"
+CPU_TUNED_SIZE = 64  # px: the size the CPU profiles (bench) were tuned and timed at
+BYTES_PER_SAMPLE_EXTRA = 4096  # a sample's metadata and captions, generously
+ESTIMATE_SAMPLES = 4  # samples rendered and passed through the model to time base training
+
+
+@dataclass
+class Report:
+    """The check's findings: failures (one line each) and what passed."""
+
+    failures: list[str] = field(default_factory=list)
+    passed: list[str] = field(default_factory=list)
+    weights: dict[str, Any] = field(default_factory=dict)  # model -> identity or None
+
+    def fail(self, key: str, message: str) -> None:
+        self.failures.append(f"{key}: {message}")
+
+    def ok(self, key: str, message: str) -> None:
+        self.passed.append(f"{key}: {message}")
+
+
+def check(
+    params: Params,
+    *,
+    datasets: Path = Path("datasets"),
+    results: Path = Path("results"),
+    yes: bool = False,
+) -> Report:
+    """Every check of the active profile; nothing is written."""
+    report = Report()
+    profile, name = params.active, params.profile
+    for model in MODELS:
+        _check_weights(report, profile, name, model)
+    _check_device(report, profile, name)
+    _check_mlflow(report, results)
+    _check_disk(report, profile, name, datasets)
+    _check_cpu_base_training(report, profile, name, yes)
+    return report
+
+
+def _check_weights(report: Report, profile: Profile, name: str, model: str) -> None:
+    from benchmark.vlm.weights import WeightsError, inspect
+
+    key = f"profiles.{name}.{model}.weights"
+    w = profile.model(model).weights
+    if w is None:
+        report.weights[model] = None
+        report.ok(key, "null: the built-in model, base-trained by the base_model stage")
+        return
+    try:
+        ckpt = inspect(model, w.path, w.arch)
+    except WeightsError as err:
+        report.fail(key, str(err))
+        return
+    report.weights[model] = ckpt.identity()
+    size = sum(f.stat().st_size for f in ckpt.files)
+    report.ok(key, f"{ckpt.path} ({len(ckpt.files)} files, {size / 1e9:.2f} GB) loads")
+    if ckpt.image_size != profile.sim.image_size:
+        report.fail(
+            f"profiles.{name}.sim.image_size",
+            f"{profile.sim.image_size} px, but the {model} checkpoint at {ckpt.path} takes "
+            f"{ckpt.image_size} px: set sim.image_size: {ckpt.image_size}",
+        )
+
+
+def _check_device(report: Report, profile: Profile, name: str) -> None:
+    import torch
+
+    key = f"profiles.{name}.device"
+    if profile.device != "cuda":
+        where = "CUDA" if torch.cuda.is_available() else "the CPU (no CUDA device visible)"
+        report.ok(key, f"auto: {where}")
+    elif torch.cuda.is_available():
+        report.ok(key, f"cuda: {torch.cuda.get_device_name(0)}")
+    else:
+        report.fail(
+            key,
+            "cuda, but no CUDA device is visible (torch.cuda.is_available() is False): run on a "
+            'machine with a GPU (README, "GPU"), or choose a CPU profile (profile: bench)',
+        )
+
+
+def _writable_directory(directory: Path) -> str | None:
+    """None when a file can be created in ``directory`` (made if missing), else why not."""
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=directory, prefix=".rls3-check-"):
+            pass
+    except OSError as err:
+        return f"{directory} is not writable ({err.strerror or err})"
+    return None
+
+
+def _check_mlflow(report: Report, results: Path) -> None:
+    uri = os.environ.get("MLFLOW_TRACKING_URI")
+    key = "MLFLOW_TRACKING_URI" if uri else f"the MLflow store {results / 'mlflow.db'}"
+    if not uri:
+        target = results / "mlflow.db"
+        problem = _writable_directory(results)
+        if problem is None and target.exists() and not os.access(target, os.W_OK):
+            problem = f"{target} is read-only"
+    else:
+        parsed = urlparse(uri)
+        if parsed.scheme in ("http", "https", "databricks"):
+            problem, target = _reach_server(uri), Path(uri)
+        elif parsed.scheme == "sqlite":
+            db = Path(uri.removeprefix("sqlite:///").removeprefix("sqlite://"))
+            db = db if uri.startswith("sqlite:////") or db.is_absolute() else Path("/") / db
+            problem, target = _writable_directory(db.parent), db
+        else:  # a file store: a path or file:// URI
+            directory = Path(parsed.path if parsed.scheme == "file" else uri)
+            problem, target = _writable_directory(directory), directory
+    if problem:
+        fix = "set MLFLOW_TRACKING_URI to a writable store" if uri else "make results/ writable"
+        report.fail(key, f"{problem}: {fix}")
+    else:
+        report.ok(key, f"{target} is writable")
+
+
+def _reach_server(uri: str) -> str | None:
+    """None when an MLflow tracking server answers at ``uri`` within a few seconds."""
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=5) as response:
+            if response.status == 200:
+                return None
+            return f"{uri} answered {response.status} to /health"
+    except (urllib.error.URLError, OSError) as err:
+        return f"no MLflow server answers at {uri} ({err})"
+
+
+def _check_disk(report: Report, profile: Profile, name: str, datasets: Path) -> None:
+    side = profile.sim.image_size
+    n = profile.datasets.validation + profile.datasets.test
+    need = n * (side * side * 3 + BYTES_PER_SAMPLE_EXTRA)  # raw pixels: PNGs take less
+    where = datasets
+    while not where.exists():
+        where = where.parent if where != where.parent else Path(".")
+    free = shutil.disk_usage(where).free
+    key = f"profiles.{name}.datasets"
+    if free < 2 * need:  # the sets, and room to spare for the runs' checkpoints and logs
+        report.fail(
+            key,
+            f"{n} samples at {side} px need about {need / 1e9:.2f} GB at {datasets}, and twice "
+            f"that is asked for; {free / 1e9:.2f} GB is free: free some space or lower "
+            "datasets.validation / datasets.test",
+        )
+    else:
+        report.ok(key, f"about {need / 1e6:.0f} MB needed, {free / 1e9:.1f} GB free")
+
+
+def _check_cpu_base_training(report: Report, profile: Profile, name: str, yes: bool) -> None:
+    import torch
+
+    builtin = [m for m in MODELS if profile.model(m).weights is None]
+    side = profile.sim.image_size
+    if torch.cuda.is_available() or not builtin or side <= CPU_TUNED_SIZE:
+        return
+    minutes = {m: estimate_base_training(profile, m) / 60 for m in builtin}
+    said = ", ".join(f"{m} about {math.ceil(v)} min" for m, v in minutes.items())
+    key = f"profiles.{name}.sim.image_size"
+    if yes or os.environ.get(YES_ENV) == "1":
+        report.ok(key, f"{side} px on the CPU, go-ahead given: base training {said}")
+    else:
+        report.fail(
+            key,
+            f"{side} px with built-in models on the CPU: base training is likely to take "
+            f"{said} (measured here on {ESTIMATE_SAMPLES} samples); rerun with --yes "
+            f"({YES_ENV}=1 under dvc repro) to go ahead, or give real weights or a CUDA device",
+        )
+
+
+def estimate_base_training(profile: Profile, model: str) -> float:
+    """Seconds that base-training the built-in ``model`` with the profile's block would take
+    here: rendering measured on a few samples at the profile's image size, plus training
+    measured as one fine-tuning step of the built-in model on them, per sample pass."""
+    from benchmark.vlm import collect_samples, load_vlm
+    from benchmark.vlm.pretrain import pretrain_config
+
+    config: Any = pretrain_config(model, **{**profile.model(model).pretrain, "image_size": 64})
+    start = time.perf_counter()
+    samples = collect_samples("train", ESTIMATE_SAMPLES, 0, image_size=profile.sim.image_size)
+    render = (time.perf_counter() - start) / ESTIMATE_SAMPLES
+    vlm = load_vlm(model)
+    vlm.finetune(samples, 1)  # warm-up
+    start = time.perf_counter()
+    vlm.finetune(samples, 1)
+    per_pass = (time.perf_counter() - start) / ESTIMATE_SAMPLES
+    if model == "clip":
+        passes = config.samples * config.epochs
+    else:
+        passes = config.vision_steps * config.vision_batch_size + config.steps * config.batch_size
+    return float(render * (config.samples + config.test_samples) + per_pass * passes)
+
+
+def write(report: Report, out: Path) -> None:
+    """The DVC stage's outputs (see the module's docstring)."""
+    for model in MODELS:
+        atomic_write_json(out / f"{model}.json", {"model": model, "weights": report.weights[model]})
+    atomic_write_json(out / "passed.json", {"checks": "passed"})
+
+
+def format_report(report: Report, profile: str) -> str:
+    lines = [f"rls3 check --profile {profile}"]
+    lines += [f"  ok    {line}" for line in report.passed]
+    lines += [f"  FAIL  {line}" for line in report.failures]
+    verdict = "failed" if report.failures else "passed"
+    lines.append(f"rls3 check: {len(report.failures)} problem(s); {verdict}")
+    return "\n".join(lines)
+
+
+__all__ = ["Report", "check", "estimate_base_training", "format_report", "write"]
