@@ -68,6 +68,27 @@ def _add_perf_commands(sub: argparse._SubParsersAction) -> None:
     loop.add_argument("--results", type=Path, default=Path("results"))
     loop.add_argument("--datasets", type=Path, default=Path("datasets"))
     loop.set_defaults(func=_perf_loop)
+    gpu = perf_sub.add_parser(
+        "gpu",
+        help="the paper's scale on a CUDA GPU in one run (< 8 min): ViT-B-32 and a 3B "
+        "PaliGemma against their bare forward/backward, and one paper-profile iteration",
+    )
+    gpu.add_argument("--params", type=Path, default=Path("params.yaml"), help="params file")
+    gpu.add_argument(
+        "--out", type=Path, default=Path("results/perf/gpu.json"), help="JSON file to write"
+    )
+    gpu.add_argument(
+        "--parts",
+        nargs="+",
+        default=["clip", "paligemma", "loop"],
+        choices=["clip", "paligemma", "loop"],
+    )
+    gpu.add_argument(
+        "--small",
+        action="store_true",
+        help="the same code at test sizes (a CPU check of the command; no GPU figures)",
+    )
+    gpu.set_defaults(func=_perf_gpu)
 
 
 def _perf_sim(args: argparse.Namespace) -> int:
@@ -85,6 +106,27 @@ def _perf_loop(args: argparse.Namespace) -> int:
     params = load_params(args.params, args.profile)
     report = perf_loop(params, args.model, args.seed, results=args.results, datasets=args.datasets)
     print(format_perf(report))
+    return 0
+
+
+def _perf_gpu(args: argparse.Namespace) -> int:
+    import torch
+
+    from benchmark.perf_gpu import GpuPerfConfig, format_report, run
+
+    parts = tuple(args.parts)
+    if args.small:
+        config = GpuPerfConfig.small(parts)
+    elif not torch.cuda.is_available():
+        raise ValueError(
+            "rls3 perf gpu needs a CUDA device (none is visible); --small runs the same code "
+            "at test sizes on the CPU"
+        )
+    else:
+        config = GpuPerfConfig(parts=parts)
+    result = run(config, args.out, args.params)
+    print(format_report(result))
+    print(f"wrote {args.out}")
     return 0
 
 

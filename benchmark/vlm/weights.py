@@ -214,7 +214,7 @@ def _inspect_clip(p: Path, arch: str | None) -> Checkpoint:
             )
     try:
         vlm = ClipVLM.load(p, None if local_dir else arch, device=torch.device("cpu"))
-    except (RuntimeError, KeyError, ValueError) as err:
+    except (RuntimeError, KeyError, ValueError, AssertionError) as err:  # open_clip asserts
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise WeightsError(
             f"{p} does not load as open_clip {arch or 'local-dir'}: {first[:300]}"

@@ -1,0 +1,273 @@
+"""``rls3 perf gpu``: the paper's scale on one CUDA GPU, measured in one prepared run.
+
+Three parts, each a ratio and absolute figures from one run, written to a JSON file:
+
+1. ``clip``: open_clip ViT-B-32, randomly initialised, at 224 px with bf16 autocast (the
+   families' CUDA path): ``evaluate`` and one ``finetune`` step (the whole tower trains, as in
+   the paper) in samples/s, against the bare forward and forward/backward/AdamW on the same
+   tensors (``vlm.perf.time_paths``);
+2. ``paligemma``: a PaliGemma with the real 3B configuration (SigLIP So400m/14 at 224 px, Gemma
+   2B: ``PALIGEMMA_3B``), randomly initialised, fp32 weights and bf16 autocast: greedy
+   ``evaluate`` and one attention-only ``finetune`` step against the bare ``generate`` and step;
+   its tokenizer is the built-in closed-vocabulary one (Gemma's is not shipped), so prompts are
+   a few tokens shorter than with Gemma's;
+3. ``loop``: one iteration of the ``paper`` profile (E = 20 episodes of T0 = 200 samples, K = 10
+   epochs) on the sac arm with the ViT-B-32 above as its ``weights``, split by phase
+   (``loop.perf_loop``), rendered with PyBullet's EGL plugin where it loads (``RLS3_RENDERER``),
+   else TinyRenderer. Its SAC is pre-trained for ``learning_starts`` + 1 steps only: the phase
+   times do not depend on how well it places.
+
+``--small`` runs the same code at test sizes (ViT-B-32 at 32 px, a small PaliGemma, the smoke
+profile) so that it is checked on a CPU; its figures say nothing about a GPU.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import os
+import tempfile
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from benchmark.fileio import atomic_write_json
+
+# google/paligemma-3b-pt-224's architecture (its config.json), for a random initialisation
+PALIGEMMA_3B: dict[str, Any] = {
+    "projection_dim": 2048,
+    "hidden_size": 2048,
+    "vision_config": {
+        "model_type": "siglip_vision_model",
+        "hidden_size": 1152,
+        "intermediate_size": 4304,
+        "num_hidden_layers": 27,
+        "num_attention_heads": 16,
+        "patch_size": 14,
+        "image_size": 224,
+        "projection_dim": 2048,
+        "vision_use_head": False,  # PaliGemma reads every patch token: no pooling head
+    },
+    "text_config": {
+        "model_type": "gemma",
+        "hidden_size": 2048,
+        "intermediate_size": 16384,
+        "num_hidden_layers": 18,
+        "num_attention_heads": 8,
+        "num_key_value_heads": 1,
+        "head_dim": 256,
+        "vocab_size": 257216,
+        "max_position_embeddings": 8192,
+    },
+}
+# the same layout, tiny: ``--small`` and the tests
+PALIGEMMA_SMALL: dict[str, Any] = {
+    "projection_dim": 64,
+    "hidden_size": 64,
+    "vision_config": {
+        "model_type": "siglip_vision_model",
+        "hidden_size": 32,
+        "intermediate_size": 64,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 2,
+        "patch_size": 8,
+        "image_size": 32,
+    },
+    "text_config": {
+        "model_type": "gemma",
+        "hidden_size": 64,
+        "intermediate_size": 128,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 2,
+        "num_key_value_heads": 1,
+        "head_dim": 32,
+        "max_position_embeddings": 256,
+    },
+}
+PARTS = ("clip", "paligemma", "loop")
+
+
+@dataclasses.dataclass(frozen=True)
+class GpuPerfConfig:
+    """Sizes of one ``rls3 perf gpu`` run."""
+
+    image_size: int = 224
+    clip_batch: int = 64  # the paper profile's CLIP fine-tuning batch
+    paligemma_batch: int = 16  # the paper profile's PaliGemma fine-tuning batch
+    rounds: int = 3
+    profile: str = "paper"
+    paligemma: str = "3b"  # or "small"
+    parts: tuple[str, ...] = PARTS
+
+    @classmethod
+    def small(cls, parts: tuple[str, ...] = PARTS) -> GpuPerfConfig:
+        return cls(32, 4, 4, 1, "smoke", "small", parts)
+
+
+def _vlm_part(model: str, config: GpuPerfConfig, device: torch.device) -> dict[str, Any]:
+    from benchmark.vlm.base import collect_samples
+    from benchmark.vlm.clip import ClipVLM, ClipVLMConfig
+    from benchmark.vlm.paligemma import PaligemmaVLM, PaligemmaVLMConfig, build_model
+    from benchmark.vlm.perf import time_paths
+
+    batch = config.clip_batch if model == "clip" else config.paligemma_batch
+    samples = collect_samples("train", batch, 0, image_size=config.image_size)
+    start = time.perf_counter()
+    vlm: ClipVLM | PaligemmaVLM
+    if model == "clip":
+        clip_config = ClipVLMConfig(batch_size=batch, eval_batch_size=batch, lock_image=False)
+        vlm = ClipVLM.random("ViT-B-32", config.image_size, clip_config, device)
+    else:
+        spec = PALIGEMMA_3B if config.paligemma == "3b" else PALIGEMMA_SMALL
+        with torch.device(device):  # initialise 3B parameters where they will live
+            model_, processor = build_model(spec)
+        pg_config = PaligemmaVLMConfig(batch_size=batch, eval_batch_size=batch)
+        vlm = PaligemmaVLM(model_, processor, pg_config, device)
+    build = time.perf_counter() - start
+    params = sum(p.numel() for p in vlm.model.parameters())
+    perf = time_paths(model, samples, config.rounds, vlm)
+    result = {
+        **asdict(perf),
+        "parameters": params,
+        "build_seconds": round(build, 1),
+        "evaluate_ratio": perf.eval_api / perf.eval_bare,
+        "finetune_ratio": perf.finetune_api / perf.finetune_bare,
+    }
+    if device.type == "cuda":
+        result["max_memory_gib"] = torch.cuda.max_memory_allocated(device) / 2**30
+        torch.cuda.reset_peak_memory_stats(device)
+    del vlm
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+    return result
+
+
+def _renderer() -> str:
+    """``egl`` where PyBullet's EGL plugin loads here, else ``tiny``; sets RLS3_RENDERER."""
+    from benchmark.sim.world import RENDERER_ENV
+
+    os.environ[RENDERER_ENV] = "egl"
+    try:
+        from benchmark.vlm.base import collect_samples
+
+        collect_samples("train", 1, 0, image_size=32)
+    except RuntimeError:
+        os.environ[RENDERER_ENV] = "tiny"
+    return os.environ[RENDERER_ENV]
+
+
+def _loop_part(config: GpuPerfConfig, params_file: Path) -> dict[str, Any]:
+    """One iteration of the profile in a scratch directory; the environment restored after."""
+    saved = {k: os.environ.get(k) for k in ("RLS3_RENDERER", "MLFLOW_TRACKING_URI")}
+    try:
+        return _timed_loop(config, params_file)
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def _timed_loop(config: GpuPerfConfig, params_file: Path) -> dict[str, Any]:
+    from benchmark.agents import pretrain_sac
+    from benchmark.config import load_params
+    from benchmark.datasets import build_dataset
+    from benchmark.loop import perf_loop
+    from benchmark.vlm.clip import ClipVLM, ClipVLMConfig
+    from benchmark.vlm.pretrain import record_weights
+
+    renderer = _renderer()
+    params = load_params(params_file, config.profile)
+    p = params.active
+    with tempfile.TemporaryDirectory(prefix="rls3-perf-gpu-") as tmp:
+        scratch = Path(tmp)
+        start = time.perf_counter()
+        weights = ClipVLM.random("ViT-B-32", p.sim.image_size, ClipVLMConfig())
+        weights.save(scratch / "weights" / "ViT-B-32")
+        del weights
+        record_weights(
+            "clip", str(scratch / "weights" / "ViT-B-32"), None, scratch / "vlm" / "clip" / "base"
+        )
+        for split, size in (("validation", p.datasets.validation), ("test", p.datasets.test)):
+            seed = p.datasets.seed + (0 if split == "validation" else 1)
+            build_dataset(split, size, seed, p.sim.image_size, scratch / "datasets")
+        agent = dataclasses.replace(p.agent, pretrain_steps=p.agent.learning_starts + 1)
+        env_kwargs = {
+            "t0": p.loop.t0,
+            "max_steps": p.sim.max_steps_factor * p.loop.t0,
+            "swap_prob": p.sim.swap_prob,
+            "scene_period": p.sim.scene_period,
+        }
+        pretrain_sac(agent, 0, scratch / "agents" / "seed0", env_kwargs=env_kwargs, eval_steps=50)
+        setup = time.perf_counter() - start
+        os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{scratch / 'mlflow.db'}"
+        report = perf_loop(params, "clip", 0, results=scratch, datasets=scratch / "datasets")
+    return {**report, "renderer": renderer, "setup_seconds": round(setup, 1)}
+
+
+def run(
+    config: GpuPerfConfig, out: Path, params_file: Path = Path("params.yaml")
+) -> dict[str, Any]:
+    """Every part of ``config``; the JSON written to ``out``. A part that fails is recorded with
+    its error and the others still run."""
+    from benchmark.report import machine
+
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    result: dict[str, Any] = {
+        "command": "rls3 perf gpu" + (" --small" if config.profile == "smoke" else ""),
+        "config": asdict(config),
+        "device": torch.cuda.get_device_name(0) if device.type == "cuda" else "cpu",
+        "machine": machine(),
+        "started": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+    }
+    start = time.perf_counter()
+    for part in config.parts:
+        t0 = time.perf_counter()
+        try:
+            if part == "loop":
+                result[part] = _loop_part(config, params_file)
+            else:
+                result[part] = _vlm_part(part, config, device)
+        except (RuntimeError, ValueError, OSError) as err:  # out of memory, no EGL, ...
+            result[part] = {"error": f"{type(err).__name__}: {err}"}
+        result[part]["part_seconds"] = round(time.perf_counter() - t0, 1)
+        atomic_write_json(out, result)  # what has run so far survives a later failure
+    result["wall_seconds"] = round(time.perf_counter() - start, 1)
+    atomic_write_json(out, result)
+    return result
+
+
+def format_report(result: dict[str, Any]) -> str:
+    """The figures as a few lines: samples/s and API/bare ratios, the loop's phases."""
+    lines = [f"{result['command']}: device {result['device']}, {result.get('wall_seconds')} s"]
+    for part in ("clip", "paligemma"):
+        r = result.get(part)
+        if r is None:
+            continue
+        if "error" in r:
+            lines.append(f"{part}: {r['error']}")
+            continue
+        lines.append(
+            f"{part} ({r['parameters'] / 1e6:.1f}M parameters, batch {r['batch']}): evaluate "
+            f"{r['eval_api']:.1f} samples/s (bare {r['eval_bare']:.1f}, ratio "
+            f"{r['evaluate_ratio']:.2f}); finetune {r['finetune_api']:.1f} samples/s (bare "
+            f"{r['finetune_bare']:.1f}, ratio {r['finetune_ratio']:.2f})"
+            + (f"; peak {r['max_memory_gib']:.1f} GiB" if "max_memory_gib" in r else "")
+        )
+    loop = result.get("loop")
+    if loop is not None:
+        if "error" in loop:
+            lines.append(f"loop: {loop['error']}")
+        else:
+            from benchmark.loop import format_perf
+
+            lines.append(f"loop (renderer {loop['renderer']}, set-up {loop['setup_seconds']} s):")
+            lines.append(format_perf(loop))
+    return "\n".join(lines)
+
+
+__all__ = ["PALIGEMMA_3B", "PALIGEMMA_SMALL", "GpuPerfConfig", "format_report", "run"]

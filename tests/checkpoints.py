@@ -1,0 +1,25 @@
+"""Real checkpoints written locally for the tests (no downloads): a full-size open_clip ViT-B-32
+and a PaliGemma of the real model class at a small configuration, both randomly initialised."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from benchmark.perf_gpu import PALIGEMMA_SMALL
+from benchmark.vlm.clip import ClipVLM
+from benchmark.vlm.paligemma import build_model
+
+
+def save_vit_b32(out: Path, image_size: int = 32) -> Path:
+    """open_clip's ViT-B-32 (151M parameters) at ``image_size`` px, in open_clip's local format
+    (``open_clip_config.json`` and ``open_clip_model.safetensors``)."""
+    return ClipVLM.random("ViT-B-32", image_size).save(out)
+
+
+def save_small_paligemma(out: Path) -> Path:
+    """``PaliGemmaForConditionalGeneration`` with a SigLIP tower at 32 px and a 2-layer Gemma,
+    and its processor, written with ``save_pretrained``: a Hugging Face snapshot's layout."""
+    model, processor = build_model(PALIGEMMA_SMALL)
+    model.save_pretrained(out)
+    processor.save_pretrained(out)
+    return out

@@ -1,0 +1,47 @@
+"""``rls3 perf gpu``: the prepared GPU command, run here at test sizes (``--small``) on the CPU.
+
+Its figures say nothing about a GPU; the test checks that every part runs and reports."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from benchmark.cli import main
+from benchmark.perf_gpu import PALIGEMMA_3B
+
+
+def test_the_small_run_measures_every_part_and_writes_the_json(tmp_path: Path, capsys) -> None:
+    out = tmp_path / "gpu.json"
+    assert main(["perf", "gpu", "--small", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    result = json.loads(out.read_text())
+    assert result["command"] == "rls3 perf gpu --small" and result["wall_seconds"] > 0
+    for part in ("clip", "paligemma"):
+        r = result[part]
+        assert "error" not in r, r
+        assert r["batch"] == 4 and min(r["eval_api"], r["eval_bare"], r["finetune_api"]) > 0
+        assert r["evaluate_ratio"] == r["eval_api"] / r["eval_bare"]
+    assert result["clip"]["parameters"] > 150_000_000  # ViT-B-32, full size, at 32 px
+    loop = result["loop"]
+    assert "error" not in loop, loop
+    assert loop["profile"] == "smoke" and loop["renderer"] in ("egl", "tiny")
+    assert loop["generated"] > 0 and 0 < sum(loop["phases"].values()) <= loop["wall"]
+    assert "loop overhead" in printed and f"wrote {out}" in printed
+
+
+def test_the_3b_configuration_is_paligemma_3b_pt_224s() -> None:
+    """Its parameter count, on the meta device: 2.92 billion (Gemma 2B and SigLIP So400m)."""
+    import torch
+    from transformers import PaliGemmaConfig, PaliGemmaForConditionalGeneration
+
+    config = PaliGemmaConfig(
+        vision_config=PALIGEMMA_3B["vision_config"],
+        text_config=PALIGEMMA_3B["text_config"],
+        projection_dim=PALIGEMMA_3B["projection_dim"],
+        hidden_size=PALIGEMMA_3B["hidden_size"],
+        vocab_size=PALIGEMMA_3B["text_config"]["vocab_size"],
+    )
+    with torch.device("meta"):
+        model = PaliGemmaForConditionalGeneration(config)
+    assert round(sum(p.numel() for p in model.parameters()) / 1e9, 2) == 2.92

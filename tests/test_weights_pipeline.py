@@ -1,0 +1,79 @@
+"""The pipeline with real weights (SPEC 5 and 7): a full-size open_clip ViT-B-32 and a PaliGemma
+of the real model class, both saved locally and randomly initialised, named by ``weights:`` in
+the smoke profile; ``dvc repro`` of both reports, end to end, with no base training."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from benchmark.datasets import read_dataset
+from benchmark.vlm.clip import ClipVLM, ClipVLMConfig
+from benchmark.vlm.paligemma import PaligemmaVLM, PaligemmaVLMConfig
+from tests.checkpoints import save_small_paligemma, save_vit_b32
+from tests.pipeline import copy_repository, dvc
+
+
+@pytest.fixture(scope="module")
+def weights_pipeline(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Path], str]:
+    repo = copy_repository(tmp_path_factory.mktemp("repo"))
+    outside = tmp_path_factory.mktemp("weights")
+    checkpoints = {
+        "clip": save_vit_b32(outside / "open_clip-ViT-B-32"),
+        "paligemma": save_small_paligemma(outside / "paligemma-small"),
+    }
+    params = repo / "params.yaml"
+    data = yaml.safe_load(params.read_text())
+    for model, path in checkpoints.items():
+        data["profiles"]["smoke"][model]["weights"] = str(path)
+    data["profiles"]["smoke"]["loop"]["max_iterations"] = 2  # a 151M model on 2 cores: minutes
+    params.write_text(yaml.safe_dump(data, sort_keys=False))
+    done = dvc(repo, "repro", "report@clip", "report@paligemma")
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
+    return repo, checkpoints, done.stdout
+
+
+def test_the_base_model_stage_records_the_checkpoints_instead_of_training(
+    weights_pipeline: tuple[Path, dict[str, Path], str],
+) -> None:
+    repo, checkpoints, output = weights_pipeline
+    ran = set(re.findall(r"Running stage '([^']+)'", output))
+    assert {"check", "base_model@clip", "base_model@paligemma"} <= ran
+    assert output.index("Running stage 'check'") < output.index("Running stage 'datasets'")
+    for model, path in checkpoints.items():
+        pointer = json.loads((repo / "results/vlm" / model / "base/weights.json").read_text())
+        assert pointer["path"] == str(path.resolve()) and pointer["image_size"] == 32
+        assert len(pointer["sha256"]) == 64
+        assert pointer["bytes"] == sum(f.stat().st_size for f in path.iterdir() if f.is_file())
+        metrics = json.loads((repo / "results/vlm" / model / "base_metrics.json").read_text())
+        assert metrics["train_seconds"] == 0.0 and metrics["weights"]["sha256"] == pointer["sha256"]
+        assert [p.name for p in (repo / "results/vlm" / model / "base").iterdir()] == [
+            "weights.json"
+        ]
+
+
+def test_every_arm_ran_from_the_checkpoints_own_weights(
+    weights_pipeline: tuple[Path, dict[str, Path], str],
+) -> None:
+    """The runs' starting test metric is the checkpoint's own, evaluated here directly."""
+    repo, checkpoints, _ = weights_pipeline
+    params = yaml.safe_load((repo / "params.yaml").read_text())["profiles"]["smoke"]
+    test = read_dataset(repo / "datasets" / "test").samples
+    clip = ClipVLM.load(checkpoints["clip"], config=ClipVLMConfig(**params["clip"]["finetune"]))
+    paligemma = PaligemmaVLM.load(
+        checkpoints["paligemma"], PaligemmaVLMConfig(**params["paligemma"]["finetune"])
+    )
+    for model, vlm in (("clip", clip), ("paligemma", paligemma)):
+        expected = vlm.metric(vlm.evaluate(test))
+        for arm in ("sac", "random", "sac-dense"):
+            summary = json.loads(
+                (repo / "results/runs" / model / arm / "seed0" / "summary.json").read_text()
+            )
+            assert summary["iterations"] == 2
+            assert summary["initial_test_metric"] == pytest.approx(expected, abs=1e-9), (model, arm)
+        report = (repo / "results/report" / model / "REPORT.md").read_text()
+        assert "## The paper's claims beside this run" in report
