@@ -1174,6 +1174,26 @@ def _finetune_line(model: str, summary: dict[str, Any]) -> str:
     return line
 
 
+def _base_line(results: Path, model: str) -> str:
+    """Which weights the runs started from: the built-in model, or a recorded checkpoint."""
+    path = results / "vlm" / model / "base_metrics.json"
+    if not path.is_file():
+        return "not recorded (no `base_metrics.json`)."
+    info = json.loads(path.read_text())
+    weights = info.get("weights")
+    if weights is None:
+        minutes = float(info.get("train_seconds", 0.0)) / 60
+        return (
+            f"the built-in {model}, base-trained without spatial words ({minutes:.1f} min; "
+            f"`{path.relative_to(results)}`)."
+        )
+    arch = f" (open_clip {weights['arch']})" if weights.get("arch") else ""
+    return (
+        f"real weights{arch}, `{weights['path']}`: {weights['bytes'] / 1e9:.2f} GB, "
+        f"SHA-256 `{weights['sha256'][:16]}`; no base training."
+    )
+
+
 def _setting(
     results: Path, model: str, runs: dict[str, list[RunLog]], comparison: dict[str, Any]
 ) -> list[str]:
@@ -1204,6 +1224,7 @@ def _setting(
         "its complete episodes (T0 samples, evaluated as one group as for J2: a budget arm's "
         "last, shorter episode has fewer negatives and a lower loss, and is left out).",
         f"- Fine-tuning per iteration: {_finetune_line(model, first)}",
+        f"- Base model: {_base_line(results, model)}",
     ]
     if "loop_gamma" in first:
         lines.append(

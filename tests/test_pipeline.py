@@ -55,6 +55,7 @@ def test_the_report_and_its_figures_exist(smoke_pipeline: tuple[Path, str]) -> N
         report = repo / "results" / "report" / model
         text = (report / "REPORT.md").read_text()
         assert "## The paper's claims beside this run" in text
+        assert f"- Base model: the built-in {model}, base-trained without spatial words" in text
         for name in FIGURES:
             png = report / "figures" / f"{name}.png"
             assert f"figures/{name}.png" in text

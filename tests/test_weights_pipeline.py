@@ -77,3 +77,5 @@ def test_every_arm_ran_from_the_checkpoints_own_weights(
             assert summary["initial_test_metric"] == pytest.approx(expected, abs=1e-9), (model, arm)
         report = (repo / "results/report" / model / "REPORT.md").read_text()
         assert "## The paper's claims beside this run" in report
+        pointer = json.loads((repo / "results/vlm" / model / "base/weights.json").read_text())
+        assert f"SHA-256 `{pointer['sha256'][:16]}`; no base training" in report
