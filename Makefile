@@ -9,17 +9,29 @@ YES ?=
 # DVC stages call `rls3`: put the project's environment first on PATH for every recipe.
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: setup test lint bench repro ui clean-venv
+.PHONY: setup test lint lock bench repro ui clean-venv docker-build docker-bench docker-ui docker-test
 
 setup: $(STAMP)
 
-# Idempotent: the stamp is newer than pyproject.toml after a successful install, so a second
+# Idempotent: the stamp is newer than pyproject.toml and requirements.lock after a successful
+# install, so a second
 # `make setup` costs a stat call. A failed install leaves no stamp and is retried next time.
-$(STAMP): pyproject.toml
+# Every install comes from requirements.lock (exact versions and hashes; the Docker image installs
+# the same file), then the project itself without dependencies.
+$(STAMP): pyproject.toml requirements.lock
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet --editable '.[test]'
+	$(PY) -m pip install --quiet --require-hashes --no-deps -r requirements.lock
+	$(PY) -m pip install --quiet --no-deps --editable .
 	@touch $(STAMP)
+
+# requirements.lock from pyproject.toml (README, "Dependencies"): the pins already there are
+# kept where they still fit; `make lock UPGRADE="--upgrade-package torch"` moves one.
+LOCK_PLATFORM := --python-version 3.11 --python-platform x86_64-manylinux_2_28
+UPGRADE ?=
+lock: setup
+	$(VENV)/bin/uv pip compile pyproject.toml --extra test $(LOCK_PLATFORM) --generate-hashes \
+		$(UPGRADE) -o requirements.lock
 
 test: setup
 	$(PY) -m pytest
@@ -40,6 +52,23 @@ UI_PORT ?= 5000
 ui: setup
 	$(VENV)/bin/mlflow ui --backend-store-uri "$${MLFLOW_TRACKING_URI:-sqlite:///$(abspath results)/mlflow.db}" \
 		--host 127.0.0.1 --port $(UI_PORT)
+
+# The CUDA image and its compose file (docker/README.md): build, run MODEL's bench on the GPU,
+# serve the MLflow UI over the results volume on 127.0.0.1.
+COMPOSE := docker compose -f docker/compose.yaml
+docker-build:
+	docker build -f docker/Dockerfile -t rls3-benchmark:latest .
+
+docker-bench:
+	MODEL=$(MODEL) $(COMPOSE) run --rm bench
+
+docker-ui:
+	UI_PORT=$(UI_PORT) $(COMPOSE) up mlflow
+
+# A real build without a Docker engine (buildah on a Debian stand-in base), then the smoke
+# pipeline inside the image. Root, tens of minutes, tens of GB under /var/tmp.
+docker-test:
+	bash docker/test-build.sh
 
 clean-venv:
 	rm -rf $(VENV)
