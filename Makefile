@@ -14,8 +14,8 @@ export PATH := $(abspath $(VENV))/bin:$(PATH)
 setup: $(STAMP)
 
 # Idempotent: the stamp is newer than pyproject.toml and requirements.lock after a successful
-# install, so a second
-# `make setup` costs a stat call. A failed install leaves no stamp and is retried next time.
+# install, so a second `make setup` costs a stat call. A failed install leaves no stamp and is
+# retried next time.
 # Every install comes from requirements.lock (exact versions and hashes; the Docker image installs
 # the same file), then the project itself without dependencies.
 $(STAMP): pyproject.toml requirements.lock
