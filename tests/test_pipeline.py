@@ -46,7 +46,11 @@ def test_every_stage_ran(smoke_pipeline: tuple[Path, str]) -> None:
     # (3 arms x 2 models x 5 seed slots), 3 reports
     assert len(stages) == 52
     assert {"probe_learnability@clip", "probe_learnability@paligemma"} <= stages
-    assert _ran(output) == stages
+    # the scene previews do not depend on the profile: where the committed dvc.lock and
+    # pictures are current, DVC skips them
+    previews = {s for s in stages if s.startswith("scene_preview@")}
+    assert len(previews) == 8
+    assert stages - previews <= _ran(output) <= stages
 
 
 def test_the_report_and_its_figures_exist(smoke_pipeline: tuple[Path, str]) -> None:

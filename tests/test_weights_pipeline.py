@@ -73,7 +73,8 @@ def test_every_arm_ran_from_the_checkpoints_own_weights(
             summary = json.loads(
                 (repo / "results/runs" / model / arm / "seed0" / "summary.json").read_text()
             )
-            assert summary["iterations"] == 2
+            # sac stops at max_iterations; the others run until sac's generated samples are spent
+            assert summary["iterations"] == 2 if arm == "sac" else summary["iterations"] >= 1
             assert summary["initial_test_metric"] == pytest.approx(expected, abs=1e-9), (model, arm)
         report = (repo / "results/report" / model / "REPORT.md").read_text()
         assert "## The paper's claims beside this run" in report
