@@ -14,14 +14,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
 import torch
 from stable_baselines3 import SAC
 from stable_baselines3.common.callbacks import BaseCallback
 
-from benchmark.config import AgentParams
+from benchmark.config import AgentParams, SimParams
 from benchmark.fileio import atomic_directory, atomic_write_json
-from benchmark.sim.env import PlacementEnv
+from benchmark.sim.backends import make_env
 
 
 def make_sac(env: Any, params: AgentParams, seed: int) -> SAC:
@@ -43,14 +44,14 @@ def make_sac(env: Any, params: AgentParams, seed: int) -> SAC:
     )
 
 
-def valid_rate(policy: Any, env: PlacementEnv, steps: int, seed: int) -> float:
+def valid_rate(policy: Any, env: gym.Env, steps: int, seed: int) -> float:
     """Share of valid steps of ``policy`` (``predict``-style, deterministic) on ``env``."""
     obs, _ = env.reset(seed=seed)
     valid = 0
     for _ in range(steps):
         action, _ = policy.predict(obs, deterministic=True)
         obs, reward, terminated, truncated, _ = env.step(action)
-        valid += reward > 0
+        valid += float(reward) > 0
         if terminated or truncated:
             obs, _ = env.reset()
     return valid / steps
@@ -96,6 +97,7 @@ def pretrain_sac(
     out_dir: str | Path,
     *,
     env_kwargs: dict[str, Any] | None = None,
+    sim: SimParams | None = None,
     eval_steps: int = 500,
     eval_every: int = 0,
 ) -> PretrainReport:
@@ -103,11 +105,12 @@ def pretrain_sac(
 
     Writes ``model.zip`` (SB3), ``replay_buffer.pkl`` and ``pretrain.json`` (the valid rates
     before and after, measured on the train environment with a separate seed) atomically.
+    ``env_kwargs`` are the environment's arguments; ``sim`` picks its backend (embedded if None).
     """
     kwargs = {"render_images": False, **(env_kwargs or {})}
     torch.manual_seed(seed)
-    env = PlacementEnv("train", **kwargs)
-    probe = PlacementEnv("train", **kwargs)
+    env = make_env("train", sim=sim, **kwargs)
+    probe = make_env("train", sim=sim, **kwargs)
     eval_seed = 10_000 + seed
 
     def evaluate(policy: Any) -> float:

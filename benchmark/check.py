@@ -6,6 +6,8 @@ that trains or runs waits for it. It checks the active profile (SPEC sections 5 
 - each model's ``weights``: the path exists, is the family's, its weights are safetensors (a
   pickle is refused), they load, and the checkpoint's image size is ``sim.image_size``;
 - ``device: cuda``: a CUDA device is visible;
+- ``sim.backend: unity``: the player at ``sim.unity.build`` is there and executable, and a fixed
+  ``sim.unity.base_port`` is free;
 - the MLflow store (``MLFLOW_TRACKING_URI``, else ``results/mlflow.db``) is writable;
 - there is disk space for the datasets;
 - a built-in model base-trained above the bench's 64 px on a CPU: how long that is likely to
@@ -14,8 +16,9 @@ that trains or runs waits for it. It checks the active profile (SPEC sections 5 
 Each failure is one line naming the key and the fix. ``--write DIR`` (the DVC stage) writes what
 later stages depend on: ``MODEL.json``, the identity of each model's weights (path and each
 file's size and modification time, so that the ``base_model`` stage records a changed
-checkpoint again) and ``passed.json``, whose content never changes (stages wait on it without
-re-running when it is rewritten).
+checkpoint again) and ``passed.json``, whose content does not change between runs (stages wait
+on it without re-running when it is rewritten); on the unity backend it holds the player's
+identity (path, size, modification time), so that a new player re-runs the stages that ran it.
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ class Report:
     failures: list[str] = field(default_factory=list)
     passed: list[str] = field(default_factory=list)
     weights: dict[str, Any] = field(default_factory=dict)  # model -> identity or None
+    unity_build: dict[str, Any] | None = None  # the Unity player's identity, on that backend
 
     def fail(self, key: str, message: str) -> None:
         self.failures.append(f"{key}: {message}")
@@ -67,6 +71,7 @@ def check(
     for model in MODELS:
         _check_weights(report, profile, name, model)
     _check_device(report, profile, name)
+    _check_unity(report, profile, name)
     _check_mlflow(report, results)
     _check_disk(report, profile, name, datasets)
     _check_cpu_base_training(report, profile, name, yes)
@@ -115,6 +120,36 @@ def _check_device(report: Report, profile: Profile, name: str) -> None:
         )
 
 
+def _check_unity(report: Report, profile: Profile, name: str) -> None:
+    """With ``sim.backend: unity``: the player is there and can run, its port is free."""
+    key = f"profiles.{name}.sim"
+    if profile.sim.backend != "unity":
+        report.ok(f"{key}.backend", f"{profile.sim.backend}: PyBullet in process")
+        return
+    from benchmark.sim.unity import port_is_free
+
+    build = Path(profile.sim.unity.build)
+    if not build.is_file():
+        report.fail(
+            f"{key}.unity.build",
+            f"no Unity player at {build}: build one (unity_build/README.md) or point this key "
+            f"at one; unity_build/RLS3Embedded.x86_64 serves the embedded scenes",
+        )
+    elif not os.access(build, os.X_OK):
+        report.fail(f"{key}.unity.build", f"{build} is not executable: chmod +x it")
+    else:
+        report.ok(f"{key}.unity.build", f"{build} is there and executable")
+        stat = build.stat()
+        report.unity_build = {
+            "path": str(build.resolve()),
+            "size": stat.st_size,
+            "mtime_ns": stat.st_mtime_ns,
+        }
+    port = profile.sim.unity.base_port
+    if port is not None and not port_is_free(port):
+        report.fail(f"{key}.unity.base_port", f"port {port} is in use: choose another, or null")
+
+
 def _writable_directory(directory: Path) -> str | None:
     """None when a file can be created in ``directory`` (made if missing), else why not."""
     try:
@@ -139,8 +174,9 @@ def _check_mlflow(report: Report, results: Path) -> None:
         if parsed.scheme in ("http", "https", "databricks"):
             problem, target = _reach_server(uri), Path(uri)
         elif parsed.scheme == "sqlite":
+            # SQLAlchemy's form: sqlite:///relative.db (to the working directory), or
+            # sqlite:////absolute/path.db
             db = Path(uri.removeprefix("sqlite:///").removeprefix("sqlite://"))
-            db = db if uri.startswith("sqlite:////") or db.is_absolute() else Path("/") / db
             problem, target = _writable_directory(db.parent), db
         else:  # a file store: a path or file:// URI
             directory = Path(parsed.path if parsed.scheme == "file" else uri)
@@ -234,7 +270,10 @@ def write(report: Report, out: Path) -> None:
     """The DVC stage's outputs (see the module's docstring)."""
     for model in MODELS:
         atomic_write_json(out / f"{model}.json", {"model": model, "weights": report.weights[model]})
-    atomic_write_json(out / "passed.json", {"checks": "passed"})
+    passed: dict[str, Any] = {"checks": "passed"}
+    if report.unity_build is not None:  # a new player re-runs what the simulator made
+        passed["unity_build"] = report.unity_build
+    atomic_write_json(out / "passed.json", passed)
 
 
 def format_report(report: Report, profile: str) -> str:

@@ -59,6 +59,18 @@ def _add_perf_commands(sub: argparse._SubParsersAction) -> None:
     )
     sim.add_argument("--sizes", type=int, nargs="+", default=[64, 224], help="image sizes, px")
     sim.add_argument("--environment", default="train", choices=["train", "test"])
+    sim.add_argument(
+        "--backend",
+        default="embedded",
+        choices=["embedded", "unity"],
+        help="embedded: the env against bare renders; unity: samples/s over the ML-Agents "
+        "protocol against in process, on the same seed and actions",
+    )
+    sim.add_argument(
+        "--build",
+        default="unity_build/RLS3Embedded.x86_64",
+        help="the player the unity backend launches (default: the embedded player)",
+    )
     sim.set_defaults(func=_perf_sim)
     _add_perf_vlm_command(perf_sub)
     loop = perf_sub.add_parser("loop", help="one iteration's wall time split by phase")
@@ -92,10 +104,19 @@ def _add_perf_commands(sub: argparse._SubParsersAction) -> None:
 
 
 def _perf_sim(args: argparse.Namespace) -> int:
-    from benchmark.sim.perf import format_report, measure
+    from benchmark.sim import perf
 
-    results = [measure(size, args.samples, args.rounds, args.environment) for size in args.sizes]
-    print(format_report(results))
+    if args.backend == "unity":
+        over = [
+            perf.measure_unity(size, args.samples, args.rounds, args.environment, build=args.build)
+            for size in args.sizes
+        ]
+        print(perf.format_unity_report(over))
+        return 0
+    results = [
+        perf.measure(size, args.samples, args.rounds, args.environment) for size in args.sizes
+    ]
+    print(perf.format_report(results))
     return 0
 
 
@@ -450,7 +471,7 @@ def _build_datasets(args: argparse.Namespace) -> int:
     p = load_params(args.params, args.profile).active
     for split, size in (("validation", p.datasets.validation), ("test", p.datasets.test)):
         seed = p.datasets.seed + (0 if split == "validation" else 1)
-        ds = build_dataset(split, size, seed, p.sim.image_size, args.out)
+        ds = build_dataset(split, size, seed, p.sim.image_size, args.out, sim=p.sim)
         print(f"wrote {args.out / split}: {size} samples, content hash {ds.content_hash[:16]}")
     return 0
 
@@ -465,14 +486,10 @@ def _pretrain_agent(args: argparse.Namespace) -> int:
     if args.seed_slot and args.seed >= seeds:
         return _skip_slot(out, args.seed, seeds, params.profile, {"agent": "sac"})
     from benchmark.agents import pretrain_sac
+    from benchmark.sim.backends import profile_env_kwargs
 
-    env_kwargs = {
-        "t0": p.loop.t0,
-        "max_steps": p.sim.max_steps_factor * p.loop.t0,
-        "swap_prob": p.sim.swap_prob,
-        "scene_period": p.sim.scene_period,
-    }
-    report = pretrain_sac(p.agent, args.seed, out, env_kwargs=env_kwargs)
+    env_kwargs = profile_env_kwargs(p.sim, p.loop.t0)
+    report = pretrain_sac(p.agent, args.seed, out, env_kwargs=env_kwargs, sim=p.sim)
     print(
         f"SAC seed {args.seed}: {report.steps} steps in {report.seconds:.0f} s; valid rate "
         f"{report.valid_rate_before:.1%} (uniform random) -> {report.valid_rate_after:.1%}; "
@@ -597,6 +614,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``rls3`` console script."""
+    from benchmark.sim.unity_contract import UnityBackendError
+
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))
@@ -604,6 +623,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         message = err.args[0] if err.args else str(err)
         print(f"rls3: error: {message}", file=sys.stderr)
         return 2
+    except UnityBackendError as err:  # the Unity player did not start, or stopped
+        print(f"rls3: error: {err}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ T = TypeVar("T")
 MODELS = ("clip", "paligemma")
 ARMS = ("sac", "random", "sac-dense")
 BUDGET_ARMS = ("random", "sac-dense")  # run on the sac run's budget (same model and seed)
+BACKENDS = ("embedded", "unity")  # sim.backend (benchmark/sim/backends.py)
 MAX_SEEDS = 5  # dvc.yaml has one stage per seed slot 0..MAX_SEEDS-1
 
 
@@ -65,9 +66,22 @@ class AgentParams:
 
 
 @dataclass(frozen=True)
-class SimParams:
-    """The simulator (``PlacementEnv`` arguments)."""
+class UnityParams:
+    """The ``unity`` backend's build and connection (unity_build/README.md)."""
 
+    build: str = "unity_build/RLS3.x86_64"  # the player; unity_build/RLS3Embedded.x86_64 serves
+    # the embedded scenes over the same protocol
+    base_port: int | None = None  # the ML-Agents port (each further env in a process: +1);
+    # null takes a free port
+    timeout_s: int = 60  # how long to wait for the player to answer
+
+
+@dataclass(frozen=True)
+class SimParams:
+    """The simulator (``PlacementEnv`` arguments, and which backend serves them)."""
+
+    backend: str = "embedded"  # embedded (PyBullet, in process) or unity (mlagents-envs)
+    unity: UnityParams = field(default_factory=UnityParams)  # read when backend is unity
     image_size: int = 64  # px
     swap_prob: float = 0.25
     scene_period: int = 4  # steps
@@ -164,6 +178,13 @@ class Params:
 
 
 _RULES: dict[str, tuple[typing.Callable[[Any], bool], str]] = {
+    "sim.backend": (lambda v: v in BACKENDS, f"one of {list(BACKENDS)}"),
+    "unity.build": (lambda v: v.strip() != "", "a path to the player executable"),
+    "unity.base_port": (
+        lambda v: v is None or 1024 <= v <= 65535,
+        "null (a free port) or an int in [1024, 65535]",
+    ),
+    "unity.timeout_s": (lambda v: v >= 1, "an int >= 1"),
     "sim.image_size": (lambda v: v >= 8, "an int >= 8"),
     "sim.swap_prob": (lambda v: 0 <= v <= 1, "a number in [0, 1]"),
     "sim.scene_period": (lambda v: v >= 1, "an int >= 1"),
@@ -187,6 +208,7 @@ _RULES: dict[str, tuple[typing.Callable[[Any], bool], str]] = {
 }
 _ALLOWED = {  # what a union-typed key takes, for its error message
     "weights": "null (the built-in model), a local path, or a mapping {path, arch}",
+    "base_port": "null (a free port) or an int in [1024, 65535]",
 }
 
 

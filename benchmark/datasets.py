@@ -23,6 +23,7 @@ import pyarrow.parquet as pq
 from PIL import Image
 
 from benchmark.captions import CaptionRecord
+from benchmark.config import SimParams
 from benchmark.fileio import atomic_directory
 from benchmark.vlm.base import Sample, collect_samples
 
@@ -59,15 +60,22 @@ def _canonical_json(value: Any) -> str:
 
 
 def build_dataset(
-    split: str, size: int, seed: int, image_size: int, out_dir: str | Path
+    split: str,
+    size: int,
+    seed: int,
+    image_size: int,
+    out_dir: str | Path,
+    *,
+    sim: SimParams | None = None,
 ) -> Dataset:
-    """Generate the ``split`` set (``validation`` or ``test``) and write it to ``out_dir/split``."""
+    """Generate the ``split`` set (``validation`` or ``test``) and write it to ``out_dir/split``,
+    on ``sim.backend`` (embedded if None)."""
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}; choose one of {sorted(SPLITS)}")
     if size < 1:
         raise ValueError(f"dataset size must be >= 1, got {size}")
     environment = SPLITS[split]
-    samples = collect_samples(environment, size, seed, image_size=image_size)
+    samples = collect_samples(environment, size, seed, image_size=image_size, sim=sim)
     manifest = {
         "name": split,
         "environment": environment,

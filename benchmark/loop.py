@@ -55,7 +55,7 @@ from benchmark.captions import TERMS, describe_sample, term_key
 from benchmark.config import ARMS, BUDGET_ARMS, MODELS, Profile
 from benchmark.datasets import Dataset, read_dataset
 from benchmark.fileio import atomic_directory, atomic_write_csv, atomic_write_json
-from benchmark.sim.env import PlacementEnv
+from benchmark.sim.backends import make_env, profile_env_kwargs
 from benchmark.tracking import RunTracker, flatten, git_commit, tracking_uri
 from benchmark.vlm.base import VLM, Sample, subset_metrics
 
@@ -388,14 +388,7 @@ class Run:
             else RunState()
         )
         self.vlm: VLM = load_vlm(self.checkpoint / "vlm" if resuming else base_vlm_path)
-        env = PlacementEnv(
-            "train",
-            t0=self.loop.t0,
-            max_steps=p.sim.max_steps_factor * self.loop.t0,
-            image_size=p.sim.image_size,
-            swap_prob=p.sim.swap_prob,
-            scene_period=p.sim.scene_period,
-        )
+        env = make_env("train", sim=p.sim, **profile_env_kwargs(p.sim, self.loop.t0))
         self.rng, action_rng = run_streams(cfg.seed)  # captions and eta-draws; random actions
         self.vec_env = DummyVecEnv([lambda: env])
         self.arm: SacArm | RandomArm
@@ -415,13 +408,16 @@ class Run:
     def run(self) -> dict[str, Any]:
         """Iterate until early stopping, the budget or max_iterations; returns the summary."""
         s = self.state
-        self._start_tracking()
-        if s.iteration == 0 and not s.iterations:
-            self._evaluate_and_record(losses=[], batch=[])  # the starting point, iteration 0
-            self._checkpoint()
-        while s.stopped is None:
-            self.iterate()
-        self.tracker.finish()
+        try:
+            self._start_tracking()
+            if s.iteration == 0 and not s.iterations:
+                self._evaluate_and_record(losses=[], batch=[])  # the starting point, iteration 0
+                self._checkpoint()
+            while s.stopped is None:
+                self.iterate()
+            self.tracker.finish()
+        finally:
+            self.vec_env.close()  # a unity backend's player stops with it
         return self.summary()
 
     def iterate(self) -> None:
@@ -798,9 +794,12 @@ def perf_loop(
         run._checkpoint()
         run.timers.seconds = dict.fromkeys(PHASES, 0.0)
         start = time.perf_counter()
-        run.iterate()
-        wall = time.perf_counter() - start
-        run.tracker.finish()
+        try:
+            run.iterate()
+            wall = time.perf_counter() - start
+            run.tracker.finish()
+        finally:
+            run.vec_env.close()
     phases = dict(run.timers.seconds)
     return {
         "wall": wall,

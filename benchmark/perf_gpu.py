@@ -177,6 +177,7 @@ def _timed_loop(config: GpuPerfConfig, params_file: Path) -> dict[str, Any]:
     from benchmark.config import load_params
     from benchmark.datasets import build_dataset
     from benchmark.loop import perf_loop
+    from benchmark.sim.backends import profile_env_kwargs
     from benchmark.vlm.clip import ClipVLM, ClipVLMConfig
     from benchmark.vlm.pretrain import record_weights
 
@@ -196,12 +197,7 @@ def _timed_loop(config: GpuPerfConfig, params_file: Path) -> dict[str, Any]:
             seed = p.datasets.seed + (0 if split == "validation" else 1)
             build_dataset(split, size, seed, p.sim.image_size, scratch / "datasets")
         agent = dataclasses.replace(p.agent, pretrain_steps=p.agent.learning_starts + 1)
-        env_kwargs = {
-            "t0": p.loop.t0,
-            "max_steps": p.sim.max_steps_factor * p.loop.t0,
-            "swap_prob": p.sim.swap_prob,
-            "scene_period": p.sim.scene_period,
-        }
+        env_kwargs = profile_env_kwargs(p.sim, p.loop.t0)
         pretrain_sac(agent, 0, scratch / "agents" / "seed0", env_kwargs=env_kwargs, eval_steps=50)
         setup = time.perf_counter() - start
         os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{scratch / 'mlflow.db'}"

@@ -154,3 +154,61 @@ def test_base_training_above_64_px_on_a_cpu_says_how_long_and_asks_for_yes(
     code, fails, out = _check(tmp_path, capsys, sim={"image_size": 96})
     assert code == 0 and fails == [], out
     assert "go-ahead given" in out
+
+
+def test_a_relative_sqlite_store_is_checked_where_it_is(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """sqlite:///rel.db is relative to the working directory (SQLAlchemy's form)."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "a-file").write_text("not a directory")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:///a-file/mlflow.db")
+    code, fails, _ = _check(tmp_path, capsys)
+    assert code == 1 and fails == [
+        "MLFLOW_TRACKING_URI: a-file is not writable (File exists): set "
+        "MLFLOW_TRACKING_URI to a writable store"
+    ]
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:///store/mlflow.db")
+    code, fails, out = _check(tmp_path, capsys)
+    assert code == 0 and "MLFLOW_TRACKING_URI: store/mlflow.db is writable" in out
+
+
+def test_the_unity_backend_needs_its_player_and_a_free_port(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import socket
+
+    missing = {"backend": "unity", "unity": {"build": str(tmp_path / "RLS3.x86_64")}}
+    code, fails, _ = _check(tmp_path, capsys, sim=missing)
+    assert code == 1 and len(fails) == 1
+    assert fails[0].startswith(f"profiles.smoke.sim.unity.build: no Unity player at {tmp_path}")
+    player = str(ROOT / "unity_build" / "RLS3Embedded.x86_64")
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as held:
+        held.bind(("localhost", 0))
+        held.listen()
+        port = held.getsockname()[1]
+        busy = {"backend": "unity", "unity": {"build": player, "base_port": port}}
+        code, fails, out = _check(tmp_path, capsys, sim=busy)
+    assert code == 1 and fails == [f"profiles.smoke.sim.unity.base_port: port {port} is in use: "
+                                   "choose another, or null"]  # fmt: skip
+    assert "profiles.smoke.sim.unity.build: " in out and "is there and executable" in out
+
+
+def test_the_unity_players_identity_goes_into_passed_json(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Stages that ran the simulator depend on passed.json: a new player re-runs them."""
+    player = tmp_path / "RLS3.x86_64"
+    player.write_text("#!/bin/sh\n")
+    player.chmod(0o755)
+    sim = {"backend": "unity", "unity": {"build": str(player)}}
+    out = tmp_path / "check"
+    code, fails, _ = _check(tmp_path, capsys, "--write", str(out), sim=sim)
+    assert code == 0 and fails == []
+    first = json.loads((out / "passed.json").read_text())
+    assert first["unity_build"]["path"] == str(player) and first["unity_build"]["size"] == 10
+    player.write_text("#!/bin/sh\nexit 0\n")
+    _check(tmp_path, capsys, "--write", str(out), sim=sim)
+    assert json.loads((out / "passed.json").read_text())["unity_build"]["size"] == 17
+    _check(tmp_path, capsys, "--write", str(out))
+    assert json.loads((out / "passed.json").read_text()) == {"checks": "passed"}

@@ -158,27 +158,37 @@ def test_a_random_run_without_its_sac_budget_says_which_run_to_do_first(
         )
 
 
-def test_a_killed_run_resumes_and_ends_with_the_same_metrics(
-    project: Path, finished: Path, tmp_path: Path
-) -> None:
-    """SIGKILL a real `rls3 run` after its first checkpoint, rerun it, compare every metric."""
-    shutil.copytree(project, tmp_path, dirs_exist_ok=True)
+def _sac_run_command(params: Path, root: Path) -> tuple[list[str], dict[str, str], Path]:
+    """`rls3 run` of the smoke sac run of seed 0 in ``root``: its command, environment and the
+    state file of its checkpoint."""
     cmd = [
-        sys.executable, "-m", "benchmark.cli", "run", "--params", str(ROOT / "params.yaml"),
+        sys.executable, "-m", "benchmark.cli", "run", "--params", str(params),
         "--profile", "smoke", "--model", "clip", "--arm", "sac", "--seed", "0",
-        "--results", str(tmp_path / "results"), "--datasets", str(tmp_path / "datasets"),
+        "--results", str(root / "results"), "--datasets", str(root / "datasets"),
     ]  # fmt: skip
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
-    state = run_dir(tmp_path / "results", "clip", "sac", 0) / "checkpoint" / "state.json"
-    proc = subprocess.Popen(
-        cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
+    return cmd, env, run_dir(root / "results", "clip", "sac", 0) / "checkpoint" / "state.json"
+
+
+def _wait_for_the_first_checkpoint(proc: subprocess.Popen, state: Path) -> None:
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and proc.poll() is None:
         if state.is_file() and json.loads(state.read_text())["iteration"] >= 1:
             break
         time.sleep(0.05)
-    assert proc.poll() is None, "the run ended before it could be killed"
+    assert proc.poll() is None, "the run ended before it could be interrupted"
+
+
+def test_a_killed_run_resumes_and_ends_with_the_same_metrics(
+    project: Path, finished: Path, tmp_path: Path
+) -> None:
+    """SIGKILL a real `rls3 run` after its first checkpoint, rerun it, compare every metric."""
+    shutil.copytree(project, tmp_path, dirs_exist_ok=True)
+    cmd, env, state = _sac_run_command(ROOT / "params.yaml", tmp_path)
+    proc = subprocess.Popen(
+        cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    _wait_for_the_first_checkpoint(proc, state)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     killed_at = json.loads(state.read_text())["iteration"]
@@ -393,3 +403,50 @@ def test_a_budget_arm_spends_its_whole_budget_however_many_iterations_it_takes(
     )
     assert summary["stopped"] == "budget" and summary["generated_samples"] == 300
     assert summary["iterations"] > 10
+
+
+# ---------------------------------------------------------------------------- the unity backend
+
+
+def test_the_loop_runs_on_the_unity_backend_and_resumes_after_its_player_died(
+    project: Path, finished: Path, tmp_path: Path
+) -> None:
+    """`rls3 run` with sim.backend: unity on the embedded player (launched by mlagents-envs).
+    The player is killed after the first checkpoint: the run stops with a message that says so;
+    run again, it resumes there, and every metric equals the embedded backend's run."""
+    import psutil
+    import yaml
+
+    shutil.copytree(project, tmp_path, dirs_exist_ok=True)
+    data = yaml.safe_load((ROOT / "params.yaml").read_text())
+    player = str(ROOT / "unity_build" / "RLS3Embedded.x86_64")
+    data["profiles"]["smoke"]["sim"] |= {
+        "backend": "unity",
+        "unity": {"build": player, "base_port": None, "timeout_s": 30},
+    }
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump(data))
+    cmd, env, state = _sac_run_command(params, tmp_path)
+    proc = subprocess.Popen(
+        cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
+    _wait_for_the_first_checkpoint(proc, state)
+    players = [
+        p
+        for p in psutil.Process(proc.pid).children(recursive=True)
+        if "benchmark.sim.unity_player" in " ".join(p.cmdline())
+    ]
+    assert len(players) == 1
+    players[0].kill()
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 1
+    assert "the Unity player" in stderr and "stopped serving" in stderr
+    assert "run the same command again to resume" in stderr
+    stopped_at = json.loads(state.read_text())
+    assert stopped_at["iteration"] >= 1 and stopped_at["stopped"] is None
+
+    subprocess.run(cmd, cwd=ROOT, env=env, check=True, capture_output=True)
+    resumed = run_dir(tmp_path / "results", "clip", "sac", 0)
+    reference = run_dir(finished / "results", "clip", "sac", 0)
+    for name in ("metrics.csv", "episodes.csv", "finetune_loss.csv"):
+        assert (resumed / name).read_text() == (reference / name).read_text(), name

@@ -93,3 +93,89 @@ def format_report(results: list[SimPerf]) -> str:
             f"{r.ratio:>6.3f} {r.valid_rate:>10.2f}  {verdict}"
         )
     return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------- over the protocol
+EMBEDDED_PLAYER = "unity_build/RLS3Embedded.x86_64"
+
+
+@dataclass(frozen=True)
+class ProtocolPerf:
+    size: int  # image side, px
+    samples: int  # valid samples timed on each side
+    unity_seconds: float  # through UnityPlacementEnv (mlagents-envs, gRPC, the player)
+    process_seconds: float  # through PlacementEnv in this process
+    identical: bool  # every observation, reward, image and record equal on both sides
+
+    @property
+    def unity_rate(self) -> float:
+        return self.samples / self.unity_seconds
+
+    @property
+    def process_rate(self) -> float:
+        return self.samples / self.process_seconds
+
+    @property
+    def ratio(self) -> float:
+        """Samples/s over the protocol over samples/s in process (1.0: no cost)."""
+        return self.unity_rate / self.process_rate
+
+
+def measure_unity(
+    size: int,
+    samples: int = 300,
+    rounds: int = 3,
+    environment: Environment = "train",
+    seed: int = 0,
+    build: str = EMBEDDED_PLAYER,
+) -> ProtocolPerf:
+    """Time ``samples`` valid samples through the unity backend and in process, on the same
+    seed and the same actions, in alternating rounds (the player's start is not timed)."""
+    from benchmark.sim.unity import UnityPlacementEnv
+
+    unity = UnityPlacementEnv(environment, build=build, image_size=size)
+    local = PlacementEnv(environment, image_size=size)
+    rng = np.random.default_rng(seed)
+    seconds = {"unity": 0.0, "process": 0.0}
+    identical = True
+    try:
+        unity.reset(seed=seed)
+        local.reset(seed=seed)
+        for _ in range(rounds):
+            actions: list[np.ndarray] = []
+            images: dict[str, list[np.ndarray]] = {"unity": [], "process": []}
+            for name, env in (("unity", unity), ("process", local)):
+                steps = 0
+                start = time.perf_counter()
+                while len(images[name]) < samples:
+                    if steps == len(actions):
+                        actions.append(rng.uniform(-1, 1, 3).astype(np.float32))
+                    _, reward, terminated, truncated, info = env.step(actions[steps])
+                    steps += 1
+                    if reward > 0:
+                        images[name].append(info["image"])
+                    if terminated or truncated:
+                        env.reset()
+                seconds[name] += time.perf_counter() - start
+            identical &= all(
+                np.array_equal(a, b)
+                for a, b in zip(images["unity"], images["process"], strict=True)
+            )
+    finally:
+        unity.close()
+        local.close()
+    return ProtocolPerf(size, samples * rounds, seconds["unity"], seconds["process"], identical)
+
+
+def format_unity_report(results: list[ProtocolPerf]) -> str:
+    """A table, one row per image size: samples/s over the protocol and in process."""
+    lines = [
+        f"{'size':>5} {'samples':>8} {'unity valid/s':>14} {'in-process valid/s':>19} "
+        f"{'ratio':>6}  identical"
+    ]
+    for r in results:
+        lines.append(
+            f"{r.size:>5} {r.samples:>8} {r.unity_rate:>14.1f} {r.process_rate:>19.1f} "
+            f"{r.ratio:>6.3f}  {'yes' if r.identical else 'NO'}"
+        )
+    return "\n".join(lines)

@@ -15,13 +15,16 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
 from benchmark.captions import TERMS, CaptionRecord, describe_sample, term_key
+
+if TYPE_CHECKING:
+    from benchmark.config import SimParams
 
 T = TypeVar("T")
 
@@ -51,18 +54,21 @@ def collect_samples(
     image_size: int = 64,
     t0: int = 32,
     swap_prob: float = 0.25,
+    sim: SimParams | None = None,
 ) -> list[Sample]:
     """``n`` valid samples of a uniform random policy in ``PlacementEnv(environment)``, seeded.
 
     The same seed gives the same images and captions (the simulator and the caption draw are
-    both seeded from ``seed``). ``swap_prob`` is the environment's object swap probability.
+    both seeded from ``seed``). ``swap_prob`` is the environment's object swap probability;
+    ``sim`` (a ``SimParams``) picks the backend, embedded if None.
     """
-    from benchmark.sim.env import PlacementEnv  # the simulator is only needed here
+    from benchmark.sim.backends import make_env  # the simulator is only needed here
 
     if n < 0:
         raise ValueError(f"n must be >= 0, got {n}")
-    env = PlacementEnv(
+    env = make_env(
         environment,  # type: ignore[arg-type]
+        sim=sim,
         t0=t0,
         image_size=image_size,
         swap_prob=swap_prob,
