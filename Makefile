@@ -41,8 +41,12 @@ lint: setup
 	$(VENV)/bin/ruff format --check benchmark tests
 	$(VENV)/bin/mypy
 
+# ENGINE=local|ray [ADDRESS=host:port]: the runs on Ray (README, "Run on a cluster").
+ENGINE ?= dvc
+ADDRESS ?=
 bench: setup
-	$(VENV)/bin/rls3 bench --model $(MODEL) $(if $(filter 1 yes,$(YES)),--yes)
+	$(VENV)/bin/rls3 bench --model $(MODEL) $(if $(filter 1 yes,$(YES)),--yes) --engine $(ENGINE) \
+		$(if $(ADDRESS),--address $(ADDRESS))
 
 repro: setup
 	$(VENV)/bin/dvc repro

@@ -519,6 +519,52 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_grid_command(sub: argparse._SubParsersAction) -> None:
+    """``rls3 grid`` (SPEC section 9, "Beyond one machine")."""
+    grid = sub.add_parser(
+        "grid", help="one model's (arm, seed) runs as Ray tasks, on this machine or a cluster"
+    )
+    _params_arguments(grid)
+    grid.add_argument("--model", required=True, choices=["clip", "paligemma"])
+    grid.add_argument(
+        "--engine",
+        default="local",
+        choices=["local", "ray"],
+        help="local: start a Ray instance here (default); ray: join a running cluster",
+    )
+    grid.add_argument("--address", default=None, help="the cluster (ray): HOST:PORT, or auto")
+    grid.add_argument("--cpus", type=int, default=None, help="local: the instance's CPUs")
+    grid.add_argument("--results", type=Path, default=Path("results"))
+    grid.add_argument("--datasets", type=Path, default=Path("datasets"))
+    grid.set_defaults(func=_grid)
+
+
+def _grid(args: argparse.Namespace) -> int:
+    import yaml
+
+    from benchmark.config import load_params
+    from benchmark.grid import format_report, run_grid
+
+    load_params(args.params, args.profile)  # a bad file or value: the usual clear error
+    data = yaml.safe_load(Path(args.params).read_text())
+    if args.profile is not None:
+        data["profile"] = args.profile
+    if args.engine == "local" and args.address:
+        raise ValueError("--address joins a cluster: use it with --engine ray")
+    report = run_grid(
+        data,
+        args.model,
+        engine=args.engine,
+        address=args.address,
+        results=args.results,
+        datasets=args.datasets,
+        num_cpus=args.cpus,
+    )
+    print(format_report(report))
+    print(f"wrote {Path(args.results) / 'grid' / (args.model + '.json')}")
+    return 0
+
+
 def _add_pipeline_commands(sub: argparse._SubParsersAction) -> None:
     """The report and ``bench`` (SPEC sections 1 and 8)."""
     report = sub.add_parser("report", help="the benchmark report of one model, from its runs")
@@ -540,6 +586,15 @@ def _add_pipeline_commands(sub: argparse._SubParsersAction) -> None:
     bench.add_argument(
         "--yes", action="store_true", help="go ahead where `rls3 check` asks (a long CPU stage)"
     )
+    bench.add_argument(
+        "--engine",
+        default="dvc",
+        choices=["dvc", "local", "ray"],
+        help="dvc: every stage by `dvc repro`, one run after another (default); local or ray: "
+        "the runs by `rls3 grid` on Ray, then `dvc repro` records them (README, 'Run on a "
+        "cluster')",
+    )
+    bench.add_argument("--address", default=None, help="with --engine ray: the cluster")
     bench.set_defaults(func=_bench)
 
 
@@ -573,8 +628,21 @@ def _bench(args: argparse.Namespace) -> int:
     if args.yes:
         env["RLS3_YES"] = "1"  # read by `rls3 check`, the pipeline's first stage
     target = f"report@{args.model}"
-    print(f"rls3 bench: `dvc repro {target}` (every stage it needs; cached stages are skipped)")
     start = time.perf_counter()
+    if args.engine != "dvc":  # the runs' inputs by DVC, the runs on Ray, then DVC records them
+        upstream = ["check", "datasets", "agent", f"base_model@{args.model}"]
+        print(f"rls3 bench: `dvc repro {' '.join(upstream)}`, then `rls3 grid` on Ray")
+        done = subprocess.run(
+            [sys.executable, "-m", "dvc", "repro", *upstream], env=env, check=False
+        )
+        if done.returncode != 0:
+            print(f"rls3 bench: dvc repro failed (exit {done.returncode})", file=sys.stderr)
+            return done.returncode
+        grid = ["grid", "--model", args.model, "--engine", args.engine]
+        code = main([*grid, *(["--address", args.address] if args.address else [])])
+        if code != 0:
+            return code
+    print(f"rls3 bench: `dvc repro {target}` (every stage it needs; cached stages are skipped)")
     done = subprocess.run([sys.executable, "-m", "dvc", "repro", target], env=env, check=False)
     seconds = time.perf_counter() - start
     if done.returncode != 0:
@@ -584,7 +652,8 @@ def _bench(args: argparse.Namespace) -> int:
     atomic_write_json(
         report / "bench.json",
         {
-            "command": f"make bench MODEL={args.model}",
+            "command": f"make bench MODEL={args.model}"
+            + (f" ENGINE={args.engine}" if args.engine != "dvc" else ""),
             "wall_seconds": round(seconds, 1),
             "machine": machine(),
             "finished": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
@@ -609,11 +678,13 @@ def build_parser() -> argparse.ArgumentParser:
     _add_probe_commands(sub)
     _add_loop_commands(sub)
     _add_pipeline_commands(sub)
+    _add_grid_command(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``rls3`` console script."""
+    from benchmark.grid import GridError
     from benchmark.sim.unity_contract import UnityBackendError
 
     args = build_parser().parse_args(argv)
@@ -623,7 +694,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         message = err.args[0] if err.args else str(err)
         print(f"rls3: error: {message}", file=sys.stderr)
         return 2
-    except UnityBackendError as err:  # the Unity player did not start, or stopped
+    except (UnityBackendError, GridError) as err:  # a player or a grid's run that stopped
         print(f"rls3: error: {err}", file=sys.stderr)
         return 1
 

@@ -151,6 +151,16 @@ DEVICES = ("auto", "cuda")
 
 
 @dataclass(frozen=True)
+class GridParams:
+    """What each run of ``rls3 grid`` asks of Ray (README, "Run on a cluster")."""
+
+    cpus: float = 1.0  # CPU cores per run (torch uses as many threads)
+    gpus: float = 0.0  # GPUs per run (a fraction shares one)
+    memory_gb: float = 0.0  # memory Ray reserves per run; 0: none reserved
+    retries: int = 3  # a run whose worker died (or whose Unity player stopped) is retried, resuming
+
+
+@dataclass(frozen=True)
 class Profile:
     sim: SimParams
     datasets: DatasetParams
@@ -161,6 +171,7 @@ class Profile:
     # auto: CUDA when visible, else the CPU; cuda: the profile needs a CUDA device (`rls3 check`
     # fails without one rather than start a paper-scale run on a CPU)
     device: str = "auto"
+    grid: GridParams = field(default_factory=GridParams)  # `rls3 grid` on Ray (not DVC's path)
 
     def model(self, name: str) -> ModelParams:
         _check(name in MODELS, "model", name, f"one of {list(MODELS)}")
@@ -185,6 +196,10 @@ _RULES: dict[str, tuple[typing.Callable[[Any], bool], str]] = {
         "null (a free port) or an int in [1024, 65535]",
     ),
     "unity.timeout_s": (lambda v: v >= 1, "an int >= 1"),
+    "grid.cpus": (lambda v: v > 0, "a number > 0"),
+    "grid.gpus": (lambda v: v >= 0, "a number >= 0"),
+    "grid.memory_gb": (lambda v: v >= 0, "a number >= 0"),
+    "grid.retries": (lambda v: v >= 0, "an int >= 0"),
     "sim.image_size": (lambda v: v >= 8, "an int >= 8"),
     "sim.swap_prob": (lambda v: 0 <= v <= 1, "a number in [0, 1]"),
     "sim.scene_period": (lambda v: v >= 1, "an int >= 1"),

@@ -42,6 +42,12 @@ def test_the_paper_profile_holds_the_papers_values() -> None:
         (("agent", "gamma"), 2, r"profiles\.bench\.agent.*gamma = 2\.0; expected .* \[0, 1\]"),
         (("clip", "seeds"), 6, r"profiles\.bench\.clip\.seeds = 6 .* an int in \[1, 5\]"),
         (("loop", "etaa"), 0.5, r"unknown key profiles\.bench\.loop\.etaa; allowed keys .*'eta'"),
+        (
+            ("sim", "backend"),
+            "unit",
+            r"profiles\.bench\.sim\.backend = 'unit' .* \['embedded', 'unity'\]",
+        ),
+        (("grid", "gpus"), -1, r"profiles\.bench\.grid\.gpus = -1 .* a number >= 0"),
     ],
 )
 def test_a_bad_value_names_its_key_and_the_allowed_values(path, value, message) -> None:

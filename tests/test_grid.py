@@ -1,0 +1,161 @@
+"""``rls3 grid`` on a real local Ray cluster: ``ray start --head`` on 127.0.0.1 with 2 CPUs,
+started and stopped here; the smoke grid joins it by ``--address``. No mock: the runs are the
+real loop, and their files are compared with the same runs made one after another by
+``dvc repro``."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import psutil
+import pytest
+import yaml
+
+from benchmark.cli import main
+from benchmark.sim.unity import free_port
+from tests.pipeline import ROOT, VENV_BIN, dvc, environment
+
+pytestmark = pytest.mark.integration
+ARMS = ("sac", "random", "sac-dense")
+RUN_FILES = ("metrics.csv", "episodes.csv", "finetune_loss.csv", "iterations.jsonl")
+
+
+@pytest.fixture(scope="module")
+def sequential(smoke_pipeline: tuple[Path, str], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The smoke pipeline after its `dvc repro` (the session's, copied as it is now): its runs
+    were made one after another."""
+    repo = tmp_path_factory.mktemp("sequential") / "repo"
+    shutil.copytree(smoke_pipeline[0], repo, symlinks=True)
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    assert params["profile"] == "smoke" and params["profiles"]["smoke"]["clip"]["k"] == 1
+    return repo
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[str]:
+    """A one-node Ray cluster with 2 CPUs on 127.0.0.1, with Ray's token authentication; its
+    address. (Ray advertises the machine's own address for a node asked to be 127.0.0.1, and
+    its GCS listens on every interface: the token keeps others out.)"""
+    port = free_port()
+    temp = tempfile.mkdtemp(prefix="/tmp/ray-")  # Ray's socket paths must stay short
+    ray = str(VENV_BIN / "ray")
+    start = [
+        ray, "start", "--head", "--node-ip-address", "127.0.0.1", "--port", str(port),
+        "--num-cpus", "2", "--num-gpus", "0", "--include-dashboard", "false",
+        "--temp-dir", temp, "--disable-usage-stats",
+    ]  # fmt: skip
+    env = {**environment(ROOT), "RAY_AUTH_MODE": "token"}
+    subprocess.run(start, check=True, capture_output=True, env=env)
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        subprocess.run([ray, "stop", "--force"], check=False, capture_output=True)
+        shutil.rmtree(temp, ignore_errors=True)
+
+
+def _fresh_copy(sequential: Path, dst: Path) -> Path:
+    """The sequential project without clip's seed-0 runs and the MLflow store: the grid makes
+    them again (the smoke profile has one seed; the other slots hold skip markers)."""
+    shutil.copytree(sequential, dst, symlinks=True)
+    for arm in ARMS:
+        shutil.rmtree(dst / "results" / "runs" / "clip" / arm / "seed0")
+    (dst / "results" / "mlflow.db").unlink()
+    return dst
+
+
+def _grid_args(repo: Path, address: str) -> list[str]:
+    return [
+        "grid", "--params", str(repo / "params.yaml"), "--model", "clip", "--engine", "ray",
+        "--address", address, "--results", str(repo / "results"),
+        "--datasets", str(repo / "datasets"),
+    ]  # fmt: skip
+
+
+def _same_runs(repo: Path, sequential: Path) -> None:
+    for arm in ARMS:
+        made, reference = (
+            r / "results" / "runs" / "clip" / arm / "seed0" for r in (repo, sequential)
+        )
+        for name in RUN_FILES:
+            if (reference / name).exists():
+                assert (made / name).read_bytes() == (reference / name).read_bytes(), (arm, name)
+        summary = json.loads((made / "summary.json").read_text())
+        assert summary["finished"]
+
+
+def test_the_grid_on_a_ray_cluster_equals_the_sequential_runs(
+    sequential: Path, cluster: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    repo = _fresh_copy(sequential, tmp_path / "repo")
+    assert main(_grid_args(repo, cluster)) == 0
+    out = capsys.readouterr().out
+    assert "grid: 3 queued, 0 running, 0 done" in out or "1 running" in out
+    assert "grid: 0 queued, 0 running, 3 done" in out
+    _same_runs(repo, sequential)
+    # the budget arms ran on the budget Ray passed on from the sac run
+    report = json.loads((repo / "results" / "grid" / "clip.json").read_text())
+    sac = report["runs"]["sac/seed0"]["summary"]
+    for arm in ("random", "sac-dense"):
+        run = report["runs"][f"{arm}/seed0"]
+        assert (
+            run["summary"]["budget"]
+            == sac["generated_samples"]
+            == run["summary"]["generated_samples"]
+        )
+        assert run["attempts"] == 1
+    # DVC then records the grid's runs (each `rls3 run` finds its run finished), and a second
+    # repro does nothing
+    run_dirs = [repo / "results" / "runs" / "clip" / arm / "seed0" for arm in ARMS]
+    written = [(d / "metrics.csv").stat().st_mtime_ns for d in run_dirs]
+    recorded = dvc(repo, "repro", "report@clip")
+    assert recorded.returncode == 0, recorded.stdout[-3000:] + recorded.stderr[-3000:]
+    ran = set(re.findall(r"Running stage '([^']+)'", recorded.stdout))
+    runs = {f"{stage}@clip-0" for stage in ("run_sac", "run_random", "run_sac_dense")}
+    assert ran == {"check", "report@clip", *runs}
+    assert [(d / "metrics.csv").stat().st_mtime_ns for d in run_dirs] == written  # not redone
+    _same_runs(repo, sequential)
+    again = dvc(repo, "repro", "report@clip")
+    assert again.returncode == 0
+    assert set(re.findall(r"Running stage '([^']+)'", again.stdout)) == {"check"}
+
+
+def test_a_killed_worker_is_retried_and_its_run_resumes(
+    sequential: Path, cluster: str, tmp_path: Path
+) -> None:
+    """SIGKILL the Ray worker that runs the sac task after its first checkpoint: Ray retries
+    the task, the run resumes there, and every file equals the sequential run's."""
+    repo = _fresh_copy(sequential, tmp_path / "repo")
+    cmd = [sys.executable, "-m", "benchmark.cli", *_grid_args(repo, cluster)]
+    proc = subprocess.Popen(
+        cmd, env=environment(repo), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    state = repo / "results" / "runs" / "clip" / "sac" / "seed0" / "checkpoint" / "state.json"
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and proc.poll() is None:
+        if state.is_file() and json.loads(state.read_text())["iteration"] >= 1:
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None, "the grid ended before its worker could be killed"
+    workers = [
+        p for p in psutil.process_iter(["cmdline"])
+        if (p.info["cmdline"] or [""])[0].startswith("ray::run_task")
+    ]  # fmt: skip
+    assert len(workers) == 1  # the budget arms wait for the sac run
+    killed_at = json.loads(state.read_text())["iteration"]
+    workers[0].kill()
+    stdout, stderr = proc.communicate(timeout=600)
+    assert proc.returncode == 0, stdout[-2000:] + stderr[-2000:]
+    report = json.loads((repo / "results" / "grid" / "clip.json").read_text())
+    assert report["runs"]["sac/seed0"]["attempts"] == 2
+    assert "attempt 2" in stdout
+    resumed = json.loads(state.read_text())
+    assert resumed["iteration"] > killed_at >= 1
+    _same_runs(repo, sequential)
