@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
@@ -51,3 +54,27 @@ def dvc(repo: Path, *args: str) -> subprocess.CompletedProcess[str]:
         text=True,
         check=False,
     )
+
+
+def checkpoint_state(state: Path, timeout: float = 10.0) -> dict[str, Any]:
+    """A run's ``checkpoint/state.json`` while the run may be writing it: ``atomic_directory``
+    moves the old checkpoint aside for an instant, so a missing or half-seen file is read
+    again."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return dict(json.loads(state.read_text()))
+        except (FileNotFoundError, json.JSONDecodeError):
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
+
+
+def wait_for_iteration(proc: subprocess.Popen[Any], state: Path, iteration: int = 1) -> None:
+    """Wait (at most 5 min) until the run behind ``proc`` has checkpointed ``iteration``."""
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and proc.poll() is None:
+        if state.exists() and checkpoint_state(state)["iteration"] >= iteration:
+            return
+        time.sleep(0.05)
+    assert proc.poll() is None, "the run ended before it could be interrupted"

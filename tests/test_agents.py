@@ -39,6 +39,7 @@ def test_random_agent_is_uniform_in_the_action_box_and_seeded() -> None:
     assert not np.array_equal(draws[:50], [other.predict(obs)[0] for _ in range(50)])
 
 
+@pytest.mark.slow
 def test_sac_pretraining_meets_the_valid_rate_contract(tmp_path: Path) -> None:
     """Intrinsic-only pre-training lifts the valid rate from the random policy's to >= 85%."""
     threads = torch.get_num_threads()

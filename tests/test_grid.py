@@ -11,7 +11,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,7 +20,14 @@ import yaml
 
 from benchmark.cli import main
 from benchmark.sim.unity import free_port
-from tests.pipeline import ROOT, VENV_BIN, dvc, environment
+from tests.pipeline import (
+    ROOT,
+    VENV_BIN,
+    checkpoint_state,
+    dvc,
+    environment,
+    wait_for_iteration,
+)
 
 pytestmark = pytest.mark.integration
 ARMS = ("sac", "random", "sac-dense")
@@ -138,24 +144,19 @@ def test_a_killed_worker_is_retried_and_its_run_resumes(
         cmd, env=environment(repo), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
     state = repo / "results" / "runs" / "clip" / "sac" / "seed0" / "checkpoint" / "state.json"
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline and proc.poll() is None:
-        if state.is_file() and json.loads(state.read_text())["iteration"] >= 1:
-            break
-        time.sleep(0.05)
-    assert proc.poll() is None, "the grid ended before its worker could be killed"
+    wait_for_iteration(proc, state)
     workers = [
         p for p in psutil.process_iter(["cmdline"])
         if (p.info["cmdline"] or [""])[0].startswith("ray::run_task")
     ]  # fmt: skip
     assert len(workers) == 1  # the budget arms wait for the sac run
-    killed_at = json.loads(state.read_text())["iteration"]
+    killed_at = checkpoint_state(state)["iteration"]
     workers[0].kill()
     stdout, stderr = proc.communicate(timeout=600)
     assert proc.returncode == 0, stdout[-2000:] + stderr[-2000:]
     report = json.loads((repo / "results" / "grid" / "clip.json").read_text())
     assert report["runs"]["sac/seed0"]["attempts"] == 2
     assert "attempt 2" in stdout
-    resumed = json.loads(state.read_text())
+    resumed = checkpoint_state(state)
     assert resumed["iteration"] > killed_at >= 1
     _same_runs(repo, sequential)

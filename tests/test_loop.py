@@ -7,7 +7,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +20,7 @@ from benchmark.loop import run_dir, run_from_params
 from benchmark.tracking import tracking_uri
 from benchmark.vlm.pretrain import pretrain_config
 from benchmark.vlm.pretrain import run as pretrain_vlm
+from tests.pipeline import checkpoint_state, wait_for_iteration
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.integration
@@ -170,15 +170,6 @@ def _sac_run_command(params: Path, root: Path) -> tuple[list[str], dict[str, str
     return cmd, env, run_dir(root / "results", "clip", "sac", 0) / "checkpoint" / "state.json"
 
 
-def _wait_for_the_first_checkpoint(proc: subprocess.Popen, state: Path) -> None:
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline and proc.poll() is None:
-        if state.is_file() and json.loads(state.read_text())["iteration"] >= 1:
-            break
-        time.sleep(0.05)
-    assert proc.poll() is None, "the run ended before it could be interrupted"
-
-
 def test_a_killed_run_resumes_and_ends_with_the_same_metrics(
     project: Path, finished: Path, tmp_path: Path
 ) -> None:
@@ -188,11 +179,11 @@ def test_a_killed_run_resumes_and_ends_with_the_same_metrics(
     proc = subprocess.Popen(
         cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
-    _wait_for_the_first_checkpoint(proc, state)
+    wait_for_iteration(proc, state)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    killed_at = json.loads(state.read_text())["iteration"]
-    assert killed_at >= 1 and json.loads(state.read_text())["stopped"] is None
+    killed = checkpoint_state(state)
+    assert killed["iteration"] >= 1 and killed["stopped"] is None
 
     subprocess.run(cmd, cwd=ROOT, env=env, check=True, capture_output=True)
     resumed = run_dir(tmp_path / "results", "clip", "sac", 0)
@@ -430,7 +421,7 @@ def test_the_loop_runs_on_the_unity_backend_and_resumes_after_its_player_died(
     proc = subprocess.Popen(
         cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
     )
-    _wait_for_the_first_checkpoint(proc, state)
+    wait_for_iteration(proc, state)
     players = [
         p
         for p in psutil.Process(proc.pid).children(recursive=True)
@@ -442,7 +433,7 @@ def test_the_loop_runs_on_the_unity_backend_and_resumes_after_its_player_died(
     assert proc.returncode == 1
     assert "the Unity player" in stderr and "stopped serving" in stderr
     assert "run the same command again to resume" in stderr
-    stopped_at = json.loads(state.read_text())
+    stopped_at = checkpoint_state(state)
     assert stopped_at["iteration"] >= 1 and stopped_at["stopped"] is None
 
     subprocess.run(cmd, cwd=ROOT, env=env, check=True, capture_output=True)

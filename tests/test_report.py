@@ -218,6 +218,61 @@ def test_runs_without_hardness_say_it_was_not_measured() -> None:
     assert row[2] == "not measured (n = 3 sac seeds; no hardness recorded)"
 
 
+def _claim_runs(sac_better: bool) -> dict[str, list[RunLog]]:
+    """Three paired seeds with every column the claims read: per-term and per-number-of-terms
+    test scores, validation, valid rate and iterations. ``sac_better``: SAC beats random on
+    each; else the other way round."""
+    runs: dict[str, list[RunLog]] = {"sac": [], "random": []}
+    sign = 1.0 if sac_better else -1.0
+    for seed, jitter in enumerate((0.0, 0.01, -0.01)):
+        for arm in ("sac", "random"):
+            gain = sign * (0.1 if arm == "sac" else -0.1)  # each term's change over the run
+            rows = []
+            for i, t in enumerate((0.30 + jitter, 0.40 + jitter, 0.45 + 2 * jitter)):
+                row = {"generated_samples": 100.0 * i, "test/metric": t, "val/metric": t + 0.01}
+                for k, term in enumerate(TERMS):
+                    row[f"test/term/{term_key(term)}"] = 0.5 + (gain if i == 2 and k < 2 else 0)
+                for n in (1, 2, 3):  # 1 term best when SAC is better, 3 terms best otherwise
+                    row[f"test/n_terms/{n}"] = 0.5 + sign * 0.1 * (2 - n)
+                rows.append(row)
+            if arm == "sac":
+                summary = {"valid_rate": 0.5 + sign * 0.3 + jitter, "iterations": 10}
+            else:  # 40% fewer iterations than SAC's 10, or 30% more
+                summary = {"valid_rate": 0.5, "iterations": (6 if sac_better else 13) + seed % 2}
+            summary["stopped"] = "early_stopping" if sac_better else "max_iterations"
+            runs[arm].append(RunLog(arm, seed, summary, rows, []))
+    return runs
+
+
+@pytest.mark.parametrize("sac_better", [True, False])
+def test_every_claim_gives_its_verdict_on_hand_made_runs(sac_better: bool) -> None:
+    """claims() on runs built so that each claim holds (or fails) clearly, with 3 seeds."""
+    runs = _claim_runs(sac_better)
+    rows = claims(runs, compare(runs))
+
+    def verdict(start: str) -> str:
+        (found,) = [v for claim, _, v in rows if claim.startswith(start)]
+        return found
+
+    yes = "supported" if sac_better else "contradicted"
+    assert verdict("The random arm completes about 40% fewer") == f"{yes} (n = 3 paired seeds)"
+    assert verdict("The RL agent yields more valid samples") == f"{yes} (n = 3 paired seeds)"
+    assert verdict("With SAC every spatial term ends equal") == f"{yes} (n = 3 sac seeds)"
+    assert verdict("With random placement some terms get") == f"{yes} (n = 3 random seeds)"
+    assert verdict("Single-term prompts score higher") == f"{yes} (n = 3 sac seeds)"
+    assert verdict("Validation mirrors test") == "supported (n = 3 sac seeds)"
+    assert verdict("SAC's gain stagnates") == f"{yes} (n = 3 sac seeds)"
+    assert verdict("RLS3 (SAC) reaches a higher test metric").startswith("inconclusive (n = 3")
+
+
+def test_a_random_arm_with_somewhat_fewer_iterations_partly_supports_the_claim() -> None:
+    runs = _claim_runs(True)
+    for log in runs["random"]:
+        log.summary["iterations"] = 9 + log.seed % 2 * 0.5  # 5-10% fewer, not ~40%
+    row = next(r for r in claims(runs, compare(runs)) if "fewer iterations" in r[0])
+    assert row[2] == "partly (n = 3 paired seeds; fewer, not ~40%)"
+
+
 def test_json_ready_turns_non_finite_numbers_into_null() -> None:
     value = {
         "a": float("nan"),

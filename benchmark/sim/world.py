@@ -16,11 +16,14 @@ import os
 from dataclasses import dataclass
 
 import numpy as np
-import pybullet as p
-import pybullet_data
-from pybullet_utils.bullet_client import BulletClient
 
+from benchmark.quiet import c_output_silenced
 from benchmark.sim.scenes import Furniture, ObjectSpec, Scene, Vec3, object_specs
+
+with c_output_silenced():  # PyBullet prints its build time on import
+    import pybullet as p
+    import pybullet_data
+    from pybullet_utils.bullet_client import BulletClient
 
 GAP = 0.001  # m, between an object's collision bounds and the surface it rests on
 WALL = 0.05  # m, wall thickness
@@ -99,7 +102,8 @@ class SceneWorld:
     def __init__(self, scene: Scene, objects: tuple[ObjectSpec, ...] | None = None) -> None:
         self.scene = scene
         self.objects = objects if objects is not None else object_specs()
-        self.client = BulletClient(connection_mode=p.DIRECT)
+        with c_output_silenced():  # and "argv[0]=" on each connection
+            self.client = BulletClient(connection_mode=p.DIRECT)
         self.client.setAdditionalSearchPath(pybullet_data.getDataPath())
         self.renderer = _renderer(self.client)
         self.surface_body: dict[int, Furniture] = {}  # body id of a designated top -> furniture

@@ -34,6 +34,7 @@ computed on: the whole episode in ``evaluate`` (groups of ``eval_batch_size``), 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -50,6 +51,7 @@ from PIL import Image
 from safetensors.torch import save_file
 
 from benchmark.fileio import atomic_directory
+from benchmark.quiet import expected_random_init
 from benchmark.vlm.base import (
     VLM,
     Sample,
@@ -238,7 +240,8 @@ class ClipVLM(VLM):
         config = config or ClipVLMConfig()
         seed_everything(config.seed)
         kwargs = {} if image_size is None else {"force_image_size": image_size}
-        model, _, preprocess = open_clip.create_model_and_transforms(arch, **kwargs)
+        with expected_random_init():
+            model, _, preprocess = open_clip.create_model_and_transforms(arch, **kwargs)
         model_cfg = json.loads(json.dumps(open_clip.get_model_config(arch)))  # a deep copy
         if image_size is not None:
             model_cfg["vision_cfg"]["image_size"] = image_size
@@ -284,7 +287,11 @@ class ClipVLM(VLM):
         cls, name: str, pretrained: str | None, config: ClipVLMConfig, device: torch.device | None
     ) -> ClipVLM:
         seed_everything(config.seed)
-        model, _, preprocess = open_clip.create_model_and_transforms(name, pretrained=pretrained)
+        random_init = name == BUILTIN_MODEL  # built without weights on purpose: no warning
+        with expected_random_init() if random_init else contextlib.nullcontext():
+            model, _, preprocess = open_clip.create_model_and_transforms(
+                name, pretrained=pretrained
+            )
         tokenizer = open_clip.get_tokenizer(name)
         if name.startswith("local-dir:"):
             saved = json.loads((Path(name.removeprefix("local-dir:")) / CONFIG_FILE).read_text())

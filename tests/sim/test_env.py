@@ -96,8 +96,11 @@ def test_valid_steps_carry_an_image_and_metadata_invalid_steps_nothing(env: Plac
     assert seen_valid and seen_invalid
 
 
-def test_metadata_positions_are_pybullets_poses(env: PlacementEnv) -> None:
-    env.swap_prob = 0.0  # a swap after the step would park an object of the sample
+def test_metadata_positions_are_pybullets_poses(
+    env: PlacementEnv, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a swap after the step would park an object of the sample
+    monkeypatch.setattr(env, "swap_prob", 0.0)
     env.reset(seed=5)
     checked = 0
     rng = np.random.default_rng(2)
@@ -116,14 +119,15 @@ def test_metadata_positions_are_pybullets_poses(env: PlacementEnv) -> None:
             bottom = world.client.getAABB(world.body[obj["name"]])[0][2]
             assert bottom == pytest.approx(surface.top, abs=4e-3)  # resting on its surface
         checked += 1
-    env.swap_prob = 0.25
 
 
-def test_every_designated_surface_is_reachable_by_an_action(env: PlacementEnv) -> None:
+def test_every_designated_surface_is_reachable_by_an_action(
+    env: PlacementEnv, monkeypatch: pytest.MonkeyPatch
+) -> None:
     for index, scene in enumerate(env.scenes):
         for surface in scene.surfaces:
             env.reset(seed=index, options={"scene": scene.name})
-            env.scene_period = 10**6  # stay in this scene
+            monkeypatch.setattr(env, "scene_period", 10**6)  # stay in this scene
             reached = False
             # Aim at points across the surface, one step each, until one lands there.
             for fx in np.linspace(-0.3, 0.3, 5):
@@ -143,15 +147,14 @@ def test_every_designated_surface_is_reachable_by_an_action(env: PlacementEnv) -
                 if reached:
                     break
             assert reached, f"{scene.name}: no action reached {surface.name}"
-    env.scene_period = 4
 
 
 def test_an_overlapping_action_is_rejected_and_leaves_the_scene_unchanged(
-    env: PlacementEnv,
+    env: PlacementEnv, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     env.reset(seed=11)
-    env.swap_prob = 0.0
-    env.scene_period = 10**6
+    monkeypatch.setattr(env, "swap_prob", 0.0)
+    monkeypatch.setattr(env, "scene_period", 10**6)
     world = env.world
     names = env.active_objects()
     target = world.centre(names[1])  # the slot-0 object aimed at the slot-1 object's spot
@@ -162,7 +165,6 @@ def test_an_overlapping_action_is_rejected_and_leaves_the_scene_unchanged(
     assert {n: world.pose(n) for n in names} == poses
     assert env.active_objects() == names
     assert np.array_equal(env.render(), before)
-    env.swap_prob, env.scene_period = 0.25, 4
 
 
 def test_episode_ends_after_t0_valid_samples_or_at_the_step_cap() -> None:
@@ -217,19 +219,22 @@ def test_bad_arguments_and_options_are_clear_errors() -> None:
     env.close()
 
 
-def test_staying_put_is_not_a_new_sample(env: PlacementEnv) -> None:
+def test_staying_put_is_not_a_new_sample(
+    env: PlacementEnv, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Aiming at its own spot would always be feasible; the 10 cm minimum move rejects it."""
     env.reset(seed=21)
-    env.swap_prob = 0.0
+    monkeypatch.setattr(env, "swap_prob", 0.0)
     world, names = env.world, env.active_objects()
     poses = {n: world.pose(n) for n in names}
     _, reward, _, _, info = env.step(env.action_towards(world.centre(env.moving_object)))
     assert reward == -1.0 and "image" not in info
     assert {n: world.pose(n) for n in names} == poses
-    env.swap_prob = 0.25
 
 
-def test_object_centres_are_observed_in_the_frame_of_the_action(env: PlacementEnv) -> None:
+def test_object_centres_are_observed_in_the_frame_of_the_action(
+    env: PlacementEnv, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """obs[14:17] is the action that aims at the mover's own centre: u, v on its surface."""
     obs, _ = env.reset(seed=8)
     world, mover = env.world, env.moving_object
@@ -242,10 +247,9 @@ def test_object_centres_are_observed_in_the_frame_of_the_action(env: PlacementEn
     assert obs[14:16] == pytest.approx(np.clip(expected, -1, 1), abs=1e-6)
     assert obs[16] == (-0.5 if level == 0 else 0.5)
     # Stepping with the observed aim of another object lands on it: rejected.
-    env.swap_prob = 0.0
+    monkeypatch.setattr(env, "swap_prob", 0.0)
     _, reward, *_ = env.step(obs[18:21])
     assert reward == -1.0
-    env.swap_prob = 0.25
 
 
 @pytest.mark.parametrize("environment", ["train", "test"])
