@@ -40,7 +40,8 @@ class AgentParams:
 
     pretrain_steps: int = 5000  # P: intrinsic-only pre-training steps
     learning_rate: float = 2e-3  # fastest start (0.84 valid at 6k steps), but levels off there;
-    # 3e-4 (the paper's) is slower and goes higher: 0.85 at 20k, 0.90 at 30k (README, SAC)
+    # 3e-4 (the paper's) is slower and goes higher: 0.85 at 20k, 0.90 at 30k
+    # (docs/research.md, "SAC")
     gamma: float = 0.0  # pre-training discount: feasibility is immediate (the loop has its own)
     batch_size: int = 256
     buffer_size: int = 100_000

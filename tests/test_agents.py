@@ -13,7 +13,7 @@ from benchmark.sim.env import PlacementEnv
 # The test size of the contract: the paper's SAC settings (learning rate 3e-4, 256x256, batch 256)
 # with P cut from 100k to 30k steps. Measured on the 2-core machine, seed 0, 600 deterministic
 # evaluation steps: 0.85 at 20k, 0.903 at 30k (an experiment script), and 0.912 here in 747 s
-# on a quiet machine; the paper-scale run (100k: 0.930) is quoted in the README. Faster
+# on a quiet machine; the paper-scale run (100k: 0.930) is quoted in docs/research.md. Faster
 # settings level off below the contract: the bench profile's learning rate 2e-3 reaches
 # 0.84-0.87 at 6k-12k steps, 6e-4 0.83-0.88 at 8k-20k.
 CONTRACT_PARAMS = AgentParams(

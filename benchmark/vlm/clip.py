@@ -93,7 +93,8 @@ class ClipVLMConfig:
     seed: int = 0  # seeds model building and the minibatch order
     lock_image: bool = False  # LiT: image trunk fixed in finetune, its features computed once
     # BatchNorm in fine-tuning keeps its running statistics and normalises with them (as
-    # open_clip's ``lock_image_tower(freeze_bn_stats=True)``); measured: README, "BatchNorm"
+    # open_clip's ``lock_image_tower(freeze_bn_stats=True)``); measured: docs/research.md,
+    # "BatchNorm"
     freeze_bn_stats: bool = True
 
     def __post_init__(self) -> None:

@@ -13,11 +13,12 @@ and the trunk's output is, per object, (s_c, s_c * x_c, s_c * y_c, s_c * d_c): 4
 ``TimmModel`` adds the projection (linear, per the JSON config) on top, so the pooled embedding
 carries, for each object present, where it is.
 
-Why this design (README, "The built-in CLIP"): the earlier tower (open_clip's ModifiedResNet at
-64 px) ends in a 2 x 2 grid pooled by one attention query, and no training we tried made its
-pooled embedding say where objects are. This trunk, taught each object's projected centre,
-depth and presence (from the metadata, ``sim/camera.py``), finds the objects of unseen test
-scenes to 4.9 px (left/right of a pair 0.895), and fine-tuning reads the relations from it.
+Why this design (docs/research.md, "The built-in CLIP"): the earlier tower (open_clip's
+ModifiedResNet at 64 px) ends in a 2 x 2 grid pooled by one attention query, and no training
+we tried made its pooled embedding say where objects are. This trunk, taught each object's
+projected centre, depth and presence (from the metadata, ``sim/camera.py``), finds the objects
+of unseen test scenes to 4.9 px (left/right of a pair 0.895), and fine-tuning reads the
+relations from it.
 
 The trunk is registered as a timm model (``rls3_locnet``), the way open_clip takes a custom image
 tower: the JSON config names it in ``vision_cfg.timm_model_name``.

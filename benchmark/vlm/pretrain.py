@@ -342,7 +342,8 @@ def pretrain_clip(config: ClipPretrainConfig) -> tuple[ClipVLM, dict[str, Any]]:
     total = sum(len(e) for e in epochs)
     # The text tower's blocks stay at their initialisation: base training teaches the object
     # names through the token embedding and the projection, and leaves the blocks free for
-    # fine-tuning (README: fine-tuned from trained blocks, the relations were learnt slower).
+    # fine-tuning (docs/research.md: fine-tuned from trained blocks, the relations were learnt
+    # slower).
     frozen = vlm.model.transformer
     optimizer = vlm.optimizer(exclude=frozen)
     schedule = _one_cycle(optimizer, config.lr, total)

@@ -240,8 +240,8 @@ def test_locked_image_tuning_trains_the_projection_and_text_but_not_the_trunk(
 def test_fine_tuning_the_whole_tower_keeps_batchnorm_statistics_when_frozen(
     train_samples: list[Sample], freeze: bool
 ) -> None:
-    """``freeze_bn_stats`` (the default, measured in the README): the trunk's weights train and
-    its BatchNorm layers normalise with, and keep, their running statistics."""
+    """``freeze_bn_stats`` (the default, measured in docs/research.md): the trunk's weights train
+    and its BatchNorm layers normalise with, and keep, their running statistics."""
     vlm = ClipVLM.builtin(ClipVLMConfig(lr=3e-3, batch_size=16, freeze_bn_stats=freeze))
     before = {k: v.clone() for k, v in vlm.model.state_dict().items()}
     vlm.finetune(train_samples, 1)
