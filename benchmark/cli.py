@@ -690,7 +690,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))
-    except (ValueError, KeyError, FileNotFoundError) as err:  # bad input: a clear message
+    except (ValueError, FileNotFoundError) as err:  # bad input (ParamsError too): a clear message
         message = err.args[0] if err.args else str(err)
         print(f"rls3: error: {message}", file=sys.stderr)
         return 2
