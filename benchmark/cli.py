@@ -11,7 +11,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from benchmark.config import ARMS
+from benchmark.config import ARMS, BACKENDS, MODELS
+from benchmark.grid import ENGINES
 
 
 def _add_scene_commands(sub: argparse._SubParsersAction) -> None:
@@ -62,7 +63,7 @@ def _add_perf_commands(sub: argparse._SubParsersAction) -> None:
     sim.add_argument(
         "--backend",
         default="embedded",
-        choices=["embedded", "unity"],
+        choices=BACKENDS,
         help="embedded: the env against bare renders; unity: samples/s over the ML-Agents "
         "protocol against in process, on the same seed and actions",
     )
@@ -75,7 +76,7 @@ def _add_perf_commands(sub: argparse._SubParsersAction) -> None:
     _add_perf_vlm_command(perf_sub)
     loop = perf_sub.add_parser("loop", help="one iteration's wall time split by phase")
     _params_arguments(loop)
-    loop.add_argument("--model", default="clip", choices=["clip", "paligemma"])
+    loop.add_argument("--model", default="clip", choices=MODELS)
     loop.add_argument("--seed", type=int, default=0)
     loop.add_argument("--results", type=Path, default=Path("results"))
     loop.add_argument("--datasets", type=Path, default=Path("datasets"))
@@ -93,7 +94,7 @@ def _add_perf_commands(sub: argparse._SubParsersAction) -> None:
         "--parts",
         nargs="+",
         default=["clip", "paligemma", "loop"],
-        choices=["clip", "paligemma", "loop"],
+        choices=[*MODELS, "loop"],
     )
     gpu.add_argument(
         "--small",
@@ -235,7 +236,7 @@ def _add_vlm_commands(sub: argparse._SubParsersAction) -> None:
         help="base-train a built-in VLM on object lists (no spatial terms); measure it",
     )
     _params_arguments(pre)
-    pre.add_argument("--model", required=True, choices=["clip", "paligemma"])
+    pre.add_argument("--model", required=True, choices=MODELS)
     pre.add_argument(
         "--out",
         type=Path,
@@ -304,7 +305,7 @@ def _add_perf_vlm_command(perf_sub: argparse._SubParsersAction) -> None:
     vlm = perf_sub.add_parser(
         "vlm", help="VLM evaluate/finetune samples/s against the bare model on the same batch"
     )
-    vlm.add_argument("--model", required=True, choices=["clip", "paligemma"])
+    vlm.add_argument("--model", required=True, choices=MODELS)
     vlm.add_argument("--batch", type=int, default=32, help="samples in the batch")
     vlm.add_argument("--rounds", type=int, default=3, help="alternating API/bare rounds")
     vlm.add_argument("--seed", type=int, default=0)
@@ -328,7 +329,7 @@ def _add_probe_commands(sub: argparse._SubParsersAction) -> None:
         "and an image-shuffled control",
     )
     _params_arguments(learn)
-    learn.add_argument("--model", required=True, choices=["clip", "paligemma"])
+    learn.add_argument("--model", required=True, choices=MODELS)
     learn.add_argument(
         "--base", type=Path, default=None, help="base checkpoint (default results/vlm/MODEL/base)"
     )
@@ -435,7 +436,7 @@ def _add_loop_commands(sub: argparse._SubParsersAction) -> None:
 
     run = sub.add_parser("run", help="one run of Algorithm 1: a model, an arm, a seed")
     _params_arguments(run)
-    run.add_argument("--model", required=True, choices=["clip", "paligemma"])
+    run.add_argument("--model", required=True, choices=MODELS)
     run.add_argument("--arm", required=True, choices=list(ARMS))
     run.add_argument("--seed", type=int, required=True)
     run.add_argument("--results", type=Path, default=Path("results"))
@@ -525,11 +526,11 @@ def _add_grid_command(sub: argparse._SubParsersAction) -> None:
         "grid", help="one model's (arm, seed) runs as Ray tasks, on this machine or a cluster"
     )
     _params_arguments(grid)
-    grid.add_argument("--model", required=True, choices=["clip", "paligemma"])
+    grid.add_argument("--model", required=True, choices=MODELS)
     grid.add_argument(
         "--engine",
         default="local",
-        choices=["local", "ray"],
+        choices=ENGINES,
         help="local: start a Ray instance here (default); ray: join a running cluster",
     )
     grid.add_argument("--address", default=None, help="the cluster (ray): HOST:PORT, or auto")
@@ -568,7 +569,7 @@ def _grid(args: argparse.Namespace) -> int:
 def _add_pipeline_commands(sub: argparse._SubParsersAction) -> None:
     """The report and ``bench`` (SPEC sections 1 and 8)."""
     report = sub.add_parser("report", help="the benchmark report of one model, from its runs")
-    report.add_argument("--model", choices=["clip", "paligemma"], help="the model to report")
+    report.add_argument("--model", choices=MODELS, help="the model to report")
     report.add_argument(
         "--index",
         nargs="+",
@@ -582,14 +583,14 @@ def _add_pipeline_commands(sub: argparse._SubParsersAction) -> None:
     report.set_defaults(func=_report)
 
     bench = sub.add_parser("bench", help="one model, its three arms, all seeds, then the report")
-    bench.add_argument("--model", choices=["clip", "paligemma"], default="clip")
+    bench.add_argument("--model", choices=MODELS, default="clip")
     bench.add_argument(
         "--yes", action="store_true", help="go ahead where `rls3 check` asks (a long CPU stage)"
     )
     bench.add_argument(
         "--engine",
         default="dvc",
-        choices=["dvc", "local", "ray"],
+        choices=["dvc", *ENGINES],
         help="dvc: every stage by `dvc repro`, one run after another (default); local or ray: "
         "the runs by `rls3 grid` on Ray, then `dvc repro` records them (README, 'Run on a "
         "cluster')",

@@ -17,6 +17,7 @@ from benchmark.agents import pretrain_sac
 from benchmark.config import load_params
 from benchmark.datasets import build_dataset
 from benchmark.loop import run_dir, run_from_params
+from benchmark.sim.backends import profile_env_kwargs
 from benchmark.tracking import tracking_uri
 from benchmark.vlm.pretrain import pretrain_config
 from benchmark.vlm.pretrain import run as pretrain_vlm
@@ -38,7 +39,7 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     p = load_params(ROOT / "params.yaml", "smoke").active
     build_dataset("validation", p.datasets.validation, 1, p.sim.image_size, root / "datasets")
     build_dataset("test", p.datasets.test, 2, p.sim.image_size, root / "datasets")
-    env_kwargs = {"t0": p.loop.t0, "max_steps": 8 * p.loop.t0}
+    env_kwargs = profile_env_kwargs(p.sim, p.loop.t0)  # as `rls3 pretrain-agent` does
     pretrain_sac(
         p.agent, 0, root / "results" / "agents" / "seed0", env_kwargs=env_kwargs, eval_steps=50
     )

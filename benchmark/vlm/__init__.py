@@ -11,9 +11,10 @@ from typing import Any
 
 import torch
 
+from benchmark.config import MODELS
 from benchmark.vlm.base import VLM, Sample, collect_samples
 
-FAMILIES = ("clip", "paligemma")
+FAMILIES = MODELS  # config.MODELS: the one list of model families
 
 
 def load_vlm(

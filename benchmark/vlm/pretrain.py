@@ -57,6 +57,7 @@ import torch
 import torch.nn.functional as F
 
 from benchmark.captions import caption, rubric_score
+from benchmark.config import MODELS
 from benchmark.fileio import atomic_write_json
 from benchmark.sim.camera import ImageObject, image_objects
 from benchmark.sim.scenes import object_names
@@ -93,8 +94,6 @@ from benchmark.vlm.paligemma import (
     parse_box,
     term_sets,
 )
-
-MODELS = ("clip", "paligemma")
 
 _RULES = {
     "samples": (positive_int, "an int >= 1"),
