@@ -247,7 +247,8 @@ def estimate_base_training(profile: Profile, model: str) -> float:
     """Seconds that base-training the built-in ``model`` with the profile's block would take
     here: rendering measured on a few samples at the profile's image size, plus training
     measured as one fine-tuning step of the built-in model on them, per sample pass."""
-    from benchmark.vlm import collect_samples, load_vlm
+    from benchmark.sampling import collect_samples
+    from benchmark.vlm import load_vlm
     from benchmark.vlm.pretrain import pretrain_config
 
     config: Any = pretrain_config(model, **{**profile.model(model).pretrain, "image_size": 64})

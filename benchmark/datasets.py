@@ -25,7 +25,8 @@ from PIL import Image
 from benchmark.captions import CaptionRecord
 from benchmark.config import SimParams
 from benchmark.fileio import atomic_directory
-from benchmark.vlm.base import Sample, collect_samples
+from benchmark.sampling import collect_samples
+from benchmark.vlm.base import Sample
 
 FORMAT_VERSION = 1
 SPLITS: dict[str, str] = {"validation": "train", "test": "test"}  # split -> environment

@@ -108,7 +108,7 @@ class GpuPerfConfig:
 
 
 def _vlm_part(model: str, config: GpuPerfConfig, device: torch.device) -> dict[str, Any]:
-    from benchmark.vlm.base import collect_samples
+    from benchmark.sampling import collect_samples
     from benchmark.vlm.clip import ClipVLM, ClipVLMConfig
     from benchmark.vlm.paligemma import PaligemmaVLM, PaligemmaVLMConfig, build_model
     from benchmark.vlm.perf import time_paths
@@ -151,7 +151,7 @@ def _renderer() -> str:
 
     os.environ[RENDERER_ENV] = "egl"
     try:
-        from benchmark.vlm.base import collect_samples
+        from benchmark.sampling import collect_samples
 
         collect_samples("train", 1, 0, image_size=32)
     except RuntimeError:

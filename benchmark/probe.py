@@ -30,11 +30,11 @@ import numpy as np
 
 from benchmark.captions import rubric_score
 from benchmark.datasets import read_dataset
+from benchmark.sampling import collect_samples
 from benchmark.vlm.base import (
     VLM,
     Sample,
     check_config,
-    collect_samples,
     positive_int,
     subset_metrics,
 )

@@ -18,7 +18,7 @@ from benchmark.probe import (
     shuffled_images,
     targets,
 )
-from benchmark.vlm.base import collect_samples
+from benchmark.sampling import collect_samples
 from benchmark.vlm.clip import ClipVLM, ClipVLMConfig
 from benchmark.vlm.paligemma import PaligemmaVLM, PaligemmaVLMConfig
 from benchmark.vlm.pretrain import ClipPretrainConfig, PaligemmaPretrainConfig

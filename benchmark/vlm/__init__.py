@@ -12,7 +12,7 @@ from typing import Any
 import torch
 
 from benchmark.config import MODELS
-from benchmark.vlm.base import VLM, Sample, collect_samples
+from benchmark.vlm.base import VLM, Sample
 
 FAMILIES = MODELS  # config.MODELS: the one list of model families
 
@@ -48,4 +48,4 @@ def load_vlm(
     raise ValueError(f"family must be one of {list(FAMILIES)}, got {family!r}")
 
 
-__all__ = ["FAMILIES", "VLM", "Sample", "collect_samples", "load_vlm"]
+__all__ = ["FAMILIES", "VLM", "Sample", "load_vlm"]

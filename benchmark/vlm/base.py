@@ -15,16 +15,13 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from benchmark.captions import TERMS, CaptionRecord, describe_sample, term_key
-
-if TYPE_CHECKING:
-    from benchmark.config import SimParams
+from benchmark.captions import TERMS, CaptionRecord, term_key
 
 T = TypeVar("T")
 
@@ -44,52 +41,6 @@ class Sample:
         if self.metadata is None:
             return ()
         return tuple(o["name"] for o in self.metadata["objects"])
-
-
-def collect_samples(
-    environment: str,
-    n: int,
-    seed: int,
-    *,
-    image_size: int = 64,
-    t0: int = 32,
-    swap_prob: float = 0.25,
-    sim: SimParams | None = None,
-) -> list[Sample]:
-    """``n`` valid samples of a uniform random policy in ``PlacementEnv(environment)``, seeded.
-
-    The same seed gives the same images and captions (the simulator and the caption draw are
-    both seeded from ``seed``). ``swap_prob`` is the environment's object swap probability;
-    ``sim`` (a ``SimParams``) picks the backend, embedded if None.
-    """
-    from benchmark.sim.backends import make_env  # the simulator is only needed here
-
-    if n < 0:
-        raise ValueError(f"n must be >= 0, got {n}")
-    env = make_env(
-        environment,  # type: ignore[arg-type]
-        sim=sim,
-        t0=t0,
-        image_size=image_size,
-        swap_prob=swap_prob,
-    )
-    rng = np.random.default_rng(seed)
-    samples: list[Sample] = []
-    try:
-        env.reset(seed=seed)
-        env.action_space.seed(seed)
-        with progress(total=n, desc=f"samples ({environment})") as bar:
-            while len(samples) < n:
-                _, _, terminated, truncated, info = env.step(env.action_space.sample())
-                if info["valid"]:
-                    meta = info["sample"]
-                    samples.append(Sample(info["image"], describe_sample(meta, rng), meta))
-                    bar.update(1)
-                if terminated or truncated:
-                    env.reset()
-    finally:
-        env.close()
-    return samples
 
 
 # ---------------------------------------------------------------------------- object lists

@@ -59,6 +59,7 @@ import torch.nn.functional as F
 from benchmark.captions import caption, rubric_score
 from benchmark.config import MODELS
 from benchmark.fileio import atomic_write_json
+from benchmark.sampling import collect_samples
 from benchmark.sim.camera import ImageObject, image_objects
 from benchmark.sim.scenes import object_names
 from benchmark.vlm.base import (
@@ -67,7 +68,6 @@ from benchmark.vlm.base import (
     autocast,
     check_config,
     chunks,
-    collect_samples,
     non_negative,
     non_negative_int,
     object_list_caption,

@@ -8,7 +8,8 @@ from collections.abc import Iterator
 import pytest
 import torch
 
-from benchmark.vlm.base import Sample, collect_samples
+from benchmark.sampling import collect_samples
+from benchmark.vlm.base import Sample
 
 # Nothing in these tests may reach a hub; loaders are given local paths only.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")

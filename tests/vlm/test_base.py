@@ -10,11 +10,11 @@ import pytest
 
 from benchmark.captions import describe_sample
 from benchmark.fileio import atomic_directory
+from benchmark.sampling import collect_samples
 from benchmark.sim.scenes import object_names
 from benchmark.vlm.base import (
     Sample,
     check_config,
-    collect_samples,
     object_list_caption,
     parse_object_names,
     positive_int,
