@@ -348,8 +348,8 @@ def _add_probe_commands(sub: argparse._SubParsersAction) -> None:
 def _probe_learnability(args: argparse.Namespace) -> int:
     from benchmark.config import ParamsError, load_params
     from benchmark.fileio import atomic_write_json
-    from benchmark.loop import vlm_loader
     from benchmark.probe import LearnabilityConfig, default_out, format_result, learnability
+    from benchmark.vlm import vlm_loader
 
     params = load_params(args.params, args.profile)
     profile = params.active

@@ -57,6 +57,7 @@ from benchmark.datasets import Dataset, read_dataset
 from benchmark.fileio import atomic_directory, atomic_write_csv, atomic_write_json
 from benchmark.sim.backends import make_env, profile_env_kwargs
 from benchmark.tracking import RunTracker, flatten, git_commit, tracking_uri
+from benchmark.vlm import vlm_loader
 from benchmark.vlm.base import VLM, Sample, subset_metrics
 
 PHASES = (
@@ -728,19 +729,6 @@ class Run:
                 rows.append(("val/metric_inner", r["val_inner"], int(r["finetune_step"])))
         self.tracker.log([r for r in rows if np.isfinite(r[1])])
         self.tracker.set_tags({"stopped": s.stopped or "running"})
-
-
-def vlm_loader(model: str, finetune: dict[str, Any], seed: int) -> Any:
-    """A function path -> VLM for ``model``, with the profile's fine-tuning config and seed."""
-    if model == "clip":
-        from benchmark.vlm.clip import ClipVLM, ClipVLMConfig
-
-        clip_config = ClipVLMConfig(**{**finetune, "seed": seed})
-        return lambda path: ClipVLM.load(path, config=clip_config)
-    from benchmark.vlm.paligemma import PaligemmaVLM, PaligemmaVLMConfig
-
-    pg_config = PaligemmaVLMConfig(**{**finetune, "seed": seed})
-    return lambda path: PaligemmaVLM.load(path, config=pg_config)
 
 
 def run_from_params(

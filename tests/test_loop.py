@@ -333,7 +333,8 @@ def test_a_run_starts_afresh_when_its_code_changed(
 
 
 def test_the_runs_random_streams_are_independent(finished: Path) -> None:
-    from benchmark.loop import RandomArm, Run, RunConfig, derive_seed, vlm_loader
+    from benchmark.loop import RandomArm, Run, RunConfig, derive_seed
+    from benchmark.vlm import vlm_loader
 
     params = load_params(ROOT / "params.yaml", "smoke")
     cfg = RunConfig("clip", "random", 0, "smoke", params.active, finished / "results",
