@@ -97,6 +97,7 @@ def _same_runs(repo: Path, sequential: Path) -> None:
         assert summary["finished"]
 
 
+@pytest.mark.slow
 def test_the_grid_on_a_ray_cluster_equals_the_sequential_runs(
     sequential: Path, cluster: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

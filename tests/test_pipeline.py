@@ -14,6 +14,7 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import pytest
 import yaml
 from PIL import Image
 
@@ -130,6 +131,7 @@ def test_a_second_repro_does_nothing(smoke_pipeline: tuple[Path, str]) -> None:
     assert skipped == _stages(repo) - {"check"}
 
 
+@pytest.mark.slow
 def test_changing_one_param_reruns_only_its_dependants(
     smoke_pipeline: tuple[Path, str], tmp_path: Path
 ) -> None:

@@ -17,6 +17,8 @@ from benchmark.vlm.paligemma import PaligemmaVLM, PaligemmaVLMConfig
 from tests.checkpoints import save_small_paligemma, save_vit_b32
 from tests.pipeline import copy_repository, dvc
 
+pytestmark = pytest.mark.slow  # its fixture, a whole smoke pipeline on full-size weights: 6.5 min
+
 
 @pytest.fixture(scope="module")
 def weights_pipeline(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Path], str]:
