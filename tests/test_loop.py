@@ -171,6 +171,17 @@ def _sac_run_command(params: Path, root: Path) -> tuple[list[str], dict[str, str
     return cmd, env, run_dir(root / "results", "clip", "sac", 0) / "checkpoint" / "state.json"
 
 
+def _resume_and_compare(cmd: list[str], env: dict[str, str], root: Path, finished: Path) -> Path:
+    """Run ``cmd`` again (it resumes), then compare the sac run's files in ``root`` with the
+    uninterrupted run's; the resumed run's directory."""
+    subprocess.run(cmd, cwd=ROOT, env=env, check=True, capture_output=True)
+    resumed = run_dir(root / "results", "clip", "sac", 0)
+    reference = run_dir(finished / "results", "clip", "sac", 0)
+    for name in ("metrics.csv", "episodes.csv", "finetune_loss.csv"):
+        assert (resumed / name).read_text() == (reference / name).read_text(), name
+    return resumed
+
+
 def test_a_killed_run_resumes_and_ends_with_the_same_metrics(
     project: Path, finished: Path, tmp_path: Path
 ) -> None:
@@ -186,11 +197,7 @@ def test_a_killed_run_resumes_and_ends_with_the_same_metrics(
     killed = checkpoint_state(state)
     assert killed["iteration"] >= 1 and killed["stopped"] is None
 
-    subprocess.run(cmd, cwd=ROOT, env=env, check=True, capture_output=True)
-    resumed = run_dir(tmp_path / "results", "clip", "sac", 0)
-    reference = run_dir(finished / "results", "clip", "sac", 0)
-    for name in ("metrics.csv", "episodes.csv", "finetune_loss.csv"):
-        assert (resumed / name).read_text() == (reference / name).read_text(), name
+    resumed = _resume_and_compare(cmd, env, tmp_path, finished)
     # The MLflow run was reopened, not duplicated, and holds each step once.
     client = MlflowClient(tracking_uri(tmp_path / "results"))
     runs = client.search_runs([client.get_experiment_by_name("rls3-clip").experiment_id])
@@ -438,8 +445,4 @@ def test_the_loop_runs_on_the_unity_backend_and_resumes_after_its_player_died(
     stopped_at = checkpoint_state(state)
     assert stopped_at["iteration"] >= 1 and stopped_at["stopped"] is None
 
-    subprocess.run(cmd, cwd=ROOT, env=env, check=True, capture_output=True)
-    resumed = run_dir(tmp_path / "results", "clip", "sac", 0)
-    reference = run_dir(finished / "results", "clip", "sac", 0)
-    for name in ("metrics.csv", "episodes.csv", "finetune_loss.csv"):
-        assert (resumed / name).read_text() == (reference / name).read_text(), name
+    _resume_and_compare(cmd, env, tmp_path, finished)

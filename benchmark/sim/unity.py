@@ -120,9 +120,7 @@ class UnityPlacementEnv(gym.Env[np.ndarray, np.ndarray]):
             raise UnityBackendError(f"sim.unity.build: {path} is not executable (chmod +x it)")
         self.environment = environment
         self.scene_names = [s.name for s in environment_scenes(environment)]
-        self.t0 = t0
-        self.max_steps = max_steps if max_steps is not None else 8 * t0
-        self.image_size = image_size
+        max_steps = max_steps if max_steps is not None else 8 * t0
         self.render_images = render_images
         self.build = path
         self._worker: int | None = None
@@ -141,7 +139,7 @@ class UnityPlacementEnv(gym.Env[np.ndarray, np.ndarray]):
         config = {
             "environment": uc.ENVIRONMENT_CODES[environment],
             "t0": t0,
-            "max_steps": self.max_steps,
+            "max_steps": max_steps,
             "image_size": image_size,
             "swap_prob": swap_prob,
             "scene_period": scene_period,
@@ -154,10 +152,7 @@ class UnityPlacementEnv(gym.Env[np.ndarray, np.ndarray]):
         os.environ.setdefault("RLS3_PYTHON", sys.executable)
         if not port_is_free(self.port):  # before mlagents-envs, whose atexit hook would trip
             self._release()
-            raise UnityBackendError(
-                f"sim.unity.base_port: port {self.port} is in use (another player or process "
-                f"holds it); set sim.unity.base_port to a free port, or null to take one"
-            )
+            raise self._port_in_use()
         try:
             self._unity = UnityEnvironment(
                 file_name=str(path),
@@ -170,10 +165,7 @@ class UnityPlacementEnv(gym.Env[np.ndarray, np.ndarray]):
             )
         except UnityWorkerInUseException as err:
             self._release()
-            raise UnityBackendError(
-                f"sim.unity.base_port: port {self.port} is in use (another player or process "
-                f"holds it); set sim.unity.base_port to a free port, or null to take one"
-            ) from err
+            raise self._port_in_use() from err
         except UnityTimeOutException as err:
             self._release()
             raise UnityBackendError(
@@ -228,6 +220,12 @@ class UnityPlacementEnv(gym.Env[np.ndarray, np.ndarray]):
             self._open = False
             self._unity.close()
         self._release()
+
+    def _port_in_use(self) -> UnityBackendError:
+        return UnityBackendError(
+            f"sim.unity.base_port: port {self.port} is in use (another player or process "
+            f"holds it); set sim.unity.base_port to a free port, or null to take one"
+        )
 
     def _release(self) -> None:
         if getattr(self, "_worker", None) is not None:

@@ -118,7 +118,8 @@ class EmbeddedPlayer:
         )
         from PIL import Image
 
-        size = int(self.config["image_size"]) if self.config else 8
+        assert self.config is not None  # built at the first reset, before any output
+        size = int(self.config["image_size"])
         pixels = image if image is not None else np.zeros((size, size, 3), np.uint8)
         png = io.BytesIO()
         Image.fromarray(np.ascontiguousarray(pixels, dtype=np.uint8)).save(png, format="PNG")

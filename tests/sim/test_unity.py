@@ -155,7 +155,6 @@ def test_the_side_channel_framing_matches_mlagents_envs() -> None:
     """The player's own framing, read back by mlagents-envs' SideChannelManager."""
     from mlagents_envs.side_channel.side_channel_manager import SideChannelManager
 
-    received: list[str] = []
     params = EnvironmentParametersChannel()
     params.set_float_parameter(uc.SEED_HIGH, 65535.0)
     packed = bytes(SideChannelManager([params]).generate_side_channel_messages())
@@ -170,8 +169,7 @@ def test_the_side_channel_framing_matches_mlagents_envs() -> None:
     SideChannelManager([sample]).process_side_channel_message(
         uc.pack_side_channel([(uc.SAMPLE_CHANNEL_ID, uc.encode_record(record))])
     )
-    received = sample.records
-    assert received == [record]
+    assert sample.records == [record]
     assert uc.join_seed(*uc.split_seed(4_000_000_007)) == 4_000_000_007
     with pytest.raises(ValueError, match="2\\*\\*32"):
         uc.split_seed(2**32)
