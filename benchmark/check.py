@@ -249,9 +249,8 @@ def estimate_base_training(profile: Profile, model: str) -> float:
     measured as one fine-tuning step of the built-in model on them, per sample pass."""
     from benchmark.sampling import collect_samples
     from benchmark.vlm import load_vlm
-    from benchmark.vlm.pretrain import pretrain_config
 
-    config: Any = pretrain_config(model, **{**profile.model(model).pretrain, "image_size": 64})
+    config: Any = profile.model(model).pretrain
     start = time.perf_counter()
     samples = collect_samples("train", ESTIMATE_SAMPLES, 0, image_size=profile.sim.image_size)
     render = (time.perf_counter() - start) / ESTIMATE_SAMPLES

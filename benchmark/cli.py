@@ -265,8 +265,8 @@ def _add_vlm_commands(sub: argparse._SubParsersAction) -> None:
 def _pretrain_vlm(args: argparse.Namespace) -> int:
     import json
 
-    from benchmark.config import ParamsError, load_params
-    from benchmark.vlm.pretrain import metrics_path, pretrain_config, record_weights, run
+    from benchmark.config import load_params, override
+    from benchmark.pretrain import metrics_path, record_weights, run
 
     params = load_params(args.params, args.profile)
     profile = params.active
@@ -280,19 +280,15 @@ def _pretrain_vlm(args: argparse.Namespace) -> int:
             f"no base training; wrote {info['checkpoint']}"
         )
         return 0
-    block = profile.model(args.model).pretrain
     length = "epochs" if args.model == "clip" else "steps"
     given = {"samples": args.samples, "test_samples": args.test_samples, length: args.steps}
-    overrides = {k: v for k, v in given.items() if v is not None}
-    try:
-        config = pretrain_config(
-            args.model,
-            **{**block, "image_size": profile.sim.image_size, "seed": args.seed, **overrides},
-        )
-    except TypeError as err:  # an unknown key in the params block
-        key = f"profiles.{params.profile}.{args.model}.pretrain"
-        fields = sorted(pretrain_config(args.model).__dataclass_fields__)
-        raise ParamsError(f"params: {key}: {err}; allowed keys: {fields}") from err
+    config = override(
+        profile.model(args.model).pretrain,
+        f"profiles.{params.profile}.{args.model}.pretrain",
+        image_size=profile.sim.image_size,
+        seed=args.seed,
+        **{k: v for k, v in given.items() if v is not None},
+    )
     info = run(config, args.out)
     print(json.dumps(info["test"], indent=2))
     print(f"base training took {info['train_seconds']:.0f} s")
@@ -346,22 +342,20 @@ def _add_probe_commands(sub: argparse._SubParsersAction) -> None:
 
 
 def _probe_learnability(args: argparse.Namespace) -> int:
-    from benchmark.config import ParamsError, load_params
+    from benchmark.config import load_params, override
     from benchmark.fileio import atomic_write_json
-    from benchmark.probe import LearnabilityConfig, default_out, format_result, learnability
+    from benchmark.probe import default_out, format_result, learnability
     from benchmark.vlm import vlm_loader
 
     params = load_params(args.params, args.profile)
     profile = params.active
-    block = profile.model(args.model).probe
     given = {"samples": args.samples, "epochs": args.epochs}
-    overrides = {k: v for k, v in given.items() if v is not None}
-    try:
-        config = LearnabilityConfig(**{**block, "image_size": profile.sim.image_size, **overrides})
-    except TypeError as err:  # an unknown key in the params block
-        key = f"profiles.{params.profile}.{args.model}.probe"
-        fields = sorted(LearnabilityConfig.__dataclass_fields__)
-        raise ParamsError(f"params: {key}: {err}; allowed keys: {fields}") from err
+    config = override(
+        profile.model(args.model).probe,
+        f"profiles.{params.profile}.{args.model}.probe",
+        image_size=profile.sim.image_size,
+        **{k: v for k, v in given.items() if v is not None},
+    )
     base = args.base or Path("results") / "vlm" / args.model / "base"
     if not base.exists():
         raise FileNotFoundError(

@@ -1,8 +1,10 @@
 """The params schema: ``params.yaml`` holds profiles; one key, ``profile``, picks the active one.
 
-Each block maps 1:1 onto a typed dataclass. Reading is strict: an unknown key, a missing key, a
-value of the wrong type or out of range is a ``ParamsError`` that names the key path (e.g.
-``profiles.bench.loop.eta``) and what is allowed.
+One typed schema (pydantic dataclasses, strict) covers every block, the models' ``finetune``,
+``pretrain`` and ``probe`` blocks included; the families, base training and the probe use these
+classes as their configs. Reading is strict: an unknown key, a missing key, a value of the wrong
+type or out of range is a ``ParamsError`` that names the key path (e.g.
+``profiles.bench.loop.eta``) and what is allowed, which the schema's annotations spell out.
 """
 
 from __future__ import annotations
@@ -11,116 +13,221 @@ import dataclasses
 import types
 import typing
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
+import annotated_types
 import yaml
+from pydantic import BeforeValidator, ConfigDict, Field, Strict, TypeAdapter, ValidationError
+from pydantic.dataclasses import dataclass
 
 T = TypeVar("T")
 MODELS = ("clip", "paligemma")
 ARMS = ("sac", "random", "sac-dense")
 BUDGET_ARMS = ("random", "sac-dense")  # run on the sac run's budget (same model and seed)
 BACKENDS = ("embedded", "unity")  # sim.backend (benchmark/sim/backends.py)
+DEVICES = ("auto", "cuda")
 MAX_SEEDS = 5  # dvc.yaml has one stage per seed slot 0..MAX_SEEDS-1
+
+Model = Literal["clip", "paligemma"]
+Backend = Literal["embedded", "unity"]
+Device = Literal["auto", "cuda"]
+# Strict types: no "5" for 5, no 1 for true; an int is a number.
+Int = Annotated[int, Strict()]
+Float = Annotated[float, Strict()]
+Bool = Annotated[bool, Strict()]
+Str = Annotated[str, Strict()]
+PositiveInt = Annotated[int, Strict(), Field(ge=1)]
+NonNegativeInt = Annotated[int, Strict(), Field(ge=0)]
+PositiveFloat = Annotated[float, Strict(), Field(gt=0)]
+NonNegativeFloat = Annotated[float, Strict(), Field(ge=0)]
+Fraction = Annotated[float, Strict(), Field(ge=0, le=1)]
+ImageSize = Literal[32, 64, 224]
+
+SCHEMA = ConfigDict(extra="forbid")  # every class below; frozen too: a config is a value
 
 
 class ParamsError(ValueError):
     """A params file or value that breaks the schema; the message names the key."""
 
 
-def _check(ok: bool, key: str, value: Any, allowed: str) -> None:
-    if not ok:
-        raise ParamsError(f"params: {key} = {value!r} is not allowed; expected {allowed}")
+# ---------------------------------------------------------------------------- the run's blocks
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=SCHEMA)
 class AgentParams:
     """SAC's knobs (params.yaml ``agent``)."""
 
-    pretrain_steps: int = 5000  # P: intrinsic-only pre-training steps
-    learning_rate: float = 2e-3  # fastest start (0.84 valid at 6k steps), but levels off there;
-    # 3e-4 (the paper's) is slower and goes higher: 0.85 at 20k, 0.90 at 30k
+    pretrain_steps: NonNegativeInt = 5000  # P: intrinsic-only pre-training steps
+    learning_rate: PositiveFloat = 2e-3  # fastest start (0.84 valid at 6k steps), but levels
+    # off there; 3e-4 (the paper's) is slower and goes higher: 0.85 at 20k, 0.90 at 30k
     # (docs/research.md, "SAC")
-    gamma: float = 0.0  # pre-training discount: feasibility is immediate (the loop has its own)
-    batch_size: int = 256
-    buffer_size: int = 100_000
-    learning_starts: int = 1000  # uniform actions before the first update
-    hidden: tuple[int, ...] = (256, 256)  # actor and critic hidden layers
-
-    def __post_init__(self) -> None:
-        rules = {
-            "pretrain_steps": (self.pretrain_steps >= 0, "an int >= 0"),
-            "learning_rate": (self.learning_rate > 0, "a number > 0"),
-            "gamma": (0 <= self.gamma <= 1, "a number in [0, 1]"),
-            "batch_size": (self.batch_size >= 1, "an int >= 1"),
-            "buffer_size": (self.buffer_size >= 1, "an int >= 1"),
-            "learning_starts": (self.learning_starts >= 0, "an int >= 0"),
-            "hidden": (
-                len(self.hidden) >= 1 and all(h >= 1 for h in self.hidden),
-                "a non-empty list of ints >= 1",
-            ),
-        }
-        for name, (ok, allowed) in rules.items():
-            if not ok:
-                raise ValueError(f"{name} = {getattr(self, name)!r}; expected {allowed}")
+    gamma: Fraction = 0.0  # pre-training discount: feasibility is immediate (the loop has its own)
+    batch_size: PositiveInt = 256
+    buffer_size: PositiveInt = 100_000
+    learning_starts: NonNegativeInt = 1000  # uniform actions before the first update
+    # actor and critic hidden layers
+    hidden: Annotated[tuple[PositiveInt, ...], Field(min_length=1)] = (256, 256)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=SCHEMA)
 class UnityParams:
     """The ``unity`` backend's build and connection (unity_build/README.md)."""
 
-    build: str = "unity_build/RLS3.x86_64"  # the player; unity_build/RLS3Embedded.x86_64 serves
-    # the embedded scenes over the same protocol
-    base_port: int | None = None  # the ML-Agents port (each further env in a process: +1);
-    # null takes a free port
-    timeout_s: int = 60  # how long to wait for the player to answer
+    # the player; unity_build/RLS3Embedded.x86_64 serves the embedded scenes over the same protocol
+    build: Annotated[str, Strict(), Field(min_length=1)] = "unity_build/RLS3.x86_64"
+    # the ML-Agents port (each further env in a process: +1); null takes a free port
+    base_port: Annotated[int, Strict(), Field(ge=1024, le=65535)] | None = None
+    timeout_s: PositiveInt = 60  # how long to wait for the player to answer
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=SCHEMA)
 class SimParams:
     """The simulator (``PlacementEnv`` arguments, and which backend serves them)."""
 
-    backend: str = "embedded"  # embedded (PyBullet, in process) or unity (mlagents-envs)
+    backend: Backend = "embedded"  # embedded (PyBullet, in process) or unity (mlagents-envs)
     unity: UnityParams = field(default_factory=UnityParams)  # read when backend is unity
-    image_size: int = 64  # px
-    swap_prob: float = 0.25
-    scene_period: int = 4  # steps
-    max_steps_factor: int = 8  # an episode is truncated at max_steps_factor * t0 steps
+    image_size: Annotated[int, Strict(), Field(ge=8)] = 64  # px
+    swap_prob: Fraction = 0.25
+    scene_period: PositiveInt = 4  # steps
+    max_steps_factor: PositiveInt = 8  # an episode is truncated at max_steps_factor * t0 steps
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=SCHEMA)
 class DatasetParams:
     """The fixed evaluation sets."""
 
-    validation: int = 200  # samples from the train environment
-    test: int = 300  # samples from the test environment
-    seed: int = 2025
+    validation: PositiveInt = 200  # samples from the train environment
+    test: PositiveInt = 300  # samples from the test environment
+    seed: Int = 2025
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=SCHEMA)
 class LoopParams:
     """Algorithm 1's knobs."""
 
-    t0: int = 32  # T0: valid samples per episode
-    eta: float = 0.5  # sampling rate of an episode's samples into the fine-tuning batch
-    episodes: int = 4  # E: episodes per iteration
-    beta: float = 10.0  # reward scale of J2 (eq. 4)
-    gamma: float = 0.99  # SAC's discount inside the loop (pre-training has agent.gamma)
-    max_iterations: int = 20  # hard cap (early stopping usually ends the sac arm first)
-    validate_every: int = 0  # F, in K units (epochs or steps); 0: only at the iteration's end
+    t0: PositiveInt = 32  # T0: valid samples per episode
+    # sampling rate of an episode's samples into the fine-tuning batch
+    eta: Annotated[float, Strict(), Field(gt=0, le=1)] = 0.5
+    episodes: PositiveInt = 4  # E: episodes per iteration
+    beta: NonNegativeFloat = 10.0  # reward scale of J2 (eq. 4)
+    gamma: Fraction = 0.99  # SAC's discount inside the loop (pre-training has agent.gamma)
+    max_iterations: PositiveInt = 20  # hard cap (early stopping usually ends the sac arm first)
+    validate_every: NonNegativeInt = 0  # F, in K units (epochs or steps); 0: only at the
+    # iteration's end
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=SCHEMA)
 class EarlyStopping:
     """Stop when validation has not improved by > min_delta for patience iterations."""
 
-    patience: int = 5
-    min_iterations: int = 10
-    min_delta: float = 0.0
+    patience: PositiveInt = 5
+    min_iterations: PositiveInt = 10
+    min_delta: NonNegativeFloat = 0.0
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=SCHEMA)
+class GridParams:
+    """What each run of ``rls3 grid`` asks of Ray (README, "Run on a cluster")."""
+
+    cpus: PositiveFloat = 1.0  # CPU cores per run (torch uses as many threads)
+    gpus: NonNegativeFloat = 0.0  # GPUs per run (a fraction shares one)
+    memory_gb: NonNegativeFloat = 0.0  # memory Ray reserves per run; 0: none reserved
+    retries: NonNegativeInt = 3  # a run whose worker died (or whose Unity player stopped) is
+    # retried, resuming
+
+
+# ---------------------------------------------------------------------------- the models' blocks
+
+
+@dataclass(frozen=True, config=SCHEMA)
+class ClipVLMConfig:
+    """Evaluation and fine-tuning knobs of the CLIP family (params.yaml ``clip.finetune``)."""
+
+    lr: PositiveFloat = 1e-4  # AdamW learning rate of fine-tuning
+    weight_decay: NonNegativeFloat = 0.1  # AdamW weight decay (not on gains, biases, logit_scale)
+    batch_size: PositiveInt = 32  # fine-tuning minibatch, samples (each with 3 texts)
+    eval_batch_size: PositiveInt = 256  # samples per contrastive group in evaluate (>= T0 keeps
+    # J2 exact)
+    seed: Int = 0  # seeds model building and the minibatch order (a run sets its own)
+    lock_image: Bool = False  # LiT: image trunk fixed in finetune, its features computed once
+    # BatchNorm in fine-tuning keeps its running statistics and normalises with them (as
+    # open_clip's ``lock_image_tower(freeze_bn_stats=True)``); measured: docs/research.md,
+    # "BatchNorm"
+    freeze_bn_stats: Bool = True
+
+
+@dataclass(frozen=True, config=SCHEMA)
+class PaligemmaVLMConfig:
+    """Evaluation and fine-tuning knobs of the PaliGemma family (``paligemma.finetune``)."""
+
+    lr: PositiveFloat = 3e-4  # AdamW learning rate of fine-tuning
+    weight_decay: NonNegativeFloat = 0.0  # AdamW weight decay
+    batch_size: PositiveInt = 16  # fine-tuning minibatch, samples
+    lora: Bool = False  # False: train the attention projections; True: a LoRA adapter on them
+    lora_r: PositiveInt = 8  # LoRA rank
+    lora_alpha: PositiveInt = 16  # LoRA scale numerator (the update is scaled by alpha / r)
+    lora_dropout: Annotated[float, Strict(), Field(ge=0, lt=1)] = 0.0  # dropout on the LoRA input
+    eval_batch_size: PositiveInt = 64  # samples per generate call
+    max_new_tokens: PositiveInt = 24  # generation cap; the longest built-in answer is 18
+    # tokens + <eos>
+    prompt_prefix: Str = ""  # before the question, e.g. "answer en " for google's pt checkpoints
+    seed: Int = 0  # seeds model building, LoRA init and the minibatch order (a run sets its own)
+
+
+@dataclass(frozen=True, config=SCHEMA)
+class ClipPretrainConfig:
+    """Sizes of the CLIP base training (small defaults: a few minutes on a 2-core CPU)."""
+
+    samples: PositiveInt = 3000  # train-environment samples
+    epochs: PositiveInt = 6  # passes over them
+    batch_size: PositiveInt = 32  # contrastive batch, all from one scene
+    lr: PositiveFloat = 2e-3  # AdamW peak of a one-cycle schedule
+    weight_decay: Float = 0.1
+    swap_prob: Fraction = 1.0  # object swaps while collecting: decorrelates objects from scenes
+    test_samples: PositiveInt = 300  # test-environment samples for the measurements
+    image_size: ImageSize = 64  # of the rendered images, px (the model resizes to its own)
+    seed: Int = 0
+
+
+@dataclass(frozen=True, config=SCHEMA)
+class PaligemmaPretrainConfig:
+    """Sizes of the PaliGemma base training (small defaults: minutes on a 2-core CPU)."""
+
+    samples: PositiveInt = 3000  # train-environment samples
+    vision_steps: NonNegativeInt = 600  # stage 1: AdamW steps of the vision tower on where
+    # objects are
+    vision_batch_size: PositiveInt = 32  # images per stage-1 step, all from one scene
+    vision_lr: PositiveFloat = 2e-3  # stage-1 AdamW peak of a one-cycle schedule
+    steps: PositiveInt = 1200  # stage 2: AdamW steps of projector and language model on captions
+    batch_size: PositiveInt = 32  # examples per stage-2 step
+    objects_fraction: Fraction = 0.3  # of stage-2 examples on the objects prompt
+    detect_fraction: Fraction = 0.3  # of stage-2 examples on detection; the rest: position
+    # question
+    lr: PositiveFloat = 1e-3  # stage-2 AdamW peak of a one-cycle schedule
+    swap_prob: Fraction = 1.0  # object swaps while collecting: decorrelates objects from scenes
+    test_samples: PositiveInt = 200  # test-environment samples for the measurements
+    image_size: ImageSize = 64
+    seed: Int = 0
+
+
+@dataclass(frozen=True, config=SCHEMA)
+class LearnabilityConfig:
+    """The learnability probe's fixed budget (params.yaml ``clip.probe``, ``paligemma.probe``)."""
+
+    samples: PositiveInt = 2000  # random-placement train-environment samples, fine-tuned on
+    epochs: PositiveInt = 50  # K passes over them in one ``finetune`` call
+    seed: Int = 7  # of the samples (the simulator and caption draws) and the minibatch order
+    image_size: PositiveInt = 64  # px, the profile's
+
+
+def _path_alone(value: Any) -> Any:
+    """The short form of ``weights``: a path alone."""
+    return {"path": value} if isinstance(value, str) else value
+
+
+@dataclass(frozen=True, config=SCHEMA)
 class Weights:
     """Real pretrained weights of one model (SPEC section 5): a local path, never a hub name.
 
@@ -129,203 +236,221 @@ class Weights:
     A relative path is relative to the repository root (where ``dvc repro`` runs).
     """
 
-    path: str
-    arch: str | None = None  # CLIP only: the open_clip architecture name
+    path: Annotated[str, Strict(), Field(pattern=r"\S")]
+    arch: Str | None = None  # CLIP only: the open_clip architecture name
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=SCHEMA)
+class PaligemmaWeights:
+    """PaliGemma's real weights: a Hugging Face snapshot names its own architecture."""
+
+    path: Annotated[str, Strict(), Field(pattern=r"\S")]
+    arch: None = None  # arch is CLIP's only
+
+
+@dataclass(frozen=True, config=SCHEMA)
 class ModelParams:
-    """One VLM family: its K, seeds, early stopping, and its fine-tuning/pre-training knobs."""
+    """What every VLM family has: its K, seeds and early stopping, and the probe's budget."""
 
-    k: int = 1  # K: epochs (CLIP) or steps (PaliGemma) of fine-tuning per iteration
-    seeds: int = 2  # runs use seeds 0..seeds-1
+    k: PositiveInt = 1  # K: epochs (CLIP) or steps (PaliGemma) of fine-tuning per iteration
+    # runs use seeds 0..seeds-1 (dvc.yaml has MAX_SEEDS seed slots)
+    seeds: Annotated[int, Strict(), Field(ge=1, le=MAX_SEEDS)] = 2
     early_stopping: EarlyStopping = field(default_factory=EarlyStopping)
-    finetune: dict[str, Any] = field(default_factory=dict)  # the family's VLM config fields
-    pretrain: dict[str, Any] = field(default_factory=dict)  # the base-training config fields
-    probe: dict[str, Any] = field(default_factory=dict)  # the learnability probe's fields
+    probe: LearnabilityConfig = field(default_factory=LearnabilityConfig)
+
+
+@dataclass(frozen=True, config=SCHEMA)
+class ClipParams(ModelParams):
+    """The CLIP family's block."""
+
+    finetune: ClipVLMConfig = field(default_factory=ClipVLMConfig)
+    pretrain: ClipPretrainConfig = field(default_factory=ClipPretrainConfig)
     # null: the built-in model, base-trained by the base_model stage; else real weights, which
     # that stage records instead of training (``vlm.weights``)
-    weights: Weights | None = None
+    weights: Annotated[Weights | None, BeforeValidator(_path_alone)] = None
 
 
-DEVICES = ("auto", "cuda")
+@dataclass(frozen=True, config=SCHEMA)
+class PaligemmaParams(ModelParams):
+    """The PaliGemma family's block."""
+
+    finetune: PaligemmaVLMConfig = field(default_factory=PaligemmaVLMConfig)
+    pretrain: PaligemmaPretrainConfig = field(default_factory=PaligemmaPretrainConfig)
+    weights: Annotated[PaligemmaWeights | None, BeforeValidator(_path_alone)] = None
 
 
-@dataclass(frozen=True)
-class GridParams:
-    """What each run of ``rls3 grid`` asks of Ray (README, "Run on a cluster")."""
-
-    cpus: float = 1.0  # CPU cores per run (torch uses as many threads)
-    gpus: float = 0.0  # GPUs per run (a fraction shares one)
-    memory_gb: float = 0.0  # memory Ray reserves per run; 0: none reserved
-    retries: int = 3  # a run whose worker died (or whose Unity player stopped) is retried, resuming
+# ---------------------------------------------------------------------------- profiles
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=SCHEMA)
 class Profile:
+    """One profile: everything a run of the benchmark reads."""
+
     sim: SimParams
     datasets: DatasetParams
     loop: LoopParams
     agent: AgentParams
-    clip: ModelParams
-    paligemma: ModelParams
+    clip: ClipParams
+    paligemma: PaligemmaParams
     # auto: CUDA when visible, else the CPU; cuda: the profile needs a CUDA device (`rls3 check`
     # fails without one rather than start a paper-scale run on a CPU)
-    device: str = "auto"
+    device: Device = "auto"
     grid: GridParams = field(default_factory=GridParams)  # `rls3 grid` on Ray (not DVC's path)
 
-    def model(self, name: str) -> ModelParams:
-        _check(name in MODELS, "model", name, f"one of {list(MODELS)}")
+    def model(self, name: str) -> ClipParams | PaligemmaParams:
+        """The block of model ``name``."""
+        if name not in MODELS:
+            raise ParamsError(f"params: model = {name!r} is not allowed; expected one of {MODELS}")
         return self.clip if name == "clip" else self.paligemma
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=SCHEMA)
 class Params:
-    profile: str
-    profiles: dict[str, Profile]
+    """A params file: its profiles and the active one's name."""
+
+    profile: Str
+    profiles: Annotated[dict[str, Profile], Field(min_length=1)]
 
     @property
     def active(self) -> Profile:
+        """The profile ``profile`` names."""
         return self.profiles[self.profile]
 
 
-_RULES: dict[str, tuple[typing.Callable[[Any], bool], str]] = {
-    "sim.backend": (lambda v: v in BACKENDS, f"one of {list(BACKENDS)}"),
-    "unity.build": (lambda v: v.strip() != "", "a path to the player executable"),
-    "unity.base_port": (
-        lambda v: v is None or 1024 <= v <= 65535,
-        "null (a free port) or an int in [1024, 65535]",
-    ),
-    "unity.timeout_s": (lambda v: v >= 1, "an int >= 1"),
-    "grid.cpus": (lambda v: v > 0, "a number > 0"),
-    "grid.gpus": (lambda v: v >= 0, "a number >= 0"),
-    "grid.memory_gb": (lambda v: v >= 0, "a number >= 0"),
-    "grid.retries": (lambda v: v >= 0, "an int >= 0"),
-    "sim.image_size": (lambda v: v >= 8, "an int >= 8"),
-    "sim.swap_prob": (lambda v: 0 <= v <= 1, "a number in [0, 1]"),
-    "sim.scene_period": (lambda v: v >= 1, "an int >= 1"),
-    "sim.max_steps_factor": (lambda v: v >= 1, "an int >= 1"),
-    "datasets.validation": (lambda v: v >= 1, "an int >= 1"),
-    "datasets.test": (lambda v: v >= 1, "an int >= 1"),
-    "loop.t0": (lambda v: v >= 1, "an int >= 1"),
-    "loop.eta": (lambda v: 0 < v <= 1, "a number in (0, 1]"),
-    "loop.episodes": (lambda v: v >= 1, "an int >= 1"),
-    "loop.beta": (lambda v: v >= 0, "a number >= 0"),
-    "loop.gamma": (lambda v: 0 <= v <= 1, "a number in [0, 1]"),
-    "loop.max_iterations": (lambda v: v >= 1, "an int >= 1"),
-    "loop.validate_every": (lambda v: v >= 0, "an int >= 0"),
-    "early_stopping.patience": (lambda v: v >= 1, "an int >= 1"),
-    "early_stopping.min_iterations": (lambda v: v >= 1, "an int >= 1"),
-    "early_stopping.min_delta": (lambda v: v >= 0, "a number >= 0"),
-    "k": (lambda v: v >= 1, "an int >= 1"),
-    "seeds": (lambda v: 1 <= v <= MAX_SEEDS, f"an int in [1, {MAX_SEEDS}] (dvc.yaml's seed slots)"),
-    "device": (lambda v: v in DEVICES, f"one of {list(DEVICES)}"),
-    "weights.path": (lambda v: v.strip() != "", "a non-empty local path"),
-}
-_ALLOWED = {  # what a union-typed key takes, for its error message
-    "weights": "null (the built-in model), a local path, or a mapping {path, arch}",
-    "base_port": "null (a free port) or an int in [1024, 65535]",
-}
+def pretrain_config(model: str, **values: Any) -> ClipPretrainConfig | PaligemmaPretrainConfig:
+    """The base-training config of ``model`` from ``values`` (defaults for the rest)."""
+    if model not in MODELS:
+        raise ValueError(f"model must be one of {list(MODELS)}, got {model!r}")
+    return (ClipPretrainConfig if model == "clip" else PaligemmaPretrainConfig)(**values)
 
 
-def _type_name(tp: Any) -> str:
-    return getattr(tp, "__name__", str(tp))
+# ---------------------------------------------------------------------------- errors
 
 
-def _coerce(value: Any, tp: Any, key: str) -> Any:
-    """``value`` checked against the annotation ``tp`` (nested dataclasses included)."""
-    origin = typing.get_origin(tp)
-    if tp is Weights and isinstance(value, str):
-        value = {"path": value}  # the short form: a path alone
-    if dataclasses.is_dataclass(tp):
-        return _build(tp, value, key)  # type: ignore[arg-type]
-    if tp is type(None):
-        _check(value is None, key, value, "null")
-        return None
-    if origin is tuple:
-        _check(isinstance(value, list | tuple), key, value, "a list")
-        (item_tp, _) = typing.get_args(tp)
-        return tuple(_coerce(v, item_tp, f"{key}[{i}]") for i, v in enumerate(value))
-    if origin is dict or tp is dict:
-        _check(isinstance(value, Mapping), key, value, "a mapping")
-        return dict(value)
-    if origin in (types.UnionType, typing.Union):
-        for option in typing.get_args(tp):
-            if dataclasses.is_dataclass(option) and isinstance(value, Mapping):
-                return _coerce(value, option, key)  # its own errors name the inner key
-            try:
-                return _coerce(value, option, key)
-            except ParamsError:
-                continue
-        allowed = _ALLOWED.get(key.rsplit(".", 1)[-1], str(tp))
-        raise ParamsError(f"params: {key} = {value!r} is not allowed; expected {allowed}")
-    if tp is float:
-        ok = isinstance(value, int | float) and not isinstance(value, bool)
-        _check(ok, key, value, "a number")
-        return float(value)
-    if tp is int:
-        _check(isinstance(value, int) and not isinstance(value, bool), key, value, "an int")
-        return value
-    if tp is bool:
-        _check(isinstance(value, bool), key, value, "true or false")
-        return value
-    if tp is str:
-        _check(isinstance(value, str), key, value, "a string")
-        return value
-    raise TypeError(f"unsupported annotation {tp!r} for {key}")
-
-
-def _build(cls: type[T], data: Any, key: str) -> T:
-    """A ``cls`` from a mapping, strictly: every key known, every value typed and in range."""
-    _check(isinstance(data, Mapping), key, data, f"a mapping of {cls.__name__} fields")
-    hints = typing.get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-    unknown = sorted(set(data) - set(fields))
-    if unknown:
-        raise ParamsError(
-            f"params: unknown key {key}.{unknown[0]}; allowed keys under {key}: {sorted(fields)}"
-        )
-    values = {}
-    for name, f in fields.items():
-        sub = f"{key}.{name}"
-        if name not in data:
-            no_default = (
-                f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
-            )
-            if no_default:
-                raise ParamsError(f"params: missing key {sub} ({_type_name(hints[name])})")
+def _strip(tp: Any) -> tuple[Any, list[Any]]:
+    """``tp`` without ``Annotated`` and ``None``, and the constraints ``Annotated`` carried."""
+    metadata: list[Any] = []
+    while True:
+        if typing.get_origin(tp) is Annotated:
+            tp, *extra = typing.get_args(tp)
+            metadata += extra
             continue
-        values[name] = _coerce(data[name], hints[name], sub)
-        rule = _RULES.get(f"{key.rsplit('.', 1)[-1]}.{name}") or _RULES.get(name)
-        if rule is not None:
-            _check(rule[0](values[name]), sub, data[name], rule[1])
+        if typing.get_origin(tp) in (types.UnionType, typing.Union):
+            options = [a for a in typing.get_args(tp) if a is not type(None)]
+            if len(options) == 1:
+                tp = options[0]
+                continue
+        return tp, metadata
+
+
+def _field_type(root: Any, loc: tuple[int | str, ...]) -> tuple[Any, list[Any]] | None:
+    """The annotation (and constraints) of the key at ``loc`` in ``root``, or None."""
+    tp, metadata = _strip(root)
+    for part in loc:
+        if dataclasses.is_dataclass(tp):
+            hints = typing.get_type_hints(tp, include_extras=True)
+            if part not in hints:
+                return None
+            tp, metadata = _strip(hints[part])
+        elif typing.get_origin(tp) in (dict, tuple):
+            tp, metadata = _strip(typing.get_args(tp)[-1 if typing.get_origin(tp) is dict else 0])
+        else:
+            return None
+    return tp, metadata
+
+
+def allowed(tp: Any, metadata: list[Any]) -> str:
+    """What a key of type ``tp`` with ``metadata`` constraints accepts, in words."""
+    if typing.get_origin(tp) is Literal:
+        return f"one of {list(typing.get_args(tp))}"
+    if tp in (Weights, PaligemmaWeights):
+        return "null (the built-in model), a local path, or a mapping {path, arch}"
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
+        return f"a mapping of {tp.__name__} fields"
+    if typing.get_origin(tp) is tuple:
+        item = allowed(*_strip(typing.get_args(tp)[0])).replace("an int", "ints")
+        return "a non-empty list of " + item.replace("a number", "numbers")
+    if typing.get_origin(tp) is dict:
+        return f"a non-empty mapping of names to {typing.get_args(tp)[1].__name__} blocks"
+    names = {int: "an int", float: "a number", bool: "true or false", str: "a string"}
+    kind = names.get(tp, getattr(tp, "__name__", str(tp)))
+    lo = hi = ""  # "[0" or "(0"; "1]" or "1)"
+    for m in metadata:
+        for c in getattr(m, "metadata", [m]):  # a Field carries its constraints in metadata
+            if isinstance(c, annotated_types.Ge):
+                lo = f"[{c.ge}"
+            elif isinstance(c, annotated_types.Gt):
+                lo = f"({c.gt}"
+            elif isinstance(c, annotated_types.Le):
+                hi = f"{c.le}]"
+            elif isinstance(c, annotated_types.Lt):
+                hi = f"{c.lt})"
+            elif getattr(c, "pattern", None) is not None:
+                kind = "a non-empty string"
+    if lo and hi:
+        return f"{kind} in {lo}, {hi}"
+    if lo:
+        return f"{kind} {'>=' if lo[0] == '[' else '>'} {lo[1:]}"
+    if hi:
+        return f"{kind} {'<=' if hi[-1] == ']' else '<'} {hi[:-1]}"
+    return kind
+
+
+def _key(loc: tuple[int | str, ...]) -> str:
+    return "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".")
+
+
+def _params_error(err: ValidationError, root: Any = None, prefix: str = "") -> ParamsError:
+    """The first of pydantic's errors in validating a ``root`` (``Params``), as a
+    ``ParamsError`` naming the key (under ``prefix``) and what it takes."""
+    root = Params if root is None else root
+    e = err.errors()[0]
+    loc = tuple(p for p in e["loc"] if not (isinstance(p, str) and "[" in p))  # union tags out
+    key = ".".join(k for k in (prefix, _key(loc)) if k)
+    if e["type"] in ("extra_forbidden", "unexpected_keyword_argument"):
+        parent = _field_type(root, loc[:-1])
+        keys = sorted(f.name for f in dataclasses.fields(parent[0])) if parent else []
+        under = ".".join(k for k in (prefix, _key(loc[:-1])) if k)
+        return ParamsError(f"params: unknown key {key}; allowed keys under {under}: {keys}")
+    found = _field_type(root, loc)
+    if e["type"] in ("missing", "missing_argument"):
+        what = f" ({allowed(*found)})" if found else ""
+        return ParamsError(f"params: missing key {key}{what}")
+    expected = allowed(*found) if found else e["msg"]
+    if found and found[0] is type(None):
+        expected = "null"
+    return ParamsError(f"params: {key} = {e['input']!r} is not allowed; expected {expected}")
+
+
+def override(config: T, key: str, **changes: Any) -> T:
+    """``config`` (a block of the schema) with ``changes``, validated: a command's flags and the
+    profile's image size go through the schema too, and an error names the key under ``key``."""
     try:
-        return cls(**values)
-    except ValueError as err:  # a dataclass's own check (e.g. AgentParams)
-        raise ParamsError(f"params: {key}: {err}") from err
+        return dataclasses.replace(config, **changes)  # type: ignore[type-var]
+    except ValidationError as err:
+        raise _params_error(err, type(config), key) from None
+
+
+_PARAMS: TypeAdapter[Params] = TypeAdapter(Params)
 
 
 def parse_params(data: Any, source: str = "params.yaml") -> Params:
     """Validate a loaded params mapping."""
-    _check(isinstance(data, Mapping), source, data, "a mapping with 'profile' and 'profiles'")
-    unknown = sorted(set(data) - {"profile", "profiles"})
-    if unknown:
-        raise ParamsError(f"params: unknown top-level key {unknown[0]}; allowed: profile, profiles")
-    for required in ("profile", "profiles"):
-        if required not in data:
-            raise ParamsError(f"params: missing top-level key {required}")
-    profiles_raw = data["profiles"]
-    ok = isinstance(profiles_raw, Mapping) and len(profiles_raw) > 0
-    _check(ok, "profiles", profiles_raw, "a non-empty mapping")
-    profiles = {
-        name: _build(Profile, raw, f"profiles.{name}") for name, raw in profiles_raw.items()
-    }
-    _check(data["profile"] in profiles, "profile", data["profile"], f"one of {sorted(profiles)}")
-    for name, prof in profiles.items():
-        w = prof.paligemma.weights
-        key = f"profiles.{name}.paligemma.weights.arch"
-        _check(w is None or w.arch is None, key, w and w.arch, "null (arch is CLIP's only)")
-    return Params(data["profile"], profiles)
+    if not isinstance(data, Mapping):
+        raise ParamsError(
+            f"params: {source} = {data!r} is not allowed; expected a mapping with 'profile' and "
+            "'profiles'"
+        )
+    try:
+        params = _PARAMS.validate_python(dict(data))
+    except ValidationError as err:
+        raise _params_error(err) from None
+    if params.profile not in params.profiles:
+        raise ParamsError(
+            f"params: profile = {params.profile!r} is not allowed; expected one of "
+            f"{sorted(params.profiles)}"
+        )
+    return params
 
 
 def load_params(path: str | Path = "params.yaml", profile: str | None = None) -> Params:

@@ -677,7 +677,11 @@ class Run:
             "profile": self.cfg.profile_name,
             "k": self.k,
             "loop_gamma": self.loop.gamma if self.learns else None,
-            "finetune": dict(self.cfg.profile.model(self.cfg.model).finetune),
+            "finetune": {  # the profile's block; the run's seed is "seed" above
+                k: v
+                for k, v in asdict(self.cfg.profile.model(self.cfg.model).finetune).items()
+                if k != "seed"
+            },
             "finished": s.stopped is not None,
             "stopped": s.stopped,
             "iterations": s.iteration,

@@ -177,9 +177,9 @@ def _timed_loop(config: GpuPerfConfig, params_file: Path) -> dict[str, Any]:
     from benchmark.config import load_params
     from benchmark.datasets import build_dataset
     from benchmark.loop import perf_loop
+    from benchmark.pretrain import record_weights
     from benchmark.sim.backends import profile_env_kwargs
     from benchmark.vlm.clip import ClipVLM, ClipVLMConfig
-    from benchmark.vlm.pretrain import record_weights
 
     renderer = _renderer()
     params = load_params(params_file, config.profile)

@@ -22,44 +22,22 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from benchmark.captions import rubric_score
+from benchmark.config import LearnabilityConfig
 from benchmark.datasets import read_dataset
 from benchmark.sampling import collect_samples
 from benchmark.vlm.base import (
     VLM,
     Sample,
-    check_config,
-    positive_int,
     subset_metrics,
 )
 from benchmark.vlm.paligemma import PaligemmaVLM
-
-
-@dataclass(frozen=True)
-class LearnabilityConfig:
-    """The probe's fixed budget (params.yaml ``clip.probe``)."""
-
-    samples: int = 2000  # random-placement train-environment samples, fine-tuned on
-    epochs: int = 50  # K passes over them in one ``finetune`` call: samples x epochs passes
-    seed: int = 7  # of the samples (the simulator and caption draws) and the minibatch order
-    image_size: int = 64  # px, the profile's
-
-    def __post_init__(self) -> None:
-        check_config(
-            self,
-            {
-                "samples": (positive_int, "an int >= 1"),
-                "epochs": (positive_int, "an int >= 1"),
-                "seed": (lambda s: isinstance(s, int), "an int"),
-                "image_size": (positive_int, "an int >= 1"),
-            },
-        )
 
 
 def derangement(n: int, seed: int) -> np.ndarray:

@@ -5,7 +5,20 @@ from pathlib import Path
 import pytest
 import yaml
 
-from benchmark.config import ParamsError, load_params, parse_params
+from benchmark.config import (
+    MODELS,
+    ClipPretrainConfig,
+    ClipVLMConfig,
+    LearnabilityConfig,
+    PaligemmaPretrainConfig,
+    PaligemmaVLMConfig,
+    ParamsError,
+    Weights,
+    load_params,
+    override,
+    parse_params,
+    pretrain_config,
+)
 
 PARAMS = Path(__file__).resolve().parents[1] / "params.yaml"
 
@@ -39,7 +52,32 @@ def test_the_paper_profile_holds_the_papers_values() -> None:
         (("loop", "eta"), 1.5, r"profiles\.bench\.loop\.eta = 1\.5 .* a number in \(0, 1\]"),
         (("loop", "t0"), "many", r"profiles\.bench\.loop\.t0 = 'many' .* an int"),
         (("sim", "swap_prob"), -0.1, r"profiles\.bench\.sim\.swap_prob .* \[0, 1\]"),
-        (("agent", "gamma"), 2, r"profiles\.bench\.agent.*gamma = 2\.0; expected .* \[0, 1\]"),
+        (("agent", "gamma"), 2, r"profiles\.bench\.agent\.gamma = 2 .* a number in \[0, 1\]"),
+        (("agent", "hidden"), [64, 0], r"agent\.hidden\[1\] = 0 .* an int >= 1"),
+        (("loop", "episodes"), "4", r"profiles\.bench\.loop\.episodes = '4' .* an int >= 1"),
+        (("clip", "finetune"), {"lr": 0}, r"profiles\.bench\.clip\.finetune\.lr = 0 .* > 0"),
+        (
+            ("clip", "finetune"),
+            {"lock_image": 1},
+            r"profiles\.bench\.clip\.finetune\.lock_image = 1 .* true or false",
+        ),
+        (
+            ("paligemma", "pretrain"),
+            {"stepz": 4},
+            r"unknown key profiles\.bench\.paligemma\.pretrain\.stepz; allowed keys .*'steps'",
+        ),
+        (
+            ("paligemma", "pretrain"),
+            {"image_size": 48},
+            r"paligemma\.pretrain\.image_size = 48 .* one of \[32, 64, 224\]",
+        ),
+        (("clip", "probe"), {"epochs": 0}, r"profiles\.bench\.clip\.probe\.epochs = 0 .* >= 1"),
+        (
+            ("paligemma", "weights"),
+            {"path": "/w", "arch": "ViT-B-32"},
+            r"profiles\.bench\.paligemma\.weights\.arch = 'ViT-B-32' .* null",
+        ),
+        (("clip", "weights"), 5, r"profiles\.bench\.clip\.weights = 5 .* a local path"),
         (("clip", "seeds"), 6, r"profiles\.bench\.clip\.seeds = 6 .* an int in \[1, 5\]"),
         (("loop", "etaa"), 0.5, r"unknown key profiles\.bench\.loop\.etaa; allowed keys .*'eta'"),
         (
@@ -70,13 +108,27 @@ def test_a_missing_key_is_named() -> None:
 
 
 @pytest.mark.parametrize("profile", ["paper", "bench", "smoke"])
-def test_every_profiles_vlm_blocks_map_onto_the_families_configs(profile: str) -> None:
-    from benchmark.vlm.clip import ClipVLMConfig
-    from benchmark.vlm.paligemma import PaligemmaVLMConfig
-    from benchmark.vlm.pretrain import pretrain_config
-
+def test_every_profiles_vlm_blocks_are_the_families_typed_configs(profile: str) -> None:
     p = load_params(PARAMS, profile).active
-    assert ClipVLMConfig(**p.clip.finetune).lr > 0
-    assert PaligemmaVLMConfig(**p.paligemma.finetune).batch_size >= 1
-    for model in ("clip", "paligemma"):
-        assert pretrain_config(model, **p.model(model).pretrain).samples >= 1
+    assert isinstance(p.clip.finetune, ClipVLMConfig) and p.clip.finetune.lr > 0
+    assert isinstance(p.paligemma.finetune, PaligemmaVLMConfig)
+    assert isinstance(p.clip.pretrain, ClipPretrainConfig) and p.clip.pretrain.epochs >= 1
+    assert isinstance(p.paligemma.pretrain, PaligemmaPretrainConfig)
+    for model in MODELS:
+        assert isinstance(p.model(model).probe, LearnabilityConfig)
+        assert pretrain_config(model).samples >= 1  # every default is valid
+
+
+def test_the_short_form_of_weights_is_a_path() -> None:
+    paper = load_params(PARAMS, "paper").active
+    assert paper.clip.weights == Weights(path="/weights/open_clip-ViT-B-32-openai")
+    assert paper.paligemma.weights is not None and paper.paligemma.weights.arch is None
+
+
+def test_an_override_goes_through_the_schema_and_names_its_key() -> None:
+    block = load_params(PARAMS, "bench").active.clip.pretrain
+    assert override(block, "k", samples=7).samples == 7
+    with pytest.raises(ParamsError, match=r"profiles\.x\.clip\.pretrain\.image_size = 48 .* 64"):
+        override(block, "profiles.x.clip.pretrain", image_size=48)
+    with pytest.raises(ParamsError, match=r"unknown key profiles\.x\.clip\.pretrain\.steps"):
+        override(block, "profiles.x.clip.pretrain", steps=3)

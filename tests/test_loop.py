@@ -17,10 +17,10 @@ from benchmark.agents import pretrain_sac
 from benchmark.config import load_params
 from benchmark.datasets import build_dataset
 from benchmark.loop import run_dir, run_from_params
+from benchmark.pretrain import pretrain_config
+from benchmark.pretrain import run as pretrain_vlm
 from benchmark.sim.backends import profile_env_kwargs
 from benchmark.tracking import tracking_uri
-from benchmark.vlm.pretrain import pretrain_config
-from benchmark.vlm.pretrain import run as pretrain_vlm
 from tests.pipeline import checkpoint_state, wait_for_iteration
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -11,6 +11,8 @@ import pytest
 from benchmark.captions import rubric_score
 from benchmark.cli import main
 from benchmark.datasets import build_dataset, read_dataset
+from benchmark.pretrain import ClipPretrainConfig, PaligemmaPretrainConfig
+from benchmark.pretrain import run as pretrain
 from benchmark.probe import (
     LearnabilityConfig,
     derangement,
@@ -21,8 +23,6 @@ from benchmark.probe import (
 from benchmark.sampling import collect_samples
 from benchmark.vlm.clip import ClipVLM, ClipVLMConfig
 from benchmark.vlm.paligemma import PaligemmaVLM, PaligemmaVLMConfig
-from benchmark.vlm.pretrain import ClipPretrainConfig, PaligemmaPretrainConfig
-from benchmark.vlm.pretrain import run as pretrain
 
 ROOT = Path(__file__).resolve().parents[1]
 

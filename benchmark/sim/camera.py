@@ -5,7 +5,7 @@ and a vertical field of view ``fov_deg`` (``world.SceneWorld``'s view and projec
 So an object's centre projects to pixel coordinates without touching the simulator, and the
 disk of its bounding sphere (half the diagonal of its bounds) covers its silhouette, occlusion
 ignored. The built-in PaliGemma's base training uses these disks to recolour the background
-but not the objects (``vlm.pretrain.randomise_background``); the captions never see them.
+but not the objects (``pretrain.randomise_background``); the captions never see them.
 """
 
 from __future__ import annotations

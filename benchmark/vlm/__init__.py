@@ -6,13 +6,14 @@ imported on demand (transformers takes seconds to import).
 
 from __future__ import annotations
 
+import dataclasses
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
 import torch
 
-from benchmark.config import MODELS
+from benchmark.config import MODELS, ClipVLMConfig, PaligemmaVLMConfig
 from benchmark.vlm.base import VLM, Sample
 
 FAMILIES = MODELS  # config.MODELS: the one list of model families
@@ -49,26 +50,15 @@ def load_vlm(
     raise ValueError(f"family must be one of {list(FAMILIES)}, got {family!r}")
 
 
-def family_config(family: str, values: Mapping[str, Any]) -> Any:
-    """The family's config (``ClipVLMConfig`` or ``PaligemmaVLMConfig``) from ``values``."""
-    if family == "clip":
-        from benchmark.vlm.clip import ClipVLMConfig
-
-        return ClipVLMConfig(**values)
-    if family == "paligemma":
-        from benchmark.vlm.paligemma import PaligemmaVLMConfig
-
-        return PaligemmaVLMConfig(**values)
-    raise ValueError(f"family must be one of {list(FAMILIES)}, got {family!r}")
-
-
 def vlm_loader(
-    family: str, finetune: Mapping[str, Any], seed: int
+    family: str, finetune: ClipVLMConfig | PaligemmaVLMConfig, seed: int
 ) -> Callable[[str | os.PathLike[str]], VLM]:
     """``load_vlm`` for one run: a function path -> VLM with the profile's fine-tuning config
-    (``finetune``) and the run's seed."""
-    config = family_config(family, {**finetune, "seed": seed})
+    (``finetune``, the family's block of params.yaml) and the run's seed."""
+    if family not in FAMILIES:
+        raise ValueError(f"family must be one of {list(FAMILIES)}, got {family!r}")
+    config = dataclasses.replace(finetune, seed=seed)
     return lambda path: load_vlm(family, path, config=config)
 
 
-__all__ = ["FAMILIES", "VLM", "Sample", "family_config", "load_vlm", "vlm_loader"]
+__all__ = ["FAMILIES", "VLM", "Sample", "load_vlm", "vlm_loader"]

@@ -13,7 +13,7 @@ import contextlib
 import os
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
@@ -62,41 +62,6 @@ def parse_object_names(text: str, vocabulary: Sequence[str]) -> tuple[str, ...]:
 
 
 # ---------------------------------------------------------------------------- configs
-
-
-def check_config(config: Any, rules: Mapping[str, tuple[Any, str]]) -> None:
-    """Raise ValueError naming the field and its allowed values when a rule fails.
-
-    ``rules`` maps a field name to (predicate, description of the allowed values).
-    """
-    for f in fields(config):
-        if f.name in rules:
-            ok, allowed = rules[f.name]
-            value = getattr(config, f.name)
-            if not ok(value):
-                raise ValueError(
-                    f"{type(config).__name__}.{f.name} = {value!r} is not allowed: {allowed}"
-                )
-
-
-def positive(x: Any) -> bool:
-    """A number > 0 (bools excluded)."""
-    return isinstance(x, int | float) and not isinstance(x, bool) and x > 0
-
-
-def non_negative(x: Any) -> bool:
-    """A number >= 0 (bools excluded)."""
-    return isinstance(x, int | float) and not isinstance(x, bool) and x >= 0
-
-
-def non_negative_int(x: Any) -> bool:
-    """An int >= 0 (bools excluded)."""
-    return isinstance(x, int) and not isinstance(x, bool) and x >= 0
-
-
-def positive_int(x: Any) -> bool:
-    """An int > 0 (bools excluded)."""
-    return isinstance(x, int) and not isinstance(x, bool) and x > 0
 
 
 # ---------------------------------------------------------------------------- device, progress

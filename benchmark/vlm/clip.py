@@ -50,18 +50,15 @@ import torch.nn.functional as F
 from PIL import Image
 from safetensors.torch import save_file
 
+from benchmark.config import ClipVLMConfig
 from benchmark.fileio import atomic_directory
 from benchmark.quiet import expected_random_init
 from benchmark.vlm.base import (
     VLM,
     Sample,
     autocast,
-    check_config,
     chunks,
     default_device,
-    non_negative,
-    positive,
-    positive_int,
     progress,
     require_path,
     seed_everything,
@@ -80,36 +77,6 @@ def register_builtin() -> None:
 
     if BUILTIN_MODEL not in open_clip.list_models():
         open_clip.add_model_config(CONFIG_DIR / f"{BUILTIN_MODEL}.json")
-
-
-@dataclass(frozen=True)
-class ClipVLMConfig:
-    """Evaluation and fine-tuning knobs of the CLIP family (params.yaml maps onto these)."""
-
-    lr: float = 1e-4  # AdamW learning rate of fine-tuning
-    weight_decay: float = 0.1  # AdamW weight decay (not on gains, biases, logit_scale)
-    batch_size: int = 32  # fine-tuning minibatch, samples (each with 3 texts)
-    eval_batch_size: int = 256  # samples per contrastive group in evaluate (>= T0 keeps J2 exact)
-    seed: int = 0  # seeds model building and the minibatch order
-    lock_image: bool = False  # LiT: image trunk fixed in finetune, its features computed once
-    # BatchNorm in fine-tuning keeps its running statistics and normalises with them (as
-    # open_clip's ``lock_image_tower(freeze_bn_stats=True)``); measured: docs/research.md,
-    # "BatchNorm"
-    freeze_bn_stats: bool = True
-
-    def __post_init__(self) -> None:
-        check_config(
-            self,
-            {
-                "lr": (positive, "a number > 0"),
-                "weight_decay": (non_negative, "a number >= 0"),
-                "batch_size": (positive_int, "an int >= 1"),
-                "eval_batch_size": (positive_int, "an int >= 1"),
-                "seed": (lambda s: isinstance(s, int), "an int"),
-                "lock_image": (lambda v: isinstance(v, bool), "true or false"),
-                "freeze_bn_stats": (lambda v: isinstance(v, bool), "true or false"),
-            },
-        )
 
 
 @dataclass(frozen=True)

@@ -51,6 +51,7 @@ from transformers import (
 
 import benchmark.vlm.locnet  # noqa: F401  (registers the built-in vision tower)
 from benchmark.captions import OPPOSITE, TERMS, caption, parse_terms, question, rubric_score
+from benchmark.config import PaligemmaVLMConfig
 from benchmark.fileio import atomic_directory
 from benchmark.sim.scenes import object_names
 from benchmark.vlm.base import (
@@ -58,13 +59,9 @@ from benchmark.vlm.base import (
     VLM,
     Sample,
     autocast,
-    check_config,
     chunks,
     default_device,
-    non_negative,
     object_list_caption,
-    positive,
-    positive_int,
     progress,
     require_path,
     seed_everything,
@@ -75,41 +72,6 @@ SPECIAL_TOKENS = ("<pad>", "<eos>", "<bos>", "<unk>", "<image>")  # Gemma's ids 
 PROMPT_END = "\n"  # the processor ends every prompt with a newline
 ATTENTION = r"language_model\.layers\.\d+\.self_attn\.(q_proj|k_proj|v_proj|o_proj)"
 MAX_SCORE = 6  # J2 = (6 - mean S_PG)^2, eq. 3
-
-
-@dataclass(frozen=True)
-class PaligemmaVLMConfig:
-    """Evaluation and fine-tuning knobs of the PaliGemma family (params.yaml maps onto these)."""
-
-    lr: float = 3e-4  # AdamW learning rate of fine-tuning
-    weight_decay: float = 0.0  # AdamW weight decay
-    batch_size: int = 16  # fine-tuning minibatch, samples
-    lora: bool = False  # False: train the attention projections; True: a LoRA adapter on them
-    lora_r: int = 8  # LoRA rank
-    lora_alpha: int = 16  # LoRA scale numerator (the update is scaled by alpha / r)
-    lora_dropout: float = 0.0  # dropout on the LoRA input
-    eval_batch_size: int = 64  # samples per generate call
-    max_new_tokens: int = 24  # generation cap; the longest built-in answer is 18 tokens + <eos>
-    prompt_prefix: str = ""  # before the question, e.g. "answer en " for google's pt checkpoints
-    seed: int = 0  # seeds model building, LoRA init and the minibatch order
-
-    def __post_init__(self) -> None:
-        check_config(
-            self,
-            {
-                "lr": (positive, "a number > 0"),
-                "weight_decay": (non_negative, "a number >= 0"),
-                "batch_size": (positive_int, "an int >= 1"),
-                "lora": (lambda v: isinstance(v, bool), "true or false"),
-                "lora_r": (positive_int, "an int >= 1"),
-                "lora_alpha": (positive_int, "an int >= 1"),
-                "lora_dropout": (lambda v: non_negative(v) and v < 1, "a number in [0, 1)"),
-                "eval_batch_size": (positive_int, "an int >= 1"),
-                "max_new_tokens": (positive_int, "an int >= 1"),
-                "prompt_prefix": (lambda v: isinstance(v, str), "a string"),
-                "seed": (lambda s: isinstance(s, int), "an int"),
-            },
-        )
 
 
 @dataclass(frozen=True)

@@ -10,11 +10,7 @@ import pytest
 import torch
 
 from benchmark.captions import parse_terms
-from benchmark.sim.scenes import object_names
-from benchmark.vlm.base import Sample, parse_object_names
-from benchmark.vlm.clip import ClipVLM
-from benchmark.vlm.paligemma import PaligemmaVLM
-from benchmark.vlm.pretrain import (
+from benchmark.pretrain import (
     ClipPretrainConfig,
     PaligemmaPretrainConfig,
     absent_lists,
@@ -30,6 +26,11 @@ from benchmark.vlm.pretrain import (
     random_terms_answers,
     run,
 )
+from benchmark.sim.scenes import object_names
+from benchmark.vlm.base import Sample, parse_object_names
+from benchmark.vlm.clip import ClipVLM
+from benchmark.vlm.paligemma import PaligemmaVLM
+from tests.vlm.conftest import one_torch_thread  # noqa: F401  (autouse: as it was under vlm/)
 
 
 @pytest.mark.parametrize("replaced", [1, 3])

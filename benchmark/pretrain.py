@@ -48,7 +48,7 @@ import os
 import re
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -57,7 +57,10 @@ import torch
 import torch.nn.functional as F
 
 from benchmark.captions import caption, rubric_score
-from benchmark.config import MODELS
+from benchmark.config import (
+    ClipPretrainConfig,
+    PaligemmaPretrainConfig,
+)
 from benchmark.fileio import atomic_write_json
 from benchmark.sampling import collect_samples
 from benchmark.sim.camera import ImageObject, image_objects
@@ -66,14 +69,9 @@ from benchmark.vlm.base import (
     OBJECTS_PROMPT,
     Sample,
     autocast,
-    check_config,
     chunks,
-    non_negative,
-    non_negative_int,
     object_list_caption,
     parse_object_names,
-    positive,
-    positive_int,
     progress,
     seed_everything,
 )
@@ -94,67 +92,6 @@ from benchmark.vlm.paligemma import (
     parse_box,
     term_sets,
 )
-
-_RULES = {
-    "samples": (positive_int, "an int >= 1"),
-    "test_samples": (positive_int, "an int >= 1"),
-    "batch_size": (positive_int, "an int >= 1"),
-    "lr": (positive, "a number > 0"),
-    "image_size": (lambda v: v in (32, 64, 224), "one of 32, 64, 224"),
-    "swap_prob": (lambda v: non_negative(v) and v <= 1, "a number in [0, 1]"),
-    "seed": (lambda s: isinstance(s, int), "an int"),
-}
-
-
-@dataclass(frozen=True)
-class ClipPretrainConfig:
-    """Sizes of the CLIP base training (small defaults: a few minutes on a 2-core CPU)."""
-
-    samples: int = 3000  # train-environment samples
-    epochs: int = 6  # passes over them
-    batch_size: int = 32  # contrastive batch, all from one scene
-    lr: float = 2e-3  # AdamW peak of a one-cycle schedule
-    weight_decay: float = 0.1
-    swap_prob: float = 1.0  # object swaps while collecting: decorrelates objects from scenes
-    test_samples: int = 300  # test-environment samples for the measurements
-    image_size: int = 64  # of the rendered images, px (the model resizes to its own)
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        check_config(self, {**_RULES, "epochs": (positive_int, "an int >= 1")})
-
-
-@dataclass(frozen=True)
-class PaligemmaPretrainConfig:
-    """Sizes of the PaliGemma base training (small defaults: minutes on a 2-core CPU)."""
-
-    samples: int = 3000  # train-environment samples
-    vision_steps: int = 600  # stage 1: AdamW steps of the vision tower on where objects are
-    vision_batch_size: int = 32  # images per stage-1 step, all from one scene
-    vision_lr: float = 2e-3  # stage-1 AdamW peak of a one-cycle schedule
-    steps: int = 1200  # stage 2: AdamW steps of projector and language model on captions
-    batch_size: int = 32  # examples per stage-2 step
-    objects_fraction: float = 0.3  # of stage-2 examples on the objects prompt
-    detect_fraction: float = 0.3  # of stage-2 examples on detection; the rest: position question
-    lr: float = 1e-3  # stage-2 AdamW peak of a one-cycle schedule
-    swap_prob: float = 1.0  # object swaps while collecting: decorrelates objects from scenes
-    test_samples: int = 200  # test-environment samples for the measurements
-    image_size: int = 64
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        check_config(
-            self,
-            {
-                **_RULES,
-                "vision_steps": (non_negative_int, "an int >= 0"),
-                "vision_batch_size": (positive_int, "an int >= 1"),
-                "vision_lr": (positive, "a number > 0"),
-                "steps": (positive_int, "an int >= 1"),
-                "objects_fraction": (lambda v: non_negative(v) and v <= 1, "a number in [0, 1]"),
-                "detect_fraction": (lambda v: non_negative(v) and v <= 1, "a number in [0, 1]"),
-            },
-        )
 
 
 def _optimizer_step(
@@ -670,16 +607,6 @@ def default_out(model: str) -> Path:
 def metrics_path(out: Path) -> Path:
     """The measurements JSON beside a checkpoint directory (``base`` -> ``base_metrics.json``)."""
     return out.with_name(f"{out.name}_metrics.json")
-
-
-def pretrain_config(model: str, **overrides: Any) -> ClipPretrainConfig | PaligemmaPretrainConfig:
-    """The base-training config of ``model`` with ``overrides`` (None values ignored)."""
-    if model not in MODELS:
-        raise ValueError(f"model must be one of {list(MODELS)}, got {model!r}")
-    kwargs = {k: v for k, v in overrides.items() if v is not None}
-    if model == "clip":
-        return ClipPretrainConfig(**kwargs)
-    return PaligemmaPretrainConfig(**kwargs)
 
 
 def record_weights(
