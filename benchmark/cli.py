@@ -169,51 +169,13 @@ def _add_captions_commands(sub: argparse._SubParsersAction) -> None:
 
 
 def _captions_stats(args: argparse.Namespace) -> int:
-
-    import numpy as np
-
-    from benchmark.captions import (
-        TERMS,
-        CaptionRecord,
-        describe_sample,
-        n_terms_counts,
-        term_counts,
-    )
+    from benchmark.captions import TERMS
     from benchmark.fileio import atomic_write_json
-    from benchmark.sim.env import PlacementEnv
+    from benchmark.sampling import caption_statistics
 
-    if args.samples < 1:
-        raise ValueError(f"--samples must be >= 1, got {args.samples}")
-    env = PlacementEnv(args.environment, t0=64, render_images=False)
-    env.reset(seed=args.seed)
-    env.action_space.seed(args.seed)
-    rng = np.random.default_rng(args.seed)
-    records: list[CaptionRecord] = []
-    steps = 0
-    try:
-        while len(records) < args.samples:
-            _, _, terminated, truncated, info = env.step(env.action_space.sample())
-            steps += 1
-            if info["valid"]:
-                records.append(describe_sample(info["sample"], rng))
-            if terminated or truncated:
-                env.reset()
-    finally:
-        env.close()
-
-    n = len(records)
-    by_term, by_n = term_counts(records), n_terms_counts(records)
-    result = {
-        "environment": args.environment,
-        "seed": args.seed,
-        "samples": n,
-        "steps": steps,
-        "valid_rate": n / steps,
-        "term_counts": by_term,
-        "term_shares": {t: c / n for t, c in by_term.items()},  # share of samples with the term
-        "n_terms_counts": {str(k): c for k, c in by_n.items()},
-        "n_terms_shares": {str(k): c / n for k, c in by_n.items()},
-    }
+    result = caption_statistics(args.environment, args.samples, args.seed)
+    n, steps = result["samples"], result["steps"]
+    by_term, by_n = result["term_counts"], result["n_terms_counts"]
     out: Path = args.out
     atomic_write_json(out, result)
 

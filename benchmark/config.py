@@ -318,10 +318,12 @@ class Params:
 
 
 def pretrain_config(model: str, **values: Any) -> ClipPretrainConfig | PaligemmaPretrainConfig:
-    """The base-training config of ``model`` from ``values`` (defaults for the rest)."""
+    """The base-training config of ``model`` from ``values`` (None values and the rest: the
+    defaults)."""
     if model not in MODELS:
         raise ValueError(f"model must be one of {list(MODELS)}, got {model!r}")
-    return (ClipPretrainConfig if model == "clip" else PaligemmaPretrainConfig)(**values)
+    given = {k: v for k, v in values.items() if v is not None}
+    return (ClipPretrainConfig if model == "clip" else PaligemmaPretrainConfig)(**given)
 
 
 # ---------------------------------------------------------------------------- errors

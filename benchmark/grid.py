@@ -98,7 +98,7 @@ def run_task(
     stopped. ``data`` is the params file's content (workers need not see the file)."""
     import torch
 
-    from benchmark.loop import RunConfig, _budget, run_from_params
+    from benchmark.loop import RunConfig, budget_of, run_from_params
 
     key = _key(arm, seed)
     progress.started.remote(key, f"{socket.gethostname()} pid {os.getpid()}")
@@ -108,7 +108,7 @@ def run_task(
     params = parse_params(data)
     if sac_summary is not None:  # the budget Ray passed on is the one the sac run wrote
         cfg = RunConfig(model, arm, seed, params.profile, params.active, Path(results), Path())
-        if _budget(cfg) != sac_summary["generated_samples"]:
+        if budget_of(cfg) != sac_summary["generated_samples"]:
             raise RuntimeError(
                 f"{key}: the sac run's summary on the shared filesystem does not match the one "
                 f"Ray passed on ({sac_summary['generated_samples']} generated samples): is "

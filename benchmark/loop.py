@@ -34,9 +34,7 @@ model, agent, or the code itself: ``code_digest``) is discarded and the run star
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
-import random
 import shutil
 import time
 from collections.abc import Iterator, Sequence
@@ -45,18 +43,17 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
-from safetensors.torch import load_file, save_file
 from stable_baselines3 import SAC
 from stable_baselines3.common.vec_env import DummyVecEnv
 
 from benchmark.agents import load_sac
 from benchmark.captions import TERMS, describe_sample, term_key
+from benchmark.checkpoint import Checkpoint, RunState, code_digest, files_digest
 from benchmark.config import ARMS, BUDGET_ARMS, MODELS, Profile
 from benchmark.datasets import Dataset, read_dataset
-from benchmark.fileio import atomic_directory, atomic_write_csv, atomic_write_json
+from benchmark.fileio import atomic_write_csv, atomic_write_json
 from benchmark.sim.backends import make_env, profile_env_kwargs
-from benchmark.tracking import RunTracker, flatten, git_commit, tracking_uri
+from benchmark.tracking import RunTracker, flatten, metric_rows, run_tags, tracking_uri
 from benchmark.vlm import vlm_loader
 from benchmark.vlm.base import VLM, Sample, subset_metrics
 
@@ -228,25 +225,6 @@ class RandomArm:
 # ---------------------------------------------------------------------------- the run
 
 
-@dataclass
-class RunState:
-    """What a checkpoint holds besides the models (JSON)."""
-
-    iteration: int = 0  # completed iterations
-    generated: int = 0
-    valid: int = 0
-    finetune_step: int = 0
-    best_val: float | None = None
-    stale: int = 0  # iterations since validation last improved by more than min_delta
-    stopped: str | None = None  # why the run ended, once it has
-    run_id: str | None = None
-    seconds: float = 0.0  # wall time of the completed iterations (a killed one is not counted)
-    term_counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(TERMS, 0))
-    iterations: list[dict[str, Any]] = field(default_factory=list)
-    episodes: list[dict[str, Any]] = field(default_factory=list)
-    losses: list[dict[str, Any]] = field(default_factory=list)
-
-
 @dataclass(frozen=True)
 class RunConfig:
     model: str
@@ -258,7 +236,7 @@ class RunConfig:
     datasets: Path = Path("datasets")
 
 
-def _budget(cfg: RunConfig) -> int | None:
+def budget_of(cfg: RunConfig) -> int | None:
     """A budget arm's budget: the sac run's total generated samples (same model and seed)."""
     if cfg.arm not in BUDGET_ARMS:
         return None
@@ -270,44 +248,6 @@ def _budget(cfg: RunConfig) -> int | None:
             f"finished run; run `rls3 run --model {cfg.model} --arm sac --seed {cfg.seed}` first"
         )
     return int(json.loads(summary.read_text())["generated_samples"])
-
-
-def files_digest(path: Path) -> str:
-    """SHA-256 over a file, or over a directory's files (relative names and bytes, sorted)."""
-    digest = hashlib.sha256()
-    root = path if path.is_dir() else path.parent
-    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
-    for f in files:
-        digest.update(str(f.relative_to(root)).encode())
-        with f.open("rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-    return digest.hexdigest()
-
-
-CODE_ROOT = Path(__file__).resolve().parent  # the ``benchmark`` package
-# What a run's results depend on (dvc.yaml's run stages list the same): a change to any of these
-# files makes a run with a checkpoint start afresh.
-CODE_PATHS = (
-    "loop.py", "agents.py", "captions.py", "config.py", "datasets.py", "fileio.py",
-    "tracking.py", "sim", "vlm",
-)  # fmt: skip
-
-
-def code_digest(root: Path | None = None) -> str:
-    """SHA-256 over the source the runs depend on (``CODE_PATHS`` under ``root``); bytecode
-    caches are left out, so importing the code does not change it."""
-    root = root or CODE_ROOT
-    digest = hashlib.sha256()
-    for name in CODE_PATHS:
-        path = root / name
-        files = sorted(path.rglob("*")) if path.is_dir() else [path]
-        for f in files:
-            if not f.is_file() or "__pycache__" in f.parts or f.suffix == ".pyc":
-                continue
-            digest.update(str(f.relative_to(root)).encode())
-            digest.update(f.read_bytes())
-    return digest.hexdigest()
 
 
 def derive_seed(*keys: int) -> int:
@@ -329,28 +269,6 @@ def run_streams(seed: int) -> tuple[np.random.Generator, np.random.Generator]:
     return np.random.default_rng(captions), np.random.default_rng(actions)
 
 
-def torch_rng_states() -> dict[str, torch.Tensor]:
-    """The CPU generator's state and, where there is CUDA, every device's."""
-    states = {"cpu": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        for i in range(torch.cuda.device_count()):
-            states[f"cuda:{i}"] = torch.cuda.get_rng_state(i)
-    return states
-
-
-def restore_torch_rng(states: dict[str, torch.Tensor]) -> None:
-    """Set what ``torch_rng_states`` saved; a CUDA state without CUDA here is an error."""
-    torch.set_rng_state(states["cpu"])
-    for key, state in states.items():
-        if key.startswith("cuda:"):
-            if not torch.cuda.is_available():
-                raise RuntimeError(
-                    f"the checkpoint holds the RNG state of {key}, and there is no CUDA here: "
-                    "a run resumes on the kind of machine it started on"
-                )
-            torch.cuda.set_rng_state(state, int(key.split(":")[1]))
-
-
 class Run:
     """One (model, arm, seed) run: set up or resume, iterate, checkpoint, log."""
 
@@ -364,13 +282,12 @@ class Run:
         self.loop, self.stopping = p.loop, p.model(cfg.model).early_stopping
         self.k = p.model(cfg.model).k
         self.dir = run_dir(cfg.results, cfg.model, cfg.arm, cfg.seed)
-        self.checkpoint = self.dir / "checkpoint"
-        self.budget = _budget(cfg)
+        self.budget = budget_of(cfg)
         self.learns = cfg.arm in ("sac", "sac-dense")  # the arms that act with SAC
         self.timers = Timers()
         self.validation: Dataset = read_dataset(cfg.datasets / "validation")
         self.test: Dataset = read_dataset(cfg.datasets / "test")
-        self.inputs = {
+        inputs = {
             "profile": cfg.profile_name,
             "params": flatten(asdict(p)),
             "budget": self.budget,
@@ -379,27 +296,26 @@ class Run:
             "agent": files_digest(agent_path / "model.zip") if self.learns else None,
             "code": code_digest(),
         }
-        resuming = (self.checkpoint / "state.json").is_file()
-        if resuming and self._inputs_changed():
+        self.checkpoint = Checkpoint(self.dir / "checkpoint", inputs)
+        resuming = self.checkpoint.exists
+        if resuming and self.checkpoint.made_from_other_inputs():
             self._discard()
             resuming = False
-        self.state = (
-            RunState(**json.loads((self.checkpoint / "state.json").read_text()))
-            if resuming
-            else RunState()
-        )
-        self.vlm: VLM = load_vlm(self.checkpoint / "vlm" if resuming else base_vlm_path)
+        self.state = self.checkpoint.state() if resuming else RunState()
+        self.vlm: VLM = load_vlm(self.checkpoint.path / "vlm" if resuming else base_vlm_path)
         env = make_env("train", sim=p.sim, **profile_env_kwargs(p.sim, self.loop.t0))
         self.rng, action_rng = run_streams(cfg.seed)  # captions and eta-draws; random actions
         self.vec_env = DummyVecEnv([lambda: env])
         self.arm: SacArm | RandomArm
         if self.learns:
-            sac = load_sac(self.checkpoint / "sac" if resuming else agent_path, self.vec_env)
+            sac = load_sac(self.checkpoint.path / "sac" if resuming else agent_path, self.vec_env)
             self.arm = SacArm(sac, self.loop.gamma, self.timers)
         else:
             self.arm = RandomArm(self.vec_env, action_rng)
+        # the random arm's actions (None: SAC draws its own, saved with its model)
+        self.action_rng = action_rng if isinstance(self.arm, RandomArm) else None
         if resuming:
-            self._restore_rngs()
+            self.checkpoint.restore_rngs(self.rng, self.action_rng)
         self.generated = self.state.generated  # cumulative generated samples (env steps)
         self.episodes: list[EpisodeLog] = []  # the current iteration's
         self.tracker = RunTracker(tracking_uri(cfg.results), cfg.model, cfg.arm, cfg.seed)
@@ -408,18 +324,21 @@ class Run:
     # ------------------------------------------------------------------ Algorithm 1
     def run(self) -> dict[str, Any]:
         """Iterate until early stopping, the budget or max_iterations; returns the summary."""
-        s = self.state
         try:
-            self._start_tracking()
-            if s.iteration == 0 and not s.iterations:
-                self._evaluate_and_record(losses=[], batch=[])  # the starting point, iteration 0
-                self._checkpoint()
-            while s.stopped is None:
+            self.begin()
+            while self.state.stopped is None:
                 self.iterate()
             self.tracker.finish()
         finally:
             self.vec_env.close()  # a unity backend's player stops with it
         return self.summary()
+
+    def begin(self) -> None:
+        """Start (or resume) the MLflow run; a new run evaluates its starting point, iteration 0."""
+        self._start_tracking()
+        if self.state.iteration == 0 and not self.state.iterations:
+            self._evaluate_and_record(losses=[], batch=[])
+            self._checkpoint()
 
     def iterate(self) -> None:
         """One iteration of Algorithm 1 (lines 2-23), then the stopping rule and the checkpoint."""
@@ -598,11 +517,6 @@ class Run:
         return None  # a budget arm runs until its budget is spent: every iteration spends some
 
     # ------------------------------------------------------------------ persistence
-    def _inputs_changed(self) -> bool:
-        """True if the checkpoint was made from other inputs than this run's."""
-        held = self.checkpoint / "inputs.json"
-        return not held.is_file() or json.loads(held.read_text()) != self.inputs
-
     def _discard(self) -> None:
         """Remove the run directory and its MLflow run: a fresh start.
 
@@ -610,7 +524,7 @@ class Run:
         stage resumes; a checkpoint made with other params, datasets, base model or agent
         would silently mix two experiments, so it is removed instead.
         """
-        old = json.loads((self.checkpoint / "state.json").read_text()).get("run_id")
+        old = self.checkpoint.state().run_id
         print(f"{self.dir}: its inputs changed since the checkpoint; starting afresh")
         if old is not None:
             with contextlib.suppress(Exception):  # a store that no longer holds it
@@ -620,44 +534,14 @@ class Run:
                 tracker.client.delete_run(old)
         shutil.rmtree(self.dir)
 
-    def _rng_states(self) -> dict[str, Any]:
-        np_state: Any = np.random.get_state()
-        return {
-            "captions": self.rng.bit_generator.state,
-            "random_arm": self.arm.rng.bit_generator.state
-            if isinstance(self.arm, RandomArm)
-            else None,
-            "numpy_global": [np_state[0], np_state[1].tolist(), *np_state[2:]],
-            "python": [random.getstate()[0], list(random.getstate()[1]), random.getstate()[2]],
-        }
-
-    def _restore_rngs(self) -> None:
-        states = json.loads((self.checkpoint / "rng.json").read_text())
-        self.rng.bit_generator.state = states["captions"]
-        if isinstance(self.arm, RandomArm):
-            self.arm.rng.bit_generator.state = states["random_arm"]
-        kind, keys, *rest = states["numpy_global"]
-        np.random.set_state((kind, np.asarray(keys, dtype=np.uint32), *rest))
-        version, internal, gauss = states["python"]
-        random.setstate((version, tuple(internal), gauss))
-        restore_torch_rng(load_file(self.checkpoint / "torch_rng.safetensors"))
-
     def _checkpoint(self) -> None:
         """Save everything a resume needs (atomically), then the run files, then MLflow."""
         now = time.perf_counter()
         self.state.seconds += now - self._clock
         self._clock = now
         with self.timers("logging"):
-            with atomic_directory(self.checkpoint) as tmp:
-                self.vlm.save(tmp / "vlm")
-                if isinstance(self.arm, SacArm):
-                    (tmp / "sac").mkdir()
-                    self.arm.model.save(tmp / "sac" / "model.zip")
-                    self.arm.model.save_replay_buffer(tmp / "sac" / "replay_buffer.pkl")
-                atomic_write_json(tmp / "rng.json", self._rng_states())
-                save_file(torch_rng_states(), tmp / "torch_rng.safetensors")
-                atomic_write_json(tmp / "state.json", asdict(self.state))
-                atomic_write_json(tmp / "inputs.json", self.inputs)
+            sac = self.arm.model if isinstance(self.arm, SacArm) else None
+            self.checkpoint.save(self.state, self.vlm, sac, self.rng, self.action_rng)
             self._write_run_files()
             self._log_to_mlflow()
 
@@ -702,36 +586,20 @@ class Run:
 
     def _start_tracking(self) -> None:
         cfg = self.cfg
-        tags = {
-            "arm": cfg.arm,
-            "seed": str(cfg.seed),
-            "model": cfg.model,
-            "profile": cfg.profile_name,
-            "git_commit": git_commit(),
-            "dataset.validation": self.validation.content_hash,
-            "dataset.test": self.test.content_hash,
-        }
+        tags = run_tags(
+            cfg.model,
+            cfg.arm,
+            cfg.seed,
+            cfg.profile_name,
+            [self.validation.content_hash, self.test.content_hash],
+        )
         params = flatten(asdict(cfg.profile))
         self.state.run_id = self.tracker.start(self.state.run_id, tags, params)
 
     def _log_to_mlflow(self) -> None:
         """Every logged row, re-sent idempotently (the tracker skips (key, step) it holds)."""
         s = self.state
-        rows: list[tuple[str, float, int]] = []
-        for it in s.iterations:
-            step = int(it["generated_samples"])
-            rows += [(k, float(v), step) for k, v in it.items() if isinstance(v, int | float)]
-        for ep in s.episodes:
-            step = int(ep["generated_total"])
-            rows += [("episode/j1", ep["j1"], step), ("episode/j2", ep["j2"], step)]
-            rows += [("episode/valid_rate", ep["valid"] / max(ep["steps"], 1), step)]
-            rows += [("episode/hardness", ep["hardness"], step)]
-        for r in s.losses:
-            if "loss" in r:
-                rows.append(("finetune/loss", r["loss"], int(r["finetune_step"])))
-            else:
-                rows.append(("val/metric_inner", r["val_inner"], int(r["finetune_step"])))
-        self.tracker.log([r for r in rows if np.isfinite(r[1])])
+        self.tracker.log(metric_rows(s.iterations, s.episodes, s.losses))
         self.tracker.set_tags({"stopped": s.stopped or "running"})
 
 
@@ -748,7 +616,7 @@ def run_from_params(
     results, datasets = Path(results), Path(datasets)
     profile = params.active
     cfg = RunConfig(model, arm, seed, params.profile, profile, results, datasets)
-    _budget(cfg)  # a random run without its sac run: say which run to do first
+    budget_of(cfg)  # a random run without its sac run: say which run to do first
     base = results / "vlm" / model / "base"
     if not base.exists():
         raise FileNotFoundError(
@@ -781,9 +649,7 @@ def perf_loop(
             raise FileNotFoundError(f"no base {model} model at {results / 'vlm' / model / 'base'}")
         loader = vlm_loader(model, params.active.model(model).finetune, seed)
         run = Run(cfg, loader, base, scratch / "agents" / f"seed{seed}")
-        run._start_tracking()
-        run._evaluate_and_record(losses=[], batch=[])
-        run._checkpoint()
+        run.begin()  # the starting point, iteration 0 (not timed)
         run.timers.seconds = dict.fromkeys(PHASES, 0.0)
         start = time.perf_counter()
         try:

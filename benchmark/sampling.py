@@ -4,11 +4,13 @@ built-in models' base training and the learnability probe all draw their samples
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
 
+import gymnasium as gym
 import numpy as np
 
-from benchmark.captions import describe_sample
+from benchmark.captions import CaptionRecord, describe_sample, n_terms_counts, term_counts
 from benchmark.vlm.base import Sample, progress
 
 if TYPE_CHECKING:
@@ -45,17 +47,59 @@ def collect_samples(
     rng = np.random.default_rng(seed)
     samples: list[Sample] = []
     try:
-        env.reset(seed=seed)
-        env.action_space.seed(seed)
+        steps = valid_steps(env, seed)
         with progress(total=n, desc=f"samples ({environment})") as bar:
             while len(samples) < n:
-                _, _, terminated, truncated, info = env.step(env.action_space.sample())
-                if info["valid"]:
-                    meta = info["sample"]
-                    samples.append(Sample(info["image"], describe_sample(meta, rng), meta))
-                    bar.update(1)
-                if terminated or truncated:
-                    env.reset()
+                info, _ = next(steps)
+                meta = info["sample"]
+                samples.append(Sample(info["image"], describe_sample(meta, rng), meta))
+                bar.update(1)
     finally:
         env.close()
     return samples
+
+
+def valid_steps(env: gym.Env, seed: int) -> Iterator[tuple[dict[str, Any], int]]:
+    """The ``info`` of each valid step of a uniform random policy in ``env`` (seeded: the reset
+    and the action draws), with the steps taken so far; an episode's end resets."""
+    env.reset(seed=seed)
+    env.action_space.seed(seed)
+    steps = 0
+    while True:
+        _, _, terminated, truncated, info = env.step(env.action_space.sample())
+        steps += 1
+        if info["valid"]:
+            yield info, steps
+        if terminated or truncated:
+            env.reset()
+
+
+def caption_statistics(environment: str, n: int, seed: int) -> dict[str, Any]:
+    """``rls3 captions stats``: the terms of ``n`` random-policy captions (no images rendered):
+    how often each term and each number of terms occurs, and the valid rate."""
+    from benchmark.sim.env import PlacementEnv
+
+    if n < 1:
+        raise ValueError(f"--samples must be >= 1, got {n}")
+    env = PlacementEnv(environment, t0=64, render_images=False)  # type: ignore[arg-type]
+    rng = np.random.default_rng(seed)
+    records: list[CaptionRecord] = []
+    steps, taken = valid_steps(env, seed), 0
+    try:
+        while len(records) < n:
+            info, taken = next(steps)
+            records.append(describe_sample(info["sample"], rng))
+    finally:
+        env.close()
+    by_term, by_n = term_counts(records), n_terms_counts(records)
+    return {
+        "environment": environment,
+        "seed": seed,
+        "samples": n,
+        "steps": taken,
+        "valid_rate": n / taken,
+        "term_counts": by_term,
+        "term_shares": {t: c / n for t, c in by_term.items()},  # share of samples with the term
+        "n_terms_counts": {str(k): c for k, c in by_n.items()},
+        "n_terms_shares": {str(k): c / n for k, c in by_n.items()},
+    }

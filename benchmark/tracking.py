@@ -8,10 +8,11 @@ paper's Fig. 5), except the fine-tuning loss, whose step is the global fine-tuni
 
 from __future__ import annotations
 
+import math
 import os
 import subprocess
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +68,49 @@ def flatten(mapping: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
         else:
             flat[name] = str(value)
     return flat
+
+
+def run_tags(
+    model: str, arm: str, seed: int, profile: str, dataset_hashes: Sequence[str]
+) -> dict[str, str]:
+    """A run's tags: what it is, the commit it ran at and its datasets' content hashes."""
+    validation, test = dataset_hashes
+    return {
+        "arm": arm,
+        "seed": str(seed),
+        "model": model,
+        "profile": profile,
+        "git_commit": git_commit(),
+        "dataset.validation": validation,
+        "dataset.test": test,
+    }
+
+
+def metric_rows(
+    iterations: Sequence[Mapping[str, Any]],
+    episodes: Sequence[Mapping[str, Any]],
+    losses: Sequence[Mapping[str, Any]],
+) -> list[tuple[str, float, int]]:
+    """A run's logs as MLflow rows (key, value, step); non-finite values left out.
+
+    Iterations and episodes are stepped by generated samples (the efficiency axis), the
+    fine-tuning loss and the inner validation by fine-tuning step.
+    """
+    rows: list[tuple[str, float, int]] = []
+    for it in iterations:
+        step = int(it["generated_samples"])
+        rows += [(k, float(v), step) for k, v in it.items() if isinstance(v, int | float)]
+    for ep in episodes:
+        step = int(ep["generated_total"])
+        rows += [("episode/j1", ep["j1"], step), ("episode/j2", ep["j2"], step)]
+        rows += [("episode/valid_rate", ep["valid"] / max(ep["steps"], 1), step)]
+        rows += [("episode/hardness", ep["hardness"], step)]
+    for r in losses:
+        if "loss" in r:
+            rows.append(("finetune/loss", r["loss"], int(r["finetune_step"])))
+        else:
+            rows.append(("val/metric_inner", r["val_inner"], int(r["finetune_step"])))
+    return [r for r in rows if math.isfinite(r[1])]
 
 
 class RunTracker:

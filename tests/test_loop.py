@@ -14,10 +14,9 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from benchmark.agents import pretrain_sac
-from benchmark.config import load_params
+from benchmark.config import load_params, pretrain_config
 from benchmark.datasets import build_dataset
 from benchmark.loop import run_dir, run_from_params
-from benchmark.pretrain import pretrain_config
 from benchmark.pretrain import run as pretrain_vlm
 from benchmark.sim.backends import profile_env_kwargs
 from benchmark.tracking import tracking_uri
@@ -319,12 +318,12 @@ def test_a_run_starts_afresh_when_its_code_changed(
     finished: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A finished run whose code changed since its checkpoint runs again, not its old summary."""
-    import benchmark.loop
+    import benchmark.checkpoint
 
     shutil.copytree(finished, tmp_path / "project", dirs_exist_ok=True)
     code = tmp_path / "benchmark"
     shutil.copytree(ROOT / "benchmark", code, ignore=shutil.ignore_patterns("__pycache__"))
-    monkeypatch.setattr(benchmark.loop, "CODE_ROOT", code)
+    monkeypatch.setattr(benchmark.checkpoint, "CODE_ROOT", code)
     os.environ.pop("MLFLOW_TRACKING_URI", None)
     params = load_params(ROOT / "params.yaml", "smoke")
     results, datasets = tmp_path / "project" / "results", tmp_path / "project" / "datasets"
@@ -336,7 +335,7 @@ def test_a_run_starts_afresh_when_its_code_changed(
     again = run_from_params(params, "clip", "sac", 0, results=results, datasets=datasets)
     assert again["mlflow_run_id"] != old["mlflow_run_id"]  # a new run, from iteration 0
     held = run_dir(results, "clip", "sac", 0) / "checkpoint" / "inputs.json"
-    assert json.loads(held.read_text())["code"] == benchmark.loop.code_digest(code)
+    assert json.loads(held.read_text())["code"] == benchmark.checkpoint.code_digest(code)
 
 
 def test_the_runs_random_streams_are_independent(finished: Path) -> None:
@@ -363,7 +362,7 @@ def test_checkpoints_hold_the_cuda_rng_where_there_is_cuda(monkeypatch: pytest.M
     """torch's CUDA RNG API, as a CUDA machine answers it (this machine has none)."""
     import torch
 
-    from benchmark.loop import restore_torch_rng, torch_rng_states
+    from benchmark.checkpoint import restore_torch_rng, torch_rng_states
 
     cuda = {0: torch.arange(16, dtype=torch.uint8), 1: torch.arange(16, 32, dtype=torch.uint8)}
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)

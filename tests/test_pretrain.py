@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from benchmark.captions import parse_terms
+from benchmark.config import pretrain_config
 from benchmark.pretrain import (
     ClipPretrainConfig,
     PaligemmaPretrainConfig,
@@ -20,7 +21,6 @@ from benchmark.pretrain import (
     object_targets,
     pretrain_captioning,
     pretrain_clip,
-    pretrain_config,
     pretrain_paligemma,
     pretrain_vision_tower,
     random_terms_answers,

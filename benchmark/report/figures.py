@@ -1,0 +1,326 @@
+"""The report's figures (the paper's Figs. 5-9, and the valid rate, iterations, hardness and
+term distribution per arm), drawn with matplotlib from the runs and the comparison."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from benchmark.captions import TERMS, term_key
+from benchmark.config import ARMS
+from benchmark.report.runs import HARDNESS_NAME, METRIC_NAME, RunLog
+from benchmark.report.stats import batch_term_shares, mean_curve, per_iteration, quiet_nan
+
+COLOURS = {"sac": "tab:blue", "random": "tab:orange", "sac-dense": "tab:green"}
+LINE_STYLES = {"sac": "-", "random": ":", "sac-dense": "--"}
+# each arm's cumulative term counts in the Fig. 6 tick labels: (sac) [random] {sac-dense}
+BRACKETS = {"sac": "({:.0f})", "random": "[{:.0f}]", "sac-dense": "{{{:.0f}}}"}
+
+
+def _figure(
+    path: Path, draw: Any, size: tuple[float, float] = (7.0, 4.2), ncols: int | None = None
+) -> Path:
+    """Draw on a fresh figure and save it as PNG (written atomically).
+
+    ``draw(fig, ax)`` gets one axes, or with ``ncols`` a row of that many.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, ncols or 1, figsize=size, squeeze=False)
+    draw(fig, axes[0, 0] if ncols is None else axes[0])
+    fig.tight_layout()
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    os.replace(tmp, path)
+    return path
+
+
+def present_arms(runs: Mapping[str, list[RunLog]]) -> list[str]:
+    """The arms of ``ARMS`` that have runs, in order."""
+    return [arm for arm in ARMS if runs.get(arm)]
+
+
+def efficiency_grid(runs: dict[str, list[RunLog]]) -> np.ndarray:
+    end = max(float(r.generated[-1]) for logs in runs.values() for r in logs)
+    return np.linspace(0.0, end, 200)
+
+
+def fig_efficiency(runs: dict[str, list[RunLog]], model: str, path: Path) -> Path:
+    """Fig. 5: test metric against cumulative generated samples; mean and min-max over seeds."""
+    grid = efficiency_grid(runs)
+
+    def draw(fig: Any, ax: Any) -> None:
+        for arm, logs in runs.items():
+            if not logs:
+                continue
+            c = COLOURS[arm]
+            for r in logs:
+                ax.plot(r.generated, r.test, "o", ms=3, color=c, alpha=0.45)
+            curves = mean_curve(logs, "test/metric", grid)
+            ax.plot(grid, curves.mean(0), color=c, label=f"{arm} (mean of {len(logs)} seeds)")
+            ax.fill_between(grid, curves.min(0), curves.max(0), color=c, alpha=0.15)
+        ax.set_xlabel("cumulative generated samples (environment steps)")
+        ax.set_ylabel(f"test {METRIC_NAME[model]}")
+        ax.set_title(f"{model}: efficiency (dots: iterations; band: min-max over seeds)")
+        ax.legend()
+        ax.grid(alpha=0.3)
+
+    return _figure(path, draw)
+
+
+def fig_terms(runs: dict[str, list[RunLog]], model: str, path: Path) -> Path:
+    """Fig. 6: per-term test metric before and after, with cumulative term counts."""
+    keys = [f"test/term/{term_key(t)}" for t in TERMS]
+    before = np.array([np.nanmean([r.column(k)[0] for r in runs["sac"]]) for k in keys])
+    bars = [("before", before, np.zeros_like(before), "tab:gray")]
+    labels = list(TERMS)
+    for arm, logs in runs.items():
+        if not logs:
+            continue
+        after = np.array([[r.column(k)[-1] for k in keys] for r in logs])
+        bars.append((f"after, {arm}", np.nanmean(after, 0), np.nanstd(after, 0), COLOURS[arm]))
+        counts = [
+            np.mean([r.column(f"batch_terms_cum/{term_key(t)}")[-1] for r in logs]) for t in TERMS
+        ]
+        labels = [
+            f"{lab}\n{BRACKETS[arm].format(c)}" for lab, c in zip(labels, counts, strict=True)
+        ]
+    legend = " ".join(BRACKETS[arm].format(0).replace("0", arm) for arm in present_arms(runs))
+
+    def draw(fig: Any, ax: Any) -> None:
+        x = np.arange(len(TERMS))
+        width = 0.8 / len(bars)
+        for i, (name, mean, std, colour) in enumerate(bars):
+            ax.bar(
+                x + (i - (len(bars) - 1) / 2) * width,
+                mean,
+                width,
+                yerr=std,
+                label=name,
+                color=colour,
+                capsize=2,
+            )
+        ax.set_xticks(x, labels, fontsize=8)
+        ax.set_ylabel(f"test {METRIC_NAME[model]}")
+        ax.set_title(
+            f"{model}: per-term score (mean ± std over seeds); cumulative term counts: {legend}",
+            fontsize=9,
+        )
+        ax.legend(fontsize=8)
+        ax.grid(axis="y", alpha=0.3)
+
+    return _figure(path, draw, (8.0, 4.4))
+
+
+def fig_n_terms(runs: dict[str, list[RunLog]], model: str, path: Path) -> Path:
+    """Fig. 7: test metric by number of spatial terms against iteration."""
+
+    def draw(fig: Any, ax: Any) -> None:
+        for arm in present_arms(runs):
+            logs, style = runs[arm], LINE_STYLES[arm]
+            for n, colour in zip((1, 2, 3), ("tab:green", "tab:purple", "tab:brown"), strict=True):
+                length = min(len(r.iterations) for r in logs)
+                values = np.nanmean([r.column(f"test/n_terms/{n}")[:length] for r in logs], 0)
+                ax.plot(
+                    np.arange(length),
+                    values,
+                    style,
+                    marker="o",
+                    ms=3,
+                    color=colour,
+                    label=f"{n} term{'s' if n > 1 else ''}, {arm}",
+                )
+        ax.xaxis.get_major_locator().set_params(integer=True)
+        ax.set_xlabel("iteration (0: the base model)")
+        ax.set_ylabel(f"test {METRIC_NAME[model]}")
+        ax.set_title(f"{model}: score by number of spatial terms (mean over seeds)")
+        ax.legend(fontsize=8, ncol=2)
+        ax.grid(alpha=0.3)
+
+    return _figure(path, draw)
+
+
+def fig_loss(runs: dict[str, list[RunLog]], model: str, path: Path) -> Path:
+    """Fig. 8: the fine-tuning loss of every step, iterations concatenated."""
+
+    def draw(fig: Any, ax: Any) -> None:
+        for arm, logs in runs.items():
+            for i, r in enumerate(logs):
+                if not r.losses:
+                    continue
+                steps = [row["finetune_step"] for row in r.losses]
+                ax.plot(
+                    steps,
+                    [row["loss"] for row in r.losses],
+                    color=COLOURS[arm],
+                    alpha=0.8 if i == 0 else 0.35,
+                    lw=1,
+                    label=f"{arm}" if i == 0 else None,
+                )
+        first = runs["sac"][0]
+        for row in first.iterations[1:]:
+            step = sum(1 for x in first.losses if x["iteration"] <= row["iteration"])
+            ax.axvline(step, color="gray", lw=0.5, alpha=0.4)
+        ax.set_xlabel("fine-tuning step (grey lines: iteration ends, sac seed 0)")
+        ax.set_ylabel("training loss")
+        ax.set_title(f"{model}: concatenated fine-tuning loss (one line per seed)")
+        ax.legend()
+        ax.grid(alpha=0.3)
+
+    return _figure(path, draw)
+
+
+def fig_validation(runs: dict[str, list[RunLog]], model: str, path: Path) -> Path:
+    """Fig. 9: validation metric against iteration for the sac arm, early-stopping points marked."""
+
+    def draw(fig: Any, ax: Any) -> None:
+        logs = runs["sac"]
+        length = max(len(r.iterations) for r in logs)
+        padded = np.full((len(logs), length), np.nan)
+        for i, r in enumerate(logs):
+            padded[i, : len(r.iterations)] = r.column("val/metric")
+        mean, std = np.nanmean(padded, 0), np.nanstd(padded, 0)
+        x = np.arange(length)
+        ax.plot(x, mean, color=COLOURS["sac"], marker="o", ms=3, label="sac, mean over seeds")
+        ax.fill_between(x, mean - std, mean + std, color=COLOURS["sac"], alpha=0.2, label="± std")
+        for r in logs:
+            val = r.column("val/metric")
+            best = int(np.nanargmax(val))
+            ax.plot(
+                best,
+                val[best],
+                "*",
+                ms=11,
+                color="tab:red",
+                alpha=0.7,
+                label="best validation (the model early stopping would keep)"
+                if r is logs[0]
+                else None,
+            )
+            end = len(r.iterations) - 1
+            how = r.summary.get("stopped")
+            ax.axvline(end, color="tab:red", ls="--", lw=1)
+            ax.annotate(
+                f"seed {r.seed}: {how}",
+                (end, float(r.column("val/metric")[-1])),
+                fontsize=7,
+                rotation=90,
+                va="bottom",
+                ha="right",
+            )
+        ax.xaxis.get_major_locator().set_params(integer=True)
+        ax.set_xlabel("iteration (red line: where each seed's run stopped)")
+        ax.set_ylabel(f"validation {METRIC_NAME[model]}")
+        ax.set_title(f"{model}: validation curve and early-stopping points")
+        ax.legend(fontsize=8)
+        ax.grid(alpha=0.3)
+
+    return _figure(path, draw)
+
+
+def fig_valid_rate(comparison: dict[str, Any], model: str, path: Path) -> Path:
+    """Valid rate and iterations per arm (one dot per seed, bar: mean)."""
+
+    def draw(fig: Any, ax: Any) -> None:
+        ax2 = ax.twinx()
+        present = [arm for arm in ARMS if comparison["arms"][arm]["seeds"]]
+        for i, arm in enumerate(present):
+            rows = comparison["arms"][arm]["seeds"]
+            rates = [x["valid_rate"] for x in rows]
+            iters = [x["iterations"] for x in rows]
+            ax.bar(i - 0.2, np.mean(rates), 0.4, color=COLOURS[arm], alpha=0.7)
+            ax.plot([i - 0.2] * len(rates), rates, "k.", ms=5)
+            ax2.bar(i + 0.2, np.mean(iters), 0.4, color=COLOURS[arm], alpha=0.35, hatch="//")
+            ax2.plot([i + 0.2] * len(iters), iters, "k.", ms=5)
+        ax.set_xticks(range(len(present)), present)
+        ax.set_xlabel("per arm: left bar valid rate, right bar (hatched) iterations")
+        ax.set_ylabel("valid rate (valid / generated samples)")
+        ax2.set_ylabel("iterations completed")
+        ax.set_ylim(0, 1)
+        ax.set_title(f"{model}: valid rate and iterations per arm (dots: seeds)")
+
+    return _figure(path, draw)
+
+
+def fig_hardness(runs: dict[str, list[RunLog]], model: str, path: Path) -> Path:
+    """Each arm's mean hardness of its generated samples against iteration; min-max over seeds."""
+
+    def draw(fig: Any, ax: Any) -> None:
+        drawn = False
+        for arm in present_arms(runs):
+            values = per_iteration(runs[arm], "hardness")
+            if not np.isfinite(values).any():
+                continue
+            x = np.arange(1, values.shape[1] + 1)
+            c = COLOURS[arm]
+            n = len(runs[arm])
+            mean = quiet_nan(np.nanmean, values, 0)
+            ax.plot(x, mean, color=c, marker="o", ms=3, label=f"{arm} (mean of {n} seeds)")
+            low, high = quiet_nan(np.nanmin, values, 0), quiet_nan(np.nanmax, values, 0)
+            ax.fill_between(x, low, high, color=c, alpha=0.15)
+            drawn = True
+        if drawn:
+            ax.legend(fontsize=8)
+        else:
+            ax.text(
+                0.5, 0.5, "hardness not recorded by these runs", ha="center", transform=ax.transAxes
+            )
+        ax.xaxis.get_major_locator().set_params(integer=True)
+        ax.set_xlabel("iteration")
+        ax.set_ylabel(
+            f"hardness: {HARDNESS_NAME[model]}\nhigher = harder for the VLM,\n"
+            "under the VLM before that iteration's fine-tuning",
+            fontsize=9,
+        )
+        ax.set_title(
+            f"{model}: hardness of each arm's generated samples (band: min-max over seeds)",
+            fontsize=10,
+        )
+        ax.grid(alpha=0.3)
+
+    return _figure(path, draw)
+
+
+def fig_term_distribution(runs: dict[str, list[RunLog]], model: str, path: Path) -> Path:
+    """Per arm: each spatial term's share of every iteration's fine-tuning batch (stacked)."""
+    present = present_arms(runs)
+
+    def draw(fig: Any, axes: Any) -> None:
+        import matplotlib
+
+        colours = matplotlib.colormaps["Set2"]
+        length = max(batch_term_shares(runs[arm]).shape[0] for arm in present)
+        for ax, arm in zip(axes, present, strict=True):
+            shares = np.nan_to_num(batch_term_shares(runs[arm]))
+            x = np.arange(1, shares.shape[0] + 1)
+            bottom = np.zeros(shares.shape[0])
+            for j, term in enumerate(TERMS):
+                ax.bar(x, shares[:, j], 0.85, bottom=bottom, color=colours(j), label=term)
+                bottom += shares[:, j]
+            if not bottom.any():
+                ax.text(0.5, 0.5, "no batch term counts", ha="center", transform=ax.transAxes)
+            ax.set_title(f"{arm} ({len(runs[arm])} seeds)", fontsize=10)
+            ax.set_xlabel("iteration")
+            ax.set_ylim(0, 1)
+            ax.set_xlim(0.4, length + 0.6)
+            ax.xaxis.get_major_locator().set_params(integer=True)
+        axes[0].set_ylabel("share of the batch's spatial terms")
+        handles, labels = axes[0].get_legend_handles_labels()
+        axes[-1].legend(
+            handles[::-1], labels[::-1], fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0)
+        )
+        fig.suptitle(
+            f"{model}: spatial terms in each iteration's fine-tuning batch "
+            "(summed over seeds, share per iteration)",
+            fontsize=10,
+        )
+
+    return _figure(path, draw, (3.6 * len(present) + 1.6, 4.0), ncols=len(present))
