@@ -23,8 +23,10 @@ with the same model and seed, which stop the moment they have spent it.
 Every episode logs its samples' *hardness* under the VLM as it stood before the iteration's
 fine-tuning (the per-sample quantity J2 squares): whether an arm finds the VLM's weak spots.
 
-At the end of every iteration the run saves, atomically, everything it needs to continue: the
-VLM, SAC with its replay buffer, every RNG state (CUDA's too, where there is one) and the logs.
+At the end of every iteration the run saves, atomically, everything it needs to continue
+(``benchmark/checkpoint.py``): the VLM, SAC with its replay buffer, every RNG state (CUDA's too,
+where there is one) and the logs; then it writes its run files and logs to MLflow
+(``benchmark/tracking.py``).
 ``run`` on a run directory that holds a checkpoint continues after its last completed iteration;
 each iteration starts from a reset seeded by (seed, iteration), so a resumed run ends with the
 same results as an uninterrupted one. A checkpoint made from other inputs (params, datasets, base

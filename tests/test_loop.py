@@ -358,28 +358,6 @@ def test_the_runs_random_streams_are_independent(finished: Path) -> None:
     assert len({derive_seed(*k) for k in keys}) == len(keys)
 
 
-def test_checkpoints_hold_the_cuda_rng_where_there_is_cuda(monkeypatch: pytest.MonkeyPatch) -> None:
-    """torch's CUDA RNG API, as a CUDA machine answers it (this machine has none)."""
-    import torch
-
-    from benchmark.checkpoint import restore_torch_rng, torch_rng_states
-
-    cuda = {0: torch.arange(16, dtype=torch.uint8), 1: torch.arange(16, 32, dtype=torch.uint8)}
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
-    monkeypatch.setattr(torch.cuda, "get_rng_state", lambda i: cuda[i].clone())
-    monkeypatch.setattr(torch.cuda, "set_rng_state", lambda s, i: cuda.__setitem__(i, s))
-    states = torch_rng_states()
-    assert set(states) == {"cpu", "cuda:0", "cuda:1"}
-    saved = {k: v.clone() for k, v in states.items()}
-    cuda[0], cuda[1] = torch.zeros(16, dtype=torch.uint8), torch.zeros(16, dtype=torch.uint8)
-    restore_torch_rng(saved)
-    assert torch.equal(cuda[0], saved["cuda:0"]) and torch.equal(cuda[1], saved["cuda:1"])
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    with pytest.raises(RuntimeError, match=r"cuda:0.*no CUDA here"):
-        restore_torch_rng(saved)
-
-
 def test_a_budget_arm_spends_its_whole_budget_however_many_iterations_it_takes(
     project: Path, tmp_path: Path
 ) -> None:

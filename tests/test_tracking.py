@@ -47,3 +47,19 @@ def test_one_experiment_per_model(tmp_path, monkeypatch, model) -> None:
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     tracker = RunTracker(tracking_uri(tmp_path), model, "random", 0)
     assert tracker.client.get_experiment(tracker.experiment_id).name == f"rls3-{model}"
+
+
+def test_metric_rows_step_by_samples_and_fine_tuning_step_and_drop_non_finite() -> None:
+    from benchmark.tracking import metric_rows
+
+    iterations = [{"iteration": 1, "generated_samples": 64, "test/metric": 0.5, "x": float("nan")}]
+    episodes = [
+        {"generated_total": 40, "j1": 1.0, "j2": 0.25, "valid": 30, "steps": 40, "hardness": 2.0}
+    ]
+    losses = [{"finetune_step": 3, "loss": 0.7}, {"finetune_step": 4, "val_inner": 0.6}]
+    rows = metric_rows(iterations, episodes, losses)
+    assert ("test/metric", 0.5, 64) in rows and ("iteration", 1.0, 64) in rows
+    assert not any(key == "x" for key, _, _ in rows)  # NaN: not logged
+    assert ("episode/valid_rate", 0.75, 40) in rows and ("episode/hardness", 2.0, 40) in rows
+    assert ("finetune/loss", 0.7, 3) in rows and ("val/metric_inner", 0.6, 4) in rows
+    assert len(rows) == 3 + 4 + 2

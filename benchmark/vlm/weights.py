@@ -64,12 +64,17 @@ class Checkpoint:
             "arch": self.arch,
             "image_size": self.image_size,
             "files": [
-                {"name": self._name(f), "size": f.stat().st_size, "mtime_ns": f.stat().st_mtime_ns}
+                {
+                    "name": self.name_of(f),
+                    "size": f.stat().st_size,
+                    "mtime_ns": f.stat().st_mtime_ns,
+                }
                 for f in self.files
             ],
         }
 
-    def _name(self, f: Path) -> str:
+    def name_of(self, f: Path) -> str:
+        """A file's name in the records: relative to the checkpoint's directory."""
         return f.name if self.path.is_file() else str(f.relative_to(self.path))
 
 
@@ -301,7 +306,7 @@ def content_digest(checkpoint: Checkpoint) -> tuple[str, list[dict[str, Any]]]:
         with f.open("rb") as stream:
             while block := stream.read(DIGEST_BLOCK):
                 one.update(block)
-        name = checkpoint._name(f)
+        name = checkpoint.name_of(f)
         total.update(name.encode() + b"\0" + one.hexdigest().encode())
         files.append({"name": name, "size": f.stat().st_size, "sha256": one.hexdigest()})
     return total.hexdigest(), files
