@@ -572,56 +572,9 @@ def _report(args: argparse.Namespace) -> int:
 
 def _bench(args: argparse.Namespace) -> int:
     """``make bench``: that model's DVC stages (cached), then its report; timed."""
-    import datetime as dt
-    import os
-    import subprocess
-    import time
+    from benchmark.bench import bench
 
-    from benchmark.fileio import atomic_write_json
-    from benchmark.report import machine
-
-    bin_dir = str(Path(sys.executable).parent)
-    env = {**os.environ, "PATH": bin_dir + os.pathsep + os.environ.get("PATH", "")}
-    if args.yes:
-        env["RLS3_YES"] = "1"  # read by `rls3 check`, the pipeline's first stage
-    target = f"report@{args.model}"
-    start = time.perf_counter()
-    if args.engine != "dvc":  # the runs' inputs by DVC, the runs on Ray, then DVC records them
-        upstream = ["check", "datasets", "agent", f"base_model@{args.model}"]
-        print(f"rls3 bench: `dvc repro {' '.join(upstream)}`, then `rls3 grid` on Ray")
-        done = subprocess.run(
-            [sys.executable, "-m", "dvc", "repro", *upstream], env=env, check=False
-        )
-        if done.returncode != 0:
-            print(f"rls3 bench: dvc repro failed (exit {done.returncode})", file=sys.stderr)
-            return done.returncode
-        grid = ["grid", "--model", args.model, "--engine", args.engine]
-        code = main([*grid, *(["--address", args.address] if args.address else [])])
-        if code != 0:
-            return code
-    print(f"rls3 bench: `dvc repro {target}` (every stage it needs; cached stages are skipped)")
-    done = subprocess.run([sys.executable, "-m", "dvc", "repro", target], env=env, check=False)
-    seconds = time.perf_counter() - start
-    if done.returncode != 0:
-        print(f"rls3 bench: dvc repro failed (exit {done.returncode})", file=sys.stderr)
-        return done.returncode
-    report = Path("results") / "report" / args.model
-    atomic_write_json(
-        report / "bench.json",
-        {
-            "command": f"make bench MODEL={args.model}"
-            + (f" ENGINE={args.engine}" if args.engine != "dvc" else ""),
-            "wall_seconds": round(seconds, 1),
-            "machine": machine(),
-            "finished": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-            "note": "wall time of `dvc repro` for this model (set-up excluded); stages DVC "
-            "found up to date cost nothing",
-        },
-    )
-    print(
-        f"rls3 bench: {args.model} done in {seconds / 60:.1f} min; report: {report / 'REPORT.md'}"
-    )
-    return 0
+    return bench(args.model, args.engine, args.address, yes=args.yes)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -11,6 +11,7 @@ import csv
 import json
 import re
 import shutil
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +19,7 @@ import pytest
 import yaml
 from PIL import Image
 
-from tests.pipeline import dvc
+from tests.pipeline import VENV_BIN, dvc, environment
 
 FIGURES = (
     "fig5_efficiency",
@@ -158,3 +159,27 @@ def test_changing_one_param_reruns_only_its_dependants(
     batch = 8  # profiles.smoke.clip.finetune.batch_size
     steps_per_epoch = [-(-b // batch) for b in batches]
     assert len(losses) == 2 * sum(steps_per_epoch)
+
+
+def test_rls3_bench_times_the_models_stages_and_says_where_the_report_is(
+    smoke_pipeline: tuple[Path, str], tmp_path: Path
+) -> None:
+    """`make bench`'s command on a finished pipeline: DVC finds every stage up to date but the
+    check, and bench.json records that (short) wall time."""
+    repo = tmp_path / "repo"  # a copy: the session's pipeline stays as its fixture made it
+    shutil.copytree(smoke_pipeline[0], repo, symlinks=True)
+    done = subprocess.run(
+        [str(VENV_BIN / "rls3"), "bench", "--model", "clip"],
+        cwd=repo,
+        env=environment(repo),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "rls3 bench: `dvc repro report@clip`" in done.stdout
+    assert _ran(done.stdout) == {"check"}
+    record = json.loads((repo / "results/report/clip/bench.json").read_text())
+    assert record["command"] == "make bench MODEL=clip"
+    assert 0 < record["wall_seconds"] < 600 and record["machine"]
+    assert f"report: {Path('results/report/clip/REPORT.md')}" in done.stdout
