@@ -1,0 +1,105 @@
+"""The claims' verdicts on hand-made runs, one for each verdict (benchmark/report/claims.py)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from benchmark.report import (
+    MIN_SEEDS_FOR_VERDICT,
+    caveats,
+    claims,
+    compare,
+)
+from tests.report.helpers import _claim_runs, _headline, _log, _three_seeds
+
+
+def test_caveats_say_when_fine_tuning_lost_ground() -> None:
+    lost = compare(
+        {"sac": [_log("sac", 0, [0.30, 0.27])], "random": [_log("random", 0, [0.30, 0.25])]}
+    )
+    assert lost["arms"]["random"]["seeds"][0]["samples_to_random_final"] == 0.0
+    notes = caveats(lost)
+    assert len(notes) == 2
+    assert notes[0].startswith("sac and random ended below")
+    assert "seed(s) [0]" in notes[1]
+    gained = compare(
+        {"sac": [_log("sac", 0, [0.30, 0.36])], "random": [_log("random", 0, [0.30, 0.33])]}
+    )
+    assert caveats(gained) == []
+
+
+def test_two_paired_seeds_give_no_verdict() -> None:
+    # SAC's AUC is higher for both seeds (the old percentile bootstrap said "supported"), its
+    # final metric lower: two seeds cannot decide either way.
+    runs = {
+        "sac": [_log("sac", 0, [0.30, 0.50, 0.45]), _log("sac", 1, [0.30, 0.55, 0.48])],
+        "random": [_log("random", 0, [0.30, 0.35, 0.50]), _log("random", 1, [0.30, 0.36, 0.52])],
+    }
+    assert compare(runs)["difference"]["auc"]["per_seed"][0] > 0
+    verdict = _headline(runs)
+    assert verdict == "inconclusive (n = 2 paired seeds; a verdict needs at least 3)"
+    assert MIN_SEEDS_FOR_VERDICT == 3
+
+
+def test_three_seeds_with_both_intervals_above_zero_support_the_claim() -> None:
+    comparison = compare(_three_seeds(0.05, 0.04))
+    assert comparison["difference"]["auc"]["ci_low"] > 0
+    assert comparison["difference"]["final_metric"]["ci_low"] > 0
+    assert comparison["difference"]["auc"]["n"] == 3
+    assert _headline(_three_seeds(0.05, 0.04)) == "supported (n = 3 paired seeds)"
+
+
+def test_the_headline_is_contradicted_only_when_both_intervals_are_below_zero() -> None:
+    assert _headline(_three_seeds(-0.05, -0.04)) == "contradicted (n = 3 paired seeds)"
+    split = _headline(_three_seeds(0.08, -0.04))
+    assert split == (
+        "inconclusive (n = 3 paired seeds; AUC interval above 0, final-metric interval below 0)"
+    )
+
+
+def test_every_verdict_states_its_n() -> None:
+    runs = {arm: logs[:2] for arm, logs in _three_seeds(0.05, 0.04).items()}  # two seeds each
+    for claim, _, verdict in claims(runs, compare(runs)):
+        assert "(n = " in verdict, claim
+        assert not verdict.startswith(("supported", "contradicted")), claim
+    stopping = next(v for c, _, v in claims(runs, compare(runs)) if "stopped early" in c)
+    assert stopping == "inconclusive (n = 2 sac seeds; a verdict needs at least 3)"
+
+
+def test_runs_without_hardness_say_it_was_not_measured() -> None:
+    runs = _three_seeds(0.05, 0.04)
+    comparison = compare(runs)
+    assert np.isnan(comparison["arms"]["sac"]["stats"]["hardness"]["mean"])
+    row = next(r for r in claims(runs, comparison) if "harder" in r[0])
+    assert "sac n/a" in row[1]
+    assert row[2] == "not measured (n = 3 sac seeds; no hardness recorded)"
+
+
+@pytest.mark.parametrize("sac_better", [True, False])
+def test_every_claim_gives_its_verdict_on_hand_made_runs(sac_better: bool) -> None:
+    """claims() on runs built so that each claim holds (or fails) clearly, with 3 seeds."""
+    runs = _claim_runs(sac_better)
+    rows = claims(runs, compare(runs))
+
+    def verdict(start: str) -> str:
+        (found,) = [v for claim, _, v in rows if claim.startswith(start)]
+        return found
+
+    yes = "supported" if sac_better else "contradicted"
+    assert verdict("The random arm completes about 40% fewer") == f"{yes} (n = 3 paired seeds)"
+    assert verdict("The RL agent yields more valid samples") == f"{yes} (n = 3 paired seeds)"
+    assert verdict("With SAC every spatial term ends equal") == f"{yes} (n = 3 sac seeds)"
+    assert verdict("With random placement some terms get") == f"{yes} (n = 3 random seeds)"
+    assert verdict("Single-term prompts score higher") == f"{yes} (n = 3 sac seeds)"
+    assert verdict("Validation mirrors test") == "supported (n = 3 sac seeds)"
+    assert verdict("SAC's gain stagnates") == f"{yes} (n = 3 sac seeds)"
+    assert verdict("RLS3 (SAC) reaches a higher test metric").startswith("inconclusive (n = 3")
+
+
+def test_a_random_arm_with_somewhat_fewer_iterations_partly_supports_the_claim() -> None:
+    runs = _claim_runs(True)
+    for log in runs["random"]:
+        log.summary["iterations"] = 9 + log.seed % 2 * 0.5  # 5-10% fewer, not ~40%
+    row = next(r for r in claims(runs, compare(runs)) if "fewer iterations" in r[0])
+    assert row[2] == "partly (n = 3 paired seeds; fewer, not ~40%)"
