@@ -30,7 +30,6 @@ from benchmark.sim.scenes import object_names
 from benchmark.vlm.base import Sample, parse_object_names
 from benchmark.vlm.clip import ClipVLM
 from benchmark.vlm.paligemma import PaligemmaVLM
-from tests.vlm.conftest import one_torch_thread  # noqa: F401  (autouse: as it was under vlm/)
 
 
 @pytest.mark.parametrize("replaced", [1, 3])
@@ -44,6 +43,9 @@ def test_absent_lists_replace_present_objects_by_absent_ones(
             named = set(parse_object_names(text, object_names()))
             assert len(named) == 3 and len(named & present) == 3 - replaced
         assert a != b
+
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # as the VLM tests
 
 
 def test_random_terms_answers_keep_the_objects_and_take_another_samples_terms(

@@ -40,4 +40,6 @@ def test_pretrain_vlm_command_writes_checkpoint_and_metrics(
 
 def test_pretrain_vlm_command_reports_a_bad_value(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["pretrain-vlm", "--model", "paligemma", "--samples", "0"]) == 2
-    assert "PaligemmaPretrainConfig.samples" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "profiles.bench.paligemma.pretrain.samples = 0 is not allowed" in err
+    assert "an int >= 1" in err
