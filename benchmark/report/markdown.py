@@ -214,7 +214,9 @@ def _finetune_line(model: str, summary: dict[str, Any]) -> str:
     if "finetune" not in summary:
         return "not recorded by these runs."
     unit = "epochs" if model == "clip" else "steps"
-    cfg = ", ".join(f"{k} {v}" for k, v in summary["finetune"].items())
+    cfg = ", ".join(
+        f"{k} {v!r}" if isinstance(v, str) else f"{k} {v}" for k, v in summary["finetune"].items()
+    )
     line = f"K = {summary['k']} {unit}; {cfg}."
     if summary["finetune"].get("lock_image"):
         line += (
