@@ -13,6 +13,17 @@ from benchmark.checkpoint import Checkpoint, RunState, restore_torch_rng, torch_
 from benchmark.vlm import load_vlm
 
 
+def _draws(captions: np.random.Generator, actions: np.random.Generator) -> tuple[float, ...]:
+    """One draw from each RNG a checkpoint holds."""
+    return (
+        captions.random(),
+        actions.random(),
+        np.random.random(),
+        random.random(),
+        torch.rand(1).item(),
+    )
+
+
 def test_a_checkpoint_restores_the_state_and_every_rng(tmp_path: Path) -> None:
     inputs = {"params": {"a": 1}, "code": "abc"}
     ckpt = Checkpoint(tmp_path / "checkpoint", inputs)
@@ -23,25 +34,13 @@ def test_a_checkpoint_restores_the_state_and_every_rng(tmp_path: Path) -> None:
     torch.manual_seed(5)
     state = RunState(iteration=2, generated=70, best_val=0.5, iterations=[{"iteration": 1}])
     ckpt.save(state, load_vlm("clip"), None, captions, actions)
-    expected = (
-        captions.random(),
-        actions.random(),
-        np.random.random(),
-        random.random(),
-        torch.rand(1).item(),
-    )
+    expected = _draws(captions, actions)
     again = Checkpoint(tmp_path / "checkpoint", inputs)
     assert again.exists and again.state() == state and not again.made_from_other_inputs()
     assert (tmp_path / "checkpoint" / "vlm").is_dir()
     captions, actions = np.random.default_rng(9), np.random.default_rng(9)
     again.restore_rngs(captions, actions)
-    drawn = (
-        captions.random(),
-        actions.random(),
-        np.random.random(),
-        random.random(),
-        torch.rand(1).item(),
-    )
+    drawn = _draws(captions, actions)
     assert drawn == expected
     assert Checkpoint(tmp_path / "checkpoint", {**inputs, "code": "abd"}).made_from_other_inputs()
 
