@@ -253,3 +253,89 @@ def test_fine_tuning_the_whole_tower_keeps_batchnorm_statistics_when_frozen(
     assert running and "visual.trunk.features.0.0.weight" in moved
     assert (not set(running) & moved) if freeze else set(running) <= moved
     assert ClipVLMConfig().freeze_bn_stats
+
+
+# ---------------------------------------------------------------------------- what makes it cheap
+
+
+def test_cached_trunk_features_equal_a_fresh_forward_pass(test_samples: list[Sample]) -> None:
+    """The locked trunk's cache serves what the trunk computes, whatever the batch."""
+    vlm = ClipVLM.builtin(ClipVLMConfig(seed=2, lock_image=True))
+    images = [s.image for s in test_samples]
+    served = vlm.locked_features(images[:5])  # computed on a batch of 5, then cached
+    again = vlm.locked_features(images)  # 5 from the cache, 11 fresh
+    trunk = vlm.model.visual.trunk.eval()
+    with torch.no_grad():
+        fresh = torch.cat([trunk(vlm.images_tensor([im])) for im in images])  # one at a time
+    assert torch.equal(served, again[:5])
+    torch.testing.assert_close(again, fresh, rtol=0, atol=1e-6)
+    # evaluate through the cache equals open_clip's whole-tower forward pass
+    results = vlm.evaluate(test_samples)
+    with torch.no_grad():
+        zi, zt, scale = vlm.features(
+            vlm.images_tensor(images), vlm.texts_tensor(sample_texts(test_samples))
+        )
+    expected = negclip_loss_terms(zi, zt, scale).tolist()
+    assert [r.loss for r in results] == pytest.approx(expected, abs=1e-5)
+
+
+def test_a_changed_trunk_is_never_served_stale_features(
+    tmp_path: Path, test_samples: list[Sample]
+) -> None:
+    vlm = ClipVLM.builtin(ClipVLMConfig(seed=2, lock_image=True))
+    images = [s.image for s in test_samples]
+    before = vlm.locked_features(images)
+    other = ClipVLM.builtin(ClipVLMConfig(seed=9)).save(tmp_path / "other")
+    with torch.no_grad():  # another checkpoint's trunk, loaded into the same model
+        vlm.model.load_state_dict(ClipVLM.load(other).model.state_dict())
+    after = vlm.locked_features(images)
+    trunk = vlm.model.visual.trunk.eval()
+    with torch.no_grad():
+        fresh = trunk(vlm.images_tensor(images))
+    assert not torch.allclose(before, after)
+    torch.testing.assert_close(after, fresh, rtol=0, atol=1e-6)
+    # a change of one buffer is enough (the trunk's slot mean, set by base training)
+    with torch.no_grad():
+        vlm.model.visual.trunk.slot_mean += 1.0
+    torch.testing.assert_close(vlm.locked_features(images), fresh - 1.0, rtol=0, atol=1e-6)
+
+
+def test_the_text_tower_padded_to_the_longest_caption_equals_open_clips(
+    test_samples: list[Sample],
+) -> None:
+    """Padding after the end of text changes nothing under the causal mask: the trimmed
+    batch, each distinct text encoded once, gives open_clip's own features."""
+    vlm = ClipVLM.builtin(ClipVLMConfig(seed=4))
+    tokens = vlm.texts_tensor(sample_texts(test_samples) * 2)  # every text twice
+    assert (tokens[:, -1] == 0).all()  # the built-in captions leave padding to trim
+    with torch.no_grad():
+        ours = vlm.encode_texts(tokens)
+        theirs = vlm.model.encode_text(tokens, normalize=True)
+    torch.testing.assert_close(ours, theirs, rtol=0, atol=1e-5)
+
+
+def test_training_only_the_used_embedding_rows_is_the_same_fine_tuning(
+    train_samples: list[Sample], test_samples: list[Sample]
+) -> None:
+    """Without weight decay, AdamW leaves every row no text uses where it was: training the
+    used rows alone gives the same model as training the whole embedding."""
+    config = ClipVLMConfig(lr=3e-3, batch_size=16, weight_decay=0.0, lock_image=True)
+    rows, whole = ClipVLM.builtin(config), ClipVLM.builtin(config)
+    embedding = rows.model.token_embedding.weight.detach().clone()
+    whole._causal_text = lambda: False  # type: ignore[method-assign]  # open_clip's own path
+    losses = rows.finetune(train_samples, 2, seed=3)
+    assert losses == pytest.approx(whole.finetune(train_samples, 2, seed=3), abs=1e-5)
+    used = torch.unique(rows.texts_tensor(sample_texts(train_samples)))
+    unused = torch.ones(len(embedding), dtype=torch.bool)
+    unused[used] = False
+    after = rows.model.token_embedding.weight.detach()
+    assert torch.equal(after[unused], embedding[unused])
+    assert not torch.equal(after[used], embedding[used])  # the used rows trained
+    torch.testing.assert_close(after, whole.model.token_embedding.weight, rtol=0, atol=1e-5)
+    assert rows.model.token_embedding.weight.requires_grad  # the embedding is whole again
+    ours = [r.loss for r in rows.evaluate(test_samples)]
+    assert ours == pytest.approx([r.loss for r in whole.evaluate(test_samples)], abs=1e-4)
+    # with weight decay every row moves: the whole embedding trains
+    decayed = ClipVLM.builtin(ClipVLMConfig(lr=3e-3, batch_size=16, weight_decay=0.1))
+    decayed.finetune(train_samples, 1, seed=3)
+    assert not torch.equal(decayed.model.token_embedding.weight.detach()[unused], embedding[unused])
