@@ -41,8 +41,10 @@ lint: setup
 	$(VENV)/bin/ruff format --check benchmark tests
 	$(VENV)/bin/mypy
 
-# ENGINE=local|ray [ADDRESS=host:port]: the runs on Ray (README, "Run on a cluster").
-ENGINE ?= dvc
+# ENGINE=local (default): the independent runs side by side on this machine (Ray, one per core);
+# ENGINE=dvc: one after another by `dvc repro`; ENGINE=ray [ADDRESS=host:port]: on a cluster
+# (README, "Run on a cluster"). The run files are the same whichever made them.
+ENGINE ?= local
 ADDRESS ?=
 bench: setup
 	$(VENV)/bin/rls3 bench --model $(MODEL) $(if $(filter 1 yes,$(YES)),--yes) --engine $(ENGINE) \

@@ -9,8 +9,9 @@ downloaded, so reading them is safe.
 
 from __future__ import annotations
 
+import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +21,12 @@ import torch
 from stable_baselines3 import SAC
 from stable_baselines3.common.callbacks import BaseCallback
 
-from benchmark.config import AgentParams, SimParams
+from benchmark.config import AgentParams, Profile, SimParams
 from benchmark.fileio import atomic_directory, atomic_write_json
-from benchmark.sim.backends import make_env
+from benchmark.sim.backends import make_env, profile_env_kwargs
+
+# What a pre-trained agent depends on besides its params (dvc.yaml's agent stage lists the same)
+AGENT_CODE_PATHS = ("agents.py", "config.py", "sim")
 
 
 def make_sac(env: Any, params: AgentParams, seed: int) -> SAC:
@@ -75,6 +79,7 @@ class PretrainReport:
     valid_rate_before: float  # the uniform random policy's, same evaluation env and seed
     valid_rate_after: float  # the pre-trained SAC's, deterministic actions
     history: list[dict[str, float]] = field(default_factory=list)
+    inputs: dict[str, Any] | None = None  # what it was made from (``agent_inputs``)
 
 
 class _Progress(BaseCallback):
@@ -100,6 +105,7 @@ def pretrain_sac(
     sim: SimParams | None = None,
     eval_steps: int = 500,
     eval_every: int = 0,
+    inputs: dict[str, Any] | None = None,
 ) -> PretrainReport:
     """Pre-train SAC for P steps on the intrinsic reward alone; save it under ``out_dir``.
 
@@ -125,7 +131,9 @@ def pretrain_sac(
             model.learn(params.pretrain_steps, callback=_Progress(eval_every, evaluate, history))
         seconds = time.perf_counter() - start
         after = evaluate(model)
-        report = PretrainReport(seed, params.pretrain_steps, seconds, before, after, history)
+        report = PretrainReport(
+            seed, params.pretrain_steps, seconds, before, after, history, inputs
+        )
         with atomic_directory(out_dir) as tmp:
             model.save(tmp / "model.zip")
             model.save_replay_buffer(tmp / "replay_buffer.pkl")
@@ -134,6 +142,47 @@ def pretrain_sac(
         env.close()
         probe.close()
     return report
+
+
+def agent_inputs(profile: Profile, seed: int) -> dict[str, Any]:
+    """What the pre-trained agent of ``seed`` is made from: its params, the simulator's, the
+    torch threads, the seed and the code (``AGENT_CODE_PATHS``), as JSON would hold them."""
+    from benchmark.checkpoint import code_digest
+
+    made_from = {
+        "seed": seed,
+        "agent": asdict(profile.agent),
+        "sim": asdict(profile.sim),
+        "t0": profile.loop.t0,
+        "threads": profile.threads,
+        "code": code_digest(paths=AGENT_CODE_PATHS),
+    }
+    return dict(json.loads(json.dumps(made_from)))
+
+
+def pretrain_agent(profile: Profile, seed: int, out_dir: str | Path) -> tuple[PretrainReport, bool]:
+    """``rls3 pretrain-agent``: SAC pre-trained for ``seed`` with the profile's settings under
+    ``out_dir``, unless ``out_dir`` already holds the agent made from the same inputs
+    (``agent_inputs``); returns its report and whether it was made now.
+
+    So agents pre-trained ahead of ``dvc repro`` (``make bench`` does, beside the base model's
+    training) are recorded by the agent stage in seconds, as finished runs are.
+    """
+    out_dir = Path(out_dir)
+    inputs = agent_inputs(profile, seed)
+    record = out_dir / "pretrain.json"
+    if (out_dir / "model.zip").is_file() and record.is_file():
+        done = json.loads(record.read_text())
+        if done.get("inputs") == inputs:
+            return PretrainReport(**done), False
+    from benchmark.checkpoint import torch_threads
+
+    env_kwargs = profile_env_kwargs(profile.sim, profile.loop.t0)
+    with torch_threads(profile.threads):  # SAC's small networks gain nothing from more
+        report = pretrain_sac(
+            profile.agent, seed, out_dir, env_kwargs=env_kwargs, sim=profile.sim, inputs=inputs
+        )
+    return report, True
 
 
 def load_sac(path: str | Path, env: Any) -> SAC:

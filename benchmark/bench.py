@@ -1,7 +1,9 @@
 """``make bench MODEL=M`` (``rls3 bench``): one model's DVC stages, cached, then its report, timed.
 
-With ``engine`` local or ray, DVC makes the runs' inputs, ``rls3 grid`` makes the runs on Ray, and
-DVC then records them (README, "Run on a cluster").
+With ``engine`` local (the default) or ray, DVC makes the runs' inputs (the agents pre-trained
+beside the base model's training, then recorded), ``rls3 grid`` makes the runs on Ray, side by
+side, and DVC then records them (README, "The pipeline" and "Run on a cluster"); ``dvc`` makes
+every stage by ``dvc repro``, one after another, with the same files.
 """
 
 from __future__ import annotations
@@ -17,7 +19,44 @@ from benchmark.fileio import atomic_write_json
 from benchmark.report import machine
 
 
-def bench(model: str, engine: str = "dvc", address: str | None = None, *, yes: bool = False) -> int:
+def _dvc(env: dict[str, str], *targets: str) -> int:
+    """``dvc repro TARGETS``' exit code, with a line on failure."""
+    code = subprocess.run([sys.executable, "-m", "dvc", "repro", *targets], env=env).returncode
+    if code != 0:
+        print(f"rls3 bench: dvc repro {' '.join(targets)} failed (exit {code})", file=sys.stderr)
+    return code
+
+
+def _inputs(model: str, env: dict[str, str]) -> int:
+    """The runs' inputs: the check and the datasets, then the base model's training (by DVC)
+    beside the agents' pre-training (``rls3 pretrain-agent``, one seed after another, one
+    thread each), then ``dvc repro agent``, which finds each agent made from its inputs and
+    records it. On two cores the two trainings overlap instead of queueing."""
+    from benchmark.config import load_params
+
+    code = _dvc(env, "check", "datasets")
+    if code != 0:
+        return code
+    profile = load_params().active
+    seeds = max(profile.clip.seeds, profile.paligemma.seeds)  # as the agent stage's slots
+    base = subprocess.Popen([sys.executable, "-m", "dvc", "repro", f"base_model@{model}"], env=env)
+    agents = [sys.executable, "-m", "benchmark.cli", "pretrain-agent", "--seed"]
+    failed = [s for s in range(seeds) if subprocess.run([*agents, str(s)], env=env).returncode]
+    base_code = base.wait()
+    if base_code != 0:
+        print(
+            f"rls3 bench: dvc repro base_model@{model} failed (exit {base_code})", file=sys.stderr
+        )
+        return base_code
+    if failed:
+        print(f"rls3 bench: pre-training the agent of seed(s) {failed} failed", file=sys.stderr)
+        return 1
+    return _dvc(env, "agent")
+
+
+def bench(
+    model: str, engine: str = "local", address: str | None = None, *, yes: bool = False
+) -> int:
     """Run ``dvc repro report@model`` (after the grid, with ``engine`` local or ray) and write
     ``results/report/model/bench.json`` with its wall time; returns the exit code."""
     from benchmark import cli
@@ -28,15 +67,15 @@ def bench(model: str, engine: str = "dvc", address: str | None = None, *, yes: b
         env["RLS3_YES"] = "1"  # read by `rls3 check`, the pipeline's first stage
     target = f"report@{model}"
     start = time.perf_counter()
+    if engine == "ray":  # a cluster the grid would refuse is said before any long stage
+        from benchmark.grid import check_cluster
+
+        check_cluster(address)
     if engine != "dvc":  # the runs' inputs by DVC, the runs on Ray, then DVC records them
-        upstream = ["check", "datasets", "agent", f"base_model@{model}"]
-        print(f"rls3 bench: `dvc repro {' '.join(upstream)}`, then `rls3 grid` on Ray")
-        done = subprocess.run(
-            [sys.executable, "-m", "dvc", "repro", *upstream], env=env, check=False
-        )
-        if done.returncode != 0:
-            print(f"rls3 bench: dvc repro failed (exit {done.returncode})", file=sys.stderr)
-            return done.returncode
+        print(f"rls3 bench: the runs' inputs by `dvc repro`, then `rls3 grid --engine {engine}`")
+        code = _inputs(model, env)
+        if code != 0:
+            return code
         grid = ["grid", "--model", model, "--engine", engine]
         code = cli.main([*grid, *(["--address", address] if address else [])])
         if code != 0:
@@ -52,11 +91,13 @@ def bench(model: str, engine: str = "dvc", address: str | None = None, *, yes: b
         report / "bench.json",
         {
             "command": f"make bench MODEL={model}"
-            + (f" ENGINE={engine}" if engine != "dvc" else ""),
+            + (f" ENGINE={engine}" if engine != "local" else ""),
+            "engine": engine,
             "wall_seconds": round(seconds, 1),
             "machine": machine(),
             "finished": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-            "note": "wall time of `dvc repro` for this model (set-up excluded); stages DVC "
+            "note": "wall time of this model's pipeline (set-up excluded): `dvc repro` and, with "
+            "the local or ray engine, the grid of runs; stages DVC "
             "found up to date cost nothing",
         },
     )

@@ -9,9 +9,11 @@ base model, agent and ``code_digest``). A checkpoint made from other inputs is n
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import random
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -67,12 +69,24 @@ CODE_PATHS = (
 )  # fmt: skip
 
 
-def code_digest(root: Path | None = None) -> str:
-    """SHA-256 over the source the runs depend on (``CODE_PATHS`` under ``root``); bytecode
-    caches are left out, so importing the code does not change it."""
+@contextlib.contextmanager
+def torch_threads(count: int) -> Iterator[None]:
+    """torch's intra-op threads set to ``count`` (the profile's ``threads``: the order of a
+    run's sums, so its files, depend on it), and restored afterwards."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def code_digest(root: Path | None = None, paths: tuple[str, ...] = CODE_PATHS) -> str:
+    """SHA-256 over the source the runs depend on (``paths`` under ``root``; default
+    ``CODE_PATHS``); bytecode caches are left out, so importing the code does not change it."""
     root = root or CODE_ROOT
     digest = hashlib.sha256()
-    for name in CODE_PATHS:
+    for name in paths:
         path = root / name
         files = sorted(path.rglob("*")) if path.is_dir() else [path]
         for f in files:

@@ -78,6 +78,7 @@ def _add_perf_commands(sub: argparse._SubParsersAction) -> None:
     _params_arguments(loop)
     loop.add_argument("--model", default="clip", choices=MODELS)
     loop.add_argument("--seed", type=int, default=0)
+    loop.add_argument("--arm", default="sac", choices=ARMS, help="the arm whose iteration is timed")
     loop.add_argument("--results", type=Path, default=Path("results"))
     loop.add_argument("--datasets", type=Path, default=Path("datasets"))
     loop.set_defaults(func=_perf_loop)
@@ -126,7 +127,9 @@ def _perf_loop(args: argparse.Namespace) -> int:
     from benchmark.loop import format_perf, perf_loop
 
     params = load_params(args.params, args.profile)
-    report = perf_loop(params, args.model, args.seed, results=args.results, datasets=args.datasets)
+    report = perf_loop(
+        params, args.model, args.seed, arm=args.arm, results=args.results, datasets=args.datasets
+    )
     print(format_perf(report))
     return 0
 
@@ -442,11 +445,12 @@ def _pretrain_agent(args: argparse.Namespace) -> int:
     seeds = max(p.clip.seeds, p.paligemma.seeds)
     if args.seed_slot and args.seed >= seeds:
         return _skip_slot(out, args.seed, seeds, params.profile, {"agent": "sac"})
-    from benchmark.agents import pretrain_sac
-    from benchmark.sim.backends import profile_env_kwargs
+    from benchmark.agents import pretrain_agent
 
-    env_kwargs = profile_env_kwargs(p.sim, p.loop.t0)
-    report = pretrain_sac(p.agent, args.seed, out, env_kwargs=env_kwargs, sim=p.sim)
+    report, made = pretrain_agent(p, args.seed, out)
+    if not made:
+        print(f"SAC seed {args.seed}: {out} holds the agent of these inputs; nothing to do")
+        return 0
     print(
         f"SAC seed {args.seed}: {report.steps} steps in {report.seconds:.0f} s; valid rate "
         f"{report.valid_rate_before:.1%} (uniform random) -> {report.valid_rate_after:.1%}; "
@@ -490,6 +494,11 @@ def _add_grid_command(sub: argparse._SubParsersAction) -> None:
         help="local: start a Ray instance here (default); ray: join a running cluster",
     )
     grid.add_argument("--address", default=None, help="the cluster (ray): HOST:PORT, or auto")
+    grid.add_argument(
+        "--insecure",
+        action="store_true",
+        help="ray: join a cluster that runs without token authentication (refused otherwise)",
+    )
     grid.add_argument("--cpus", type=int, default=None, help="local: the instance's CPUs")
     grid.add_argument("--results", type=Path, default=Path("results"))
     grid.add_argument("--datasets", type=Path, default=Path("datasets"))
@@ -506,13 +515,15 @@ def _grid(args: argparse.Namespace) -> int:
     data = yaml.safe_load(Path(args.params).read_text())
     if args.profile is not None:
         data["profile"] = args.profile
-    if args.engine == "local" and args.address:
-        raise ValueError("--address joins a cluster: use it with --engine ray")
-    report = run_grid(
+    if args.engine == "local" and (args.address or args.insecure):
+        flag = "--address" if args.address else "--insecure"
+        raise ValueError(f"{flag} is for joining a cluster: use it with --engine ray")
+    report = run_grid(  # --engine ray: checks the cluster first (GridError: one line)
         data,
         args.model,
         engine=args.engine,
         address=args.address,
+        insecure=args.insecure,
         results=args.results,
         datasets=args.datasets,
         num_cpus=args.cpus,
@@ -545,11 +556,11 @@ def _add_pipeline_commands(sub: argparse._SubParsersAction) -> None:
     )
     bench.add_argument(
         "--engine",
-        default="dvc",
+        default="local",
         choices=["dvc", *ENGINES],
-        help="dvc: every stage by `dvc repro`, one run after another (default); local or ray: "
-        "the runs by `rls3 grid` on Ray, then `dvc repro` records them (README, 'Run on a "
-        "cluster')",
+        help="local (default): the runs side by side on this machine by `rls3 grid`, then `dvc "
+        "repro` records them; ray: the same on a cluster (README, 'Run on a cluster'); dvc: "
+        "every stage by `dvc repro`, one run after another (the same files)",
     )
     bench.add_argument("--address", default=None, help="with --engine ray: the cluster")
     bench.set_defaults(func=_bench)
@@ -604,7 +615,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         message = err.args[0] if err.args else str(err)
         print(f"rls3: error: {message}", file=sys.stderr)
         return 2
-    except (UnityBackendError, GridError) as err:  # a player or a grid's run that stopped
+    except (UnityBackendError, GridError) as err:  # a player, a grid's run, a cluster refused
         print(f"rls3: error: {err}", file=sys.stderr)
         return 1
 

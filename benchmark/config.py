@@ -131,7 +131,7 @@ class EarlyStopping:
 class GridParams:
     """What each run of ``rls3 grid`` asks of Ray (README, "Run on a cluster")."""
 
-    cpus: PositiveFloat = 1.0  # CPU cores per run (torch uses as many threads)
+    cpus: PositiveFloat = 1.0  # CPU cores Ray reserves per run (torch's threads: ``threads``)
     gpus: NonNegativeFloat = 0.0  # GPUs per run (a fraction shares one)
     memory_gb: NonNegativeFloat = 0.0  # memory Ray reserves per run; 0: none reserved
     retries: NonNegativeInt = 3  # a run whose worker died (or whose Unity player stopped) is
@@ -295,6 +295,10 @@ class Profile:
     # auto: CUDA when visible, else the CPU; cuda: the profile needs a CUDA device (`rls3 check`
     # fails without one rather than start a paper-scale run on a CPU)
     device: Device = "auto"
+    # torch's CPU threads in each run (`rls3 run`, `rls3 perf loop` and every `rls3 grid` task set
+    # it): the thread count changes the order of torch's sums, so a run's files depend on it and
+    # on nothing else of the engine that made it
+    threads: PositiveInt = 1
     grid: GridParams = field(default_factory=GridParams)  # `rls3 grid` on Ray (not DVC's path)
 
     def model(self, name: str) -> ClipParams | PaligemmaParams:

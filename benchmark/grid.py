@@ -17,13 +17,23 @@ Results land in ``results/`` as with ``dvc repro``: on a cluster, ``results/`` a
 must be one shared filesystem mounted at the same path on every node (README, "Run on a
 cluster"). DVC stays the table of contents: after a grid, ``dvc repro`` finds each run finished
 with unchanged inputs and records it in seconds (dvc.yaml's comments).
+
+Ray's token authentication (Ray 2.60): a local instance gets a fresh token that only this
+process and the instance's own processes hold (in their environment, never in ``~/.ray``); a
+cluster is checked before joining (``check_cluster``): reachable, a Ray GCS, with token
+authentication on unless ``insecure``, and this machine's token accepted.
 """
 
 from __future__ import annotations
 
+import logging
 import os
+import secrets
 import socket
+import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,10 +42,18 @@ from benchmark.config import ARMS, BUDGET_ARMS, Params, parse_params
 from benchmark.fileio import atomic_write_json
 
 ENGINES = ("local", "ray")
+AUTH_VARIABLES = ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH")
+CONNECT_SECONDS = 5.0  # how long the pre-flight waits for the head to answer
+_TOKEN_HELP = (
+    "create one on the head with `ray get-auth-token --generate` (it prints the token and keeps "
+    "it in the head's ~/.ray/auth_token), then copy it to this machine's ~/.ray/auth_token or to "
+    "a file named by RAY_AUTH_TOKEN_PATH (README, 'Run on a cluster')"
+)
 
 
 class GridError(RuntimeError):
-    """A run that failed after its retries; the message names it and the cause."""
+    """A run that failed after its retries, or a cluster the grid will not join; the message
+    names it and the cause."""
 
 
 @dataclass
@@ -71,10 +89,11 @@ def _progress_actor() -> Any:
 
         def started(self, key: str, where: str) -> None:
             record = self.runs.setdefault(key, {"attempts": 0})
-            record.update(state="running", where=where, attempts=record["attempts"] + 1)
+            attempts = record["attempts"] + 1
+            record.update(state="running", where=where, attempts=attempts, started=time.time())
 
         def done(self, key: str) -> None:
-            self.runs[key]["state"] = "done"
+            self.runs[key].update(state="done", finished=time.time())
 
         def snapshot(self) -> dict[str, dict[str, Any]]:
             return self.runs
@@ -90,21 +109,17 @@ def run_task(
     results: str,
     datasets: str,
     tracking: str | None,
-    threads: int,
     progress: Any,
     sac_summary: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """One run on a Ray worker: ``run_from_params``, resuming wherever an earlier attempt
     stopped. ``data`` is the params file's content (workers need not see the file)."""
-    import torch
-
     from benchmark.loop import RunConfig, budget_of, run_from_params
 
     key = _key(arm, seed)
     progress.started.remote(key, f"{socket.gethostname()} pid {os.getpid()}")
     if tracking:
         os.environ["MLFLOW_TRACKING_URI"] = tracking
-    torch.set_num_threads(threads)  # as `rls3 run` would: the same sums, the same results
     params = parse_params(data)
     if sac_summary is not None:  # the budget Ray passed on is the one the sac run wrote
         cfg = RunConfig(model, arm, seed, params.profile, params.active, Path(results), Path())
@@ -119,6 +134,231 @@ def run_task(
     )
     progress.done.remote(key)
     return summary
+
+
+def _quiet() -> dict[str, Any]:
+    """``ray.init``'s arguments that keep Ray's own logging off the grid's output."""
+    return {"log_to_driver": False, "logging_level": logging.ERROR, "configure_logging": True}
+
+
+@contextmanager
+def _ray_auth(**values: str | None) -> Iterator[None]:
+    """Ray's authentication variables set (``None``: removed) in this process while Ray runs,
+    restored afterwards.
+
+    Ray caches the mode (its config) and the token (its loader) per process, and a driver's
+    processes (a local instance's GCS, raylet and workers) inherit its environment: so the
+    variables are set before ``ray.init`` and the caches re-read, as Ray's own
+    ``_enable_token_auth`` does (``Config.initialize``, ``reset_cache``: private, no public API
+    for it in Ray 2.60)."""
+    saved = {name: os.environ.get(name) for name in values}
+
+    def apply(settings: dict[str, str | None]) -> None:
+        from ray._raylet import AuthenticationTokenLoader, Config  # type: ignore[attr-defined]
+
+        for name, value in settings.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        Config.initialize("")
+        AuthenticationTokenLoader.instance().reset_cache()
+
+    apply(values)
+    try:
+        yield
+    finally:
+        apply(saved)
+
+
+@contextmanager
+def local_instance(num_cpus: int | None, temp_dir: str | None = None) -> Iterator[str]:
+    """A new Ray instance on this machine (``num_cpus``: its CPUs, default all; ``temp_dir``:
+    its session files, default Ray's /tmp/ray), in token mode with a fresh token; its GCS
+    address.
+
+    Ray 2.60's GCS listens on every interface whatever node address it is given (it turns
+    127.0.0.1 into the machine's address), so the token is what keeps other machines out. Left
+    to itself, ``ray.init`` would write its token to ``~/.ray/auth_token``, readable by all; the
+    token is instead only in this process's environment and its children's (the instance's
+    processes inherit it), and dropped when the instance stops. ``address="local"``: a new
+    instance even where ``ray start`` left a cluster on this machine."""
+    import ray
+
+    with _ray_auth(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=secrets.token_hex(32)):
+        ray.init(
+            address="local",
+            num_cpus=num_cpus,
+            include_dashboard=False,
+            _temp_dir=temp_dir,
+            **_quiet(),
+        )
+        try:
+            yield str(ray.get_runtime_context().gcs_address)
+        finally:
+            ray.shutdown()
+
+
+@dataclass(frozen=True)
+class ClusterCheck:
+    """What ``check_cluster`` found: the GCS address, whether it asks for a token, and the
+    warning to show (a cluster without authentication joined with ``insecure``)."""
+
+    address: str
+    authenticated: bool
+    warning: str | None = None
+
+
+def gcs_status(address: str, headers: dict[str, str] | None = None) -> str:
+    """The gRPC status name of one cheap call to the GCS at ``address`` (its cluster id) with
+    these headers: ``OK``, ``UNAUTHENTICATED`` (token mode, the token missing or wrong),
+    ``UNAVAILABLE`` (no GCS there)...
+
+    Ray has no API that tells a driver whether a cluster asks for a token: a driver in token
+    mode joins a cluster without authentication as well (it sends its token, which is
+    ignored). A call without a token tells: a cluster in token mode refuses it. The service and
+    method are Ray's protobuf (``ray.core.generated``), not a public API. With RAY_USE_TLS, the
+    call goes over TLS with Ray's certificates, as Ray's own channels do."""
+    import grpc
+    from ray.core.generated import gcs_service_pb2, gcs_service_pb2_grpc
+
+    if os.environ.get("RAY_USE_TLS", "0").lower() in ("1", "true"):
+        from ray._common.tls_utils import load_certs_from_env
+
+        chain, key, ca = load_certs_from_env()
+        credentials = grpc.ssl_channel_credentials(
+            certificate_chain=chain, private_key=key, root_certificates=ca
+        )
+        channel = grpc.secure_channel(address, credentials)
+    else:
+        channel = grpc.insecure_channel(address)
+    with channel:
+        stub = gcs_service_pb2_grpc.NodeInfoGcsServiceStub(channel)
+        try:
+            stub.GetClusterId(
+                gcs_service_pb2.GetClusterIdRequest(),  # type: ignore[attr-defined]
+                timeout=CONNECT_SECONDS,
+                metadata=tuple((headers or {}).items()),
+            )
+        except grpc.RpcError as err:
+            return str(err.code().name)
+    return "OK"
+
+
+def _token_source() -> str:
+    """Where Ray takes this machine's token from (its order: the variable, the file it names,
+    the default file)."""
+    if os.environ.get("RAY_AUTH_TOKEN"):
+        return "the RAY_AUTH_TOKEN variable"
+    if os.environ.get("RAY_AUTH_TOKEN_PATH"):
+        return f"RAY_AUTH_TOKEN_PATH={os.environ['RAY_AUTH_TOKEN_PATH']}"
+    return "~/.ray/auth_token"
+
+
+def _token_headers() -> dict[str, str]:
+    """This machine's token as Ray would send it (the same loader, the same order); empty if
+    there is none."""
+    from ray._raylet import AuthenticationTokenLoader  # type: ignore[attr-defined]
+    from ray.exceptions import AuthenticationError
+
+    loader = AuthenticationTokenLoader.instance()
+    loader.reset_cache()  # the variables may have changed since Ray last looked
+    try:
+        if not loader.has_token(ignore_auth_mode=True):
+            return {}
+        return dict(loader.get_token_for_http_header(ignore_auth_mode=True))
+    except AuthenticationError as err:  # RAY_AUTH_TOKEN_PATH names a missing or empty file
+        raise GridError(
+            f"{_token_source()} cannot be read or is empty ({str(err).split('. ')[0]}): "
+            f"point it at the file that holds the cluster's token"
+        ) from err
+
+
+def check_cluster(address: str | None, insecure: bool = False) -> ClusterCheck:
+    """Check the cluster at ``address`` (``None`` or ``auto``: the one ``ray start`` left on
+    this machine, or RAY_ADDRESS) before joining it, in seconds: something listens there, it
+    is a Ray GCS, it asks for a token (or ``insecure``), and it accepts this machine's token.
+    Raises ``GridError`` (``ValueError`` for a malformed address) with one line that names
+    the fix."""
+    from ray._private.services import canonicalize_bootstrap_address
+
+    given = address or "auto"
+    try:
+        resolved = canonicalize_bootstrap_address(given)
+    except ConnectionError as err:  # auto, and no cluster here
+        raise GridError(
+            "no Ray cluster started on this machine (RAY_AUTH_MODE=token ray start --head) and "
+            "no --address: pass --address HEAD:PORT of the cluster's head"
+        ) from err
+    except ValueError as err:
+        raise ValueError(f"--address {given!r}: expected HOST:PORT of the cluster's head") from err
+    host, _, port = (resolved or "").rpartition(":")
+    if not (resolved and host and port.isdigit()):
+        raise ValueError(f"--address {given!r}: expected HOST:PORT of the cluster's head")
+    where = given if given != "auto" else resolved
+    try:
+        socket.create_connection((host, int(port)), timeout=CONNECT_SECONDS).close()
+    except socket.gaierror as err:
+        raise GridError(f"--address {where}: unknown host ({err.strerror})") from err
+    except OSError as err:
+        reason = getattr(err, "strerror", None) or str(err) or type(err).__name__
+        if resolved != where:  # Ray connects to the machine's address for 127.0.0.1
+            reason = f"{resolved}: {reason}"
+        raise GridError(
+            f"nothing answers at {where} ({reason}): start the head there with "
+            f"`RAY_AUTH_MODE=token ray start --head --port {port}` (README, 'Run on a "
+            f"cluster'), or pass --address HOST:PORT of a running head"
+        ) from err
+    status = gcs_status(resolved)
+    if status == "OK":  # served without a token: no authentication
+        if not insecure:
+            raise GridError(
+                f"the Ray cluster at {where} runs without authentication (anyone who reaches "
+                f"it can run code on its nodes): restart it with RAY_AUTH_MODE=token on the "
+                f"head and every node (README, 'Run on a cluster'), or pass --insecure to "
+                f"join it anyway"
+            )
+        warning = (
+            f"joining the Ray cluster at {where}, which runs without authentication "
+            f"(--insecure): anyone who reaches it can run code on its nodes"
+        )
+        return ClusterCheck(resolved, authenticated=False, warning=warning)
+    if status != "UNAUTHENTICATED":
+        raise GridError(
+            f"{where} answers, but not as a Ray head's GCS (gRPC {status}): is {port} the "
+            f"port the head was started with (`ray start --head --port`), and RAY_USE_TLS set "
+            f"here as on the cluster?"
+        )
+    headers = _token_headers()
+    if not headers:
+        raise GridError(
+            f"the Ray cluster at {where} asks for a token and this machine has none "
+            f"(RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH, ~/.ray/auth_token): {_TOKEN_HELP}"
+        )
+    if gcs_status(resolved, headers) != "OK":
+        raise GridError(
+            f"the Ray cluster at {where} refused this machine's token ({_token_source()}): "
+            f"copy the head's token there (`ray get-auth-token` on the head prints it)"
+        )
+    return ClusterCheck(resolved, authenticated=True)
+
+
+@contextmanager
+def joined_cluster(address: str | None, insecure: bool = False) -> Iterator[str]:
+    """This process joined to the cluster at ``address`` after ``check_cluster``; its GCS
+    address. Token mode for a cluster that asks for a token; for one without
+    authentication (``insecure``) the driver neither needs nor sends a token."""
+    import ray
+
+    check = check_cluster(address, insecure)
+    if check.warning:
+        print(f"rls3: warning: {check.warning}", file=sys.stderr, flush=True)
+    with _ray_auth(RAY_AUTH_MODE="token" if check.authenticated else "disabled"):
+        ray.init(address=check.address, **_quiet())
+        try:
+            yield str(ray.get_runtime_context().gcs_address)
+        finally:
+            ray.shutdown()
 
 
 def _format(runs: list[tuple[str, int]], snapshot: dict[str, dict[str, Any]]) -> str:
@@ -143,6 +383,7 @@ def run_grid(
     *,
     engine: str = "local",
     address: str | None = None,
+    insecure: bool = False,
     results: str | Path = "results",
     datasets: str | Path = "datasets",
     num_cpus: int | None = None,
@@ -152,16 +393,12 @@ def run_grid(
     """Run ``model``'s grid of the profile in ``data`` (a loaded params file) on Ray.
 
     ``engine`` ``local`` starts a Ray instance on this machine (``num_cpus``: its CPUs, default
-    all); ``ray`` joins a running cluster at ``address`` (default: the one ``ray start`` left
-    on this node). The summaries are returned and written to ``results/grid/MODEL.json``.
+    all; ``local_instance``); ``ray`` joins a running cluster at ``address`` (default: the one
+    ``ray start`` left on this node) after ``check_cluster`` (``insecure``: join one without
+    authentication). The summaries are returned and written to ``results/grid/MODEL.json``.
     """
     if engine not in ENGINES:
         raise ValueError(f"--engine {engine!r}; choose one of {list(ENGINES)}")
-    if engine == "ray":
-        # `ray start` turns Ray's token authentication on (Ray 2.60); a driver in token mode
-        # joins a cluster with or without it (the token: ~/.ray/auth_token or RAY_AUTH_TOKEN).
-        # Ray reads the mode when it is first imported.
-        os.environ.setdefault("RAY_AUTH_MODE", "token")
     import ray
 
     params = parse_params(data)
@@ -170,12 +407,8 @@ def run_grid(
     runs = grid_runs(params, model)
     report = GridReport(model, params.profile, engine)
     start = time.perf_counter()
-    quiet = {"log_to_driver": False, "logging_level": "ERROR", "configure_logging": True}
-    if engine == "local":
-        ray.init(num_cpus=num_cpus, include_dashboard=False, **quiet)  # type: ignore[arg-type]
-    else:
-        ray.init(address=address or "auto", **quiet)  # type: ignore[arg-type]
-    try:
+    session = local_instance(num_cpus) if engine == "local" else joined_cluster(address, insecure)
+    with session:
         progress = _progress_actor()
         task = ray.remote(run_task).options(
             num_cpus=grid.cpus,
@@ -184,14 +417,15 @@ def run_grid(
             max_retries=grid.retries,
             retry_exceptions=_retryable(),
         )
-        import torch
-
         tracking = os.environ.get("MLFLOW_TRACKING_URI")
+        # the store's tables and the model's experiment, made before runs open them side by
+        # side (two processes creating a SQLite store at once race in its migrations)
+        from benchmark.tracking import prepare_store, tracking_uri
+
+        prepare_store(tracking or tracking_uri(results), model)
         args = (data, model)
-        # torch's thread count changes the order of its sums: each run uses the count a
-        # sequential `rls3 run` has here (Ray's workers would get one thread per reserved CPU)
-        threads = torch.get_num_threads()
-        paths = (str(results), str(datasets), tracking, threads, progress)
+        # each run sets the profile's torch threads itself (run_from_params), as `rls3 run` does
+        paths = (str(results), str(datasets), tracking, progress)
         refs: dict[str, Any] = {}
         for arm, seed in runs:
             sac = refs.get(_key("sac", seed)) if arm in BUDGET_ARMS else None
@@ -214,9 +448,15 @@ def run_grid(
                     f"{model} {key} failed after {attempts} attempt(s) (grid.retries = "
                     f"{grid.retries}): {err}; its checkpoint is kept, run the grid again to resume"
                 ) from err
-            report.runs[key] = {"attempts": attempts, "summary": summary}
-    finally:
-        ray.shutdown()
+            record = snapshot.get(key, {})
+            report.runs[key] = {
+                "attempts": attempts,
+                "summary": summary,
+                # when its last attempt started and ended (seconds since the epoch, as the
+                # progress actor saw them): which runs ran side by side
+                "started": record.get("started"),
+                "finished": record.get("finished"),
+            }
     report.wall_seconds = round(time.perf_counter() - start, 1)
     atomic_write_json(results / "grid" / f"{model}.json", report.__dict__)
     return report

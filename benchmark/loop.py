@@ -50,7 +50,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv
 
 from benchmark.agents import load_sac
 from benchmark.captions import TERMS, describe_sample, term_key
-from benchmark.checkpoint import Checkpoint, RunState, code_digest, files_digest
+from benchmark.checkpoint import Checkpoint, RunState, code_digest, files_digest, torch_threads
 from benchmark.config import ARMS, BUDGET_ARMS, MODELS, Profile
 from benchmark.datasets import Dataset, read_dataset
 from benchmark.fileio import atomic_write_csv, atomic_write_json
@@ -626,26 +626,42 @@ def run_from_params(
         )
     agent = results / "agents" / f"seed{seed}"
     loader = vlm_loader(model, profile.model(model).finetune, seed)
-    return Run(cfg, loader, base, agent).run()
+    with torch_threads(profile.threads):  # the run's sums, whichever engine started it
+        return Run(cfg, loader, base, agent).run()
 
 
 def perf_loop(
-    params: Any, model: str, seed: int, *, results: str | Path, datasets: str | Path
+    params: Any,
+    model: str,
+    seed: int,
+    *,
+    arm: str = "sac",
+    results: str | Path,
+    datasets: str | Path,
 ) -> dict[str, Any]:
-    """``rls3 perf loop``: the wall time of one sac iteration split by phase.
+    """``rls3 perf loop``: the wall time of one iteration of ``arm`` split by phase.
 
     Runs in a scratch results directory that links the project's base model and agent, so the
-    project's own runs are untouched. The starting evaluation (iteration 0) is not timed.
+    project's own runs are untouched; a budget arm gets a budget larger than one iteration.
+    The starting evaluation (iteration 0) is not timed.
     """
     import tempfile
 
     results = Path(results).resolve()
-    with tempfile.TemporaryDirectory(prefix="rls3-perf-") as tmp:
+    with (
+        torch_threads(params.active.threads),  # as a run of the profile
+        tempfile.TemporaryDirectory(prefix="rls3-perf-") as tmp,
+    ):
         scratch = Path(tmp)
         for part in ("vlm", "agents"):
             if (results / part).exists():
                 (scratch / part).symlink_to(results / part)
-        cfg = RunConfig(model, "sac", seed, params.profile, params.active, scratch, Path(datasets))
+        if arm in BUDGET_ARMS:  # a budget no iteration reaches: the arm's whole iteration
+            atomic_write_json(
+                run_dir(scratch, model, "sac", seed) / "summary.json",
+                {"finished": True, "generated_samples": 10**9},
+            )
+        cfg = RunConfig(model, arm, seed, params.profile, params.active, scratch, Path(datasets))
         base = scratch / "vlm" / model / "base"
         if not base.exists():
             raise FileNotFoundError(f"no base {model} model at {results / 'vlm' / model / 'base'}")
@@ -666,6 +682,7 @@ def perf_loop(
         "phases": phases,
         "overhead": wall - sum(phases.values()),
         "generated": run.state.generated,
+        "arm": arm,
         "profile": params.profile,
         "model": model,
     }
@@ -675,7 +692,7 @@ def format_perf(report: dict[str, Any]) -> str:
     """The split as a table; the target is loop overhead under 5% of the wall time."""
     wall = report["wall"]
     lines = [
-        f"one {report['profile']} iteration, {report['model']}, sac arm: {wall:.1f} s, "
+        f"one {report['profile']} iteration, {report['model']}, {report['arm']} arm: {wall:.1f} s, "
         f"{report['generated']} generated samples",
         f"{'phase':<16} {'seconds':>8} {'share':>7}",
     ]

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from mlflow.entities import Metric, Param, RunTag
+from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 MAX_BATCH = 1000  # MLflow's limit of metrics per log_batch call
@@ -113,17 +114,36 @@ def metric_rows(
     return [r for r in rows if math.isfinite(r[1])]
 
 
+def experiment_id(client: MlflowClient, model: str) -> str:
+    """The id of ``model``'s experiment, created if it is not there yet (by this process or,
+    for runs side by side, another one)."""
+    name = experiment_name(model)
+    experiment = client.get_experiment_by_name(name)
+    if experiment is not None:
+        return str(experiment.experiment_id)
+    try:
+        return str(client.create_experiment(name))
+    except MlflowException:  # another run created it in between
+        experiment = client.get_experiment_by_name(name)
+        if experiment is None:
+            raise
+        return str(experiment.experiment_id)
+
+
+def prepare_store(uri: str, model: str) -> str:
+    """Create the store (its tables) and ``model``'s experiment before runs start side by side:
+    two processes opening a new SQLite store at once race in MLflow's schema migrations
+    ("Online migration expected to match one row"). Returns the experiment id."""
+    return experiment_id(MlflowClient(tracking_uri=uri), model)
+
+
 class RunTracker:
     """The MLflow run of one (model, arm, seed); created once, reopened on resume."""
 
     def __init__(self, uri: str, model: str, arm: str, seed: int) -> None:
         self.client = MlflowClient(tracking_uri=uri)
         self.uri = uri
-        name = experiment_name(model)
-        experiment = self.client.get_experiment_by_name(name)
-        self.experiment_id = (
-            experiment.experiment_id if experiment else self.client.create_experiment(name)
-        )
+        self.experiment_id = experiment_id(self.client, model)
         self.name = run_name(arm, seed)
         self.run_id: str | None = None
 

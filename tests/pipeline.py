@@ -56,6 +56,18 @@ def dvc(repo: Path, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+def rls3(repo: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """The project's ``rls3`` command in ``repo`` (its code, its environment)."""
+    return subprocess.run(
+        [str(VENV_BIN / "rls3"), *args],
+        cwd=repo,
+        env=environment(repo),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
 def checkpoint_state(state: Path, timeout: float = 10.0) -> dict[str, Any]:
     """A run's ``checkpoint/state.json`` while the run may be writing it: ``atomic_directory``
     moves the old checkpoint aside for an instant, so a missing or half-seen file is read

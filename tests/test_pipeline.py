@@ -11,7 +11,6 @@ import csv
 import json
 import re
 import shutil
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +18,7 @@ import pytest
 import yaml
 from PIL import Image
 
-from tests.pipeline import VENV_BIN, dvc, environment
+from tests.pipeline import dvc, rls3
 
 FIGURES = (
     "fig5_efficiency",
@@ -168,14 +167,7 @@ def test_rls3_bench_times_the_models_stages_and_says_where_the_report_is(
     check, and bench.json records that (short) wall time."""
     repo = tmp_path / "repo"  # a copy: the session's pipeline stays as its fixture made it
     shutil.copytree(smoke_pipeline[0], repo, symlinks=True)
-    done = subprocess.run(
-        [str(VENV_BIN / "rls3"), "bench", "--model", "clip"],
-        cwd=repo,
-        env=environment(repo),
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    done = rls3(repo, "bench", "--model", "clip")
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "rls3 bench: `dvc repro report@clip`" in done.stdout
     assert _ran(done.stdout) == {"check"}

@@ -1,0 +1,60 @@
+"""``make bench`` (``rls3 bench``): the runs side by side by default, with the files that one run
+after another gives (a real smoke pipeline, real Ray, real DVC)."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.pipeline import dvc, rls3
+
+pytestmark = pytest.mark.integration
+ARMS = ("sac", "random", "sac-dense")
+RUN_FILES = ("metrics.csv", "episodes.csv", "finetune_loss.csv")
+
+
+@pytest.mark.slow
+def test_the_runs_side_by_side_give_the_files_of_one_run_at_a_time(
+    smoke_pipeline: tuple[Path, str], tmp_path: Path
+) -> None:
+    """The session's smoke pipeline made every run one after another (`dvc repro`). A copy
+    without clip's runs, its agent and its MLflow store (a new one, as in a fresh clone) gets
+    `rls3 bench --model clip`, the default local engine (a Ray instance with a CPU per core):
+    the agent is pre-trained beside the base model's stage, sac runs, then random and sac-dense
+    may run side by side; every run file is the same, and DVC records it all."""
+    sequential = smoke_pipeline[0]
+    repo = tmp_path / "repo"
+    shutil.copytree(sequential, repo, symlinks=True)
+    for arm in ARMS:
+        shutil.rmtree(repo / "results" / "runs" / "clip" / arm / "seed0")
+    shutil.rmtree(repo / "results" / "agents" / "seed0")
+    (repo / "results" / "mlflow.db").unlink()
+    done = rls3(repo, "bench", "--model", "clip")
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "rls3 grid --engine local" in done.stdout
+    assert re.search(r"SAC seed 0: \d+ steps in", done.stdout)  # pre-trained ahead of DVC
+    # the budget arms waited for the sac run's budget, then were free to run at once (smoke
+    # runs last a second or two, so whether they overlapped is up to the workers' start-up)
+    runs = json.loads((repo / "results" / "grid" / "clip.json").read_text())["runs"]
+    sac, random, dense = (runs[f"{arm}/seed0"] for arm in ARMS)
+    assert sac["finished"] <= min(random["started"], dense["started"])
+    assert all(r["attempts"] == 1 for r in (sac, random, dense))
+    made, before = (
+        json.loads((r / "results" / "agents" / "seed0" / "pretrain.json").read_text())
+        for r in (repo, sequential)
+    )
+    assert made["inputs"] == before["inputs"]
+    assert made["valid_rate_after"] == before["valid_rate_after"]
+    for arm in ARMS:
+        runs = [r / "results" / "runs" / "clip" / arm / "seed0" for r in (repo, sequential)]
+        for name in RUN_FILES:
+            assert (runs[0] / name).read_bytes() == (runs[1] / name).read_bytes(), (arm, name)
+    assert json.loads((repo / "results/report/clip/bench.json").read_text())["engine"] == "local"
+    # DVC recorded the agent and the grid's runs: a second repro runs the check alone
+    again = dvc(repo, "repro", "report@clip")
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    assert set(re.findall(r"Running stage '([^']+)'", again.stdout)) == {"check"}
