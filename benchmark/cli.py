@@ -254,7 +254,12 @@ def _pretrain_vlm(args: argparse.Namespace) -> int:
         seed=args.seed,
         **{k: v for k, v in given.items() if v is not None},
     )
-    info = run(config, args.out)
+    from benchmark.checkpoint import torch_threads
+
+    # the profile's threads, as the runs: `make bench` trains the agents beside this stage,
+    # one thread each (two OpenMP threads sharing a core with another process run far slower)
+    with torch_threads(profile.threads):
+        info = run(config, args.out)
     print(json.dumps(info["test"], indent=2))
     print(f"base training took {info['train_seconds']:.0f} s")
     print(f"wrote {info['checkpoint']} and {metrics_path(Path(info['checkpoint']))}")

@@ -295,9 +295,10 @@ class Profile:
     # auto: CUDA when visible, else the CPU; cuda: the profile needs a CUDA device (`rls3 check`
     # fails without one rather than start a paper-scale run on a CPU)
     device: Device = "auto"
-    # torch's CPU threads in each run (`rls3 run`, `rls3 perf loop` and every `rls3 grid` task set
-    # it): the thread count changes the order of torch's sums, so a run's files depend on it and
-    # on nothing else of the engine that made it
+    # torch's CPU threads in each run (`rls3 run`, `rls3 perf loop`, every `rls3 grid` task),
+    # each agent's pre-training and each base training: the thread count changes the order of
+    # torch's sums, so what they write depends on it and on nothing else of the engine that
+    # made it
     threads: PositiveInt = 1
     grid: GridParams = field(default_factory=GridParams)  # `rls3 grid` on Ray (not DVC's path)
 
