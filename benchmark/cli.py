@@ -466,14 +466,15 @@ def _pretrain_agent(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from benchmark.config import load_params
-    from benchmark.loop import run_from_params
 
     params = load_params(args.params, args.profile)
     seeds = params.active.model(args.model).seeds
-    if args.seed_slot and args.seed >= seeds:
+    if args.seed_slot and args.seed >= seeds:  # before the loop's imports: a second, not five
         out = args.results / "runs" / args.model / args.arm / f"seed{args.seed}"
         what = {"model": args.model, "arm": args.arm, "profile": params.profile}
         return _skip_slot(out, args.seed, seeds, params.profile, what)
+    from benchmark.loop import run_from_params
+
     summary = run_from_params(
         params, args.model, args.arm, args.seed, results=args.results, datasets=args.datasets
     )

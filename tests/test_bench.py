@@ -36,7 +36,9 @@ def test_the_runs_side_by_side_give_the_files_of_one_run_at_a_time(
     done = rls3(repo, "bench", "--model", "clip")
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "rls3 grid --engine local" in done.stdout
-    assert re.search(r"SAC seed 0: \d+ steps in", done.stdout)  # pre-trained ahead of DVC
+    # pre-trained once, ahead of DVC, whose agent stage then finds it made from its inputs
+    assert len(re.findall(r"SAC seed 0: \d+ steps in", done.stdout)) == 1
+    assert "SAC seed 0: results/agents/seed0 holds the agent of these inputs" in done.stdout
     # the budget arms waited for the sac run's budget, then were free to run at once (smoke
     # runs last a second or two, so whether they overlapped is up to the workers' start-up)
     runs = json.loads((repo / "results" / "grid" / "clip.json").read_text())["runs"]
