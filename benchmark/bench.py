@@ -27,11 +27,29 @@ def _dvc(env: dict[str, str], *targets: str) -> int:
     return code
 
 
+def _side_by_side(jobs: dict[str, list[str]], env: dict[str, str], workers: int) -> list[str]:
+    """Run the commands of ``jobs`` (name -> argv), at most ``workers`` at a time, in order;
+    the names of those that failed."""
+    waiting = list(jobs.items())
+    running: list[tuple[str, subprocess.Popen[bytes]]] = []
+    failed: list[str] = []
+    while waiting or running:
+        while waiting and len(running) < workers:
+            name, argv = waiting.pop(0)
+            running.append((name, subprocess.Popen(argv, env=env)))
+        time.sleep(0.2)
+        for job in [j for j in running if j[1].poll() is not None]:
+            running.remove(job)
+            if job[1].returncode != 0:
+                failed.append(job[0])
+    return failed
+
+
 def _inputs(model: str, env: dict[str, str]) -> int:
     """The runs' inputs: the check and the datasets, then the base model's training (by DVC)
-    beside the agents' pre-training (``rls3 pretrain-agent``, one seed after another, one
-    thread each), then ``dvc repro agent``, which finds each agent made from its inputs and
-    records it. On two cores the two trainings overlap instead of queueing."""
+    and the agents' pre-training (``rls3 pretrain-agent``, one thread each), side by side, one
+    per core, then ``dvc repro agent``, which finds each agent made from its inputs and
+    records it."""
     from benchmark.config import load_params
 
     code = _dvc(env, "check", "datasets")
@@ -39,17 +57,19 @@ def _inputs(model: str, env: dict[str, str]) -> int:
         return code
     profile = load_params().active
     seeds = max(profile.clip.seeds, profile.paligemma.seeds)  # as the agent stage's slots
-    base = subprocess.Popen([sys.executable, "-m", "dvc", "repro", f"base_model@{model}"], env=env)
-    agents = [sys.executable, "-m", "benchmark.cli", "pretrain-agent", "--seed"]
-    failed = [s for s in range(seeds) if subprocess.run([*agents, str(s)], env=env).returncode]
-    base_code = base.wait()
-    if base_code != 0:
-        print(
-            f"rls3 bench: dvc repro base_model@{model} failed (exit {base_code})", file=sys.stderr
-        )
-        return base_code
+    jobs = {f"base_model@{model}": [sys.executable, "-m", "dvc", "repro", f"base_model@{model}"]}
+    for s in range(seeds):
+        jobs[f"agent of seed {s}"] = [
+            sys.executable,
+            "-m",
+            "benchmark.cli",
+            "pretrain-agent",
+            "--seed",
+            str(s),
+        ]
+    failed = _side_by_side(jobs, env, max(1, len(os.sched_getaffinity(0)) // profile.threads))
     if failed:
-        print(f"rls3 bench: pre-training the agent of seed(s) {failed} failed", file=sys.stderr)
+        print(f"rls3 bench: {', '.join(failed)} failed", file=sys.stderr)
         return 1
     return _dvc(env, "agent")
 

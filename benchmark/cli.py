@@ -332,8 +332,8 @@ def _probe_learnability(args: argparse.Namespace) -> int:
             f"no base {args.model} model at {base}; run `rls3 pretrain-vlm --model "
             f"{args.model}` first"
         )
-    vlm = vlm_loader(args.model, profile.model(args.model).finetune, config.seed)(base)
-    result = learnability(vlm, args.datasets, config, args.model)
+    loader = vlm_loader(args.model, profile.model(args.model).finetune, config.seed)
+    result = learnability(lambda: loader(base), args.datasets, config, args.model)
     out = atomic_write_json(args.out or default_out(args.model), result)
     print(format_result(result))
     print(f"wrote {out}")

@@ -22,13 +22,15 @@ import yaml
 from pydantic import BeforeValidator, ConfigDict, Field, Strict, TypeAdapter, ValidationError
 from pydantic.dataclasses import dataclass
 
+from benchmark import arms as _arms
+
 T = TypeVar("T")
 MODELS = ("clip", "paligemma")
-ARMS = ("sac", "random", "sac-dense")
-BUDGET_ARMS = ("random", "sac-dense")  # run on the sac run's budget (same model and seed)
+# the arms (benchmark/arms.py); every arm but sac runs on the sac run's budget (same seed)
+ARMS, BUDGET_ARMS = _arms.ARMS, _arms.BUDGET_ARMS
 BACKENDS = ("embedded", "unity")  # sim.backend (benchmark/sim/backends.py)
 DEVICES = ("auto", "cuda")
-MAX_SEEDS = 5  # dvc.yaml has one stage per seed slot 0..MAX_SEEDS-1
+MAX_SEEDS = 10  # dvc.yaml has one stage per seed slot 0..MAX_SEEDS-1
 
 Model = Literal["clip", "paligemma"]
 Backend = Literal["embedded", "unity"]
@@ -219,6 +221,9 @@ class LearnabilityConfig:
     samples: PositiveInt = 2000  # random-placement train-environment samples, fine-tuned on
     epochs: PositiveInt = 50  # K passes over them in one ``finetune`` call
     seed: Int = 7  # of the samples (the simulator and caption draws) and the minibatch order
+    # independent train sets (seeds seed, seed + 1, ...): the figures are their mean and range,
+    # and the targets are checked on the mean (one draw of samples is one draw)
+    draws: PositiveInt = 3
     image_size: PositiveInt = 64  # px, the profile's
 
 
@@ -257,6 +262,10 @@ class ModelParams:
     seeds: Annotated[int, Strict(), Field(ge=1, le=MAX_SEEDS)] = 2
     early_stopping: EarlyStopping = field(default_factory=EarlyStopping)
     probe: LearnabilityConfig = field(default_factory=LearnabilityConfig)
+    # the report's equivalence margin delta, in the model's metric: two arms are "equivalent"
+    # when the 90% interval of their paired difference lies inside +/- margin (two one-sided
+    # tests)
+    margin: PositiveFloat = 0.02
 
 
 @dataclass(frozen=True, config=SCHEMA)

@@ -10,15 +10,17 @@
   SAC's replay buffer with it), a fraction eta of the samples into the batch (14);
 - lines 16-23: fine-tune K (``_finetune``, validation every F), validate and test, clear the batch.
 
-Arms (SPEC section 6): ``sac`` (the pre-trained SAC, beta * J2 on each episode's last step),
-``random`` (uniform actions, no learning) and ``sac-dense`` (beyond the paper, its open question 2:
-the same SAC, each valid step rewarded by its own sample's hardness, scaled so that the episode's
-sum is beta * J2; ``extrinsic_rewards``). SAC learns with the loop's own discount
-(``loop.gamma``), so an episode-end reward reaches the placements that produced its samples.
+Arms (SPEC section 6) are records (``benchmark/arms.py``) and the loop reads their fields, never
+their names: how the agent acts (the seed's pre-trained SAC, or uniform actions), whether it
+learns, the VLM reward's form (none, the paper's beta * J2 on the episode's last step, or dense:
+each valid step its own sample's share; ``extrinsic_rewards``) and how line 14 draws the batch
+(uniformly, or the eta * N hardest samples; ``batch_draw``). SAC learns with the loop's own
+discount (``loop.gamma``), so an episode-end reward reaches the placements that produced its
+samples.
 
 The sac arm stops early on validation (patience after min_iterations); its total generated
-samples (environment steps, valid or not) become the budget of the random and sac-dense arms
-with the same model and seed, which stop the moment they have spent it.
+samples (environment steps, valid or not) become the budget of every other arm with the same
+model and seed, which stops the moment it has spent it.
 
 Every episode logs its samples' *hardness* under the VLM as it stood before the iteration's
 fine-tuning (the per-sample quantity J2 squares): whether an arm finds the VLM's weak spots.
@@ -49,6 +51,7 @@ from stable_baselines3 import SAC
 from stable_baselines3.common.vec_env import DummyVecEnv
 
 from benchmark.agents import load_sac
+from benchmark.arms import Arm, arm_of
 from benchmark.captions import TERMS, describe_sample, term_key
 from benchmark.checkpoint import Checkpoint, RunState, code_digest, files_digest, torch_threads
 from benchmark.config import ARMS, BUDGET_ARMS, MODELS, Profile
@@ -123,7 +126,7 @@ class EpisodeLog:
     generated_total: int  # cumulative generated samples at the episode's end
     j1: float  # intrinsic return: the sum of the +1/-1 feasibility rewards
     j2: float  # the VLM's J2 over the episode's samples (eq. 3)
-    extrinsic: float  # the extrinsic reward given to the agent: beta * J2 (sac-dense: summed)
+    extrinsic: float  # the VLM reward the agent got: beta * J2, summed if dense; 0 for none
     reward_total: float  # every reward the agent received in the episode (J1 + extrinsic)
     reward_last: float  # the last step's reward (its +1/-1 plus its extrinsic share)
     batch_added: int  # samples drawn into the fine-tuning batch
@@ -132,24 +135,44 @@ class EpisodeLog:
 
 
 def extrinsic_rewards(
-    arm: str, beta: float, hardness: Sequence[float], valid_steps: Sequence[int], steps: int
+    arm: Arm, beta: float, hardness: Sequence[float], valid_steps: Sequence[int], steps: int
 ) -> np.ndarray:
     """Line 13: the VLM's reward of each step of an episode (eq. 4's beta * J2 part).
 
     J2 = h^2 (eq. 3), h the mean per-sample hardness of the episode's N valid samples (CLIP:
-    the NegCLIP loss, PaliGemma: 6 - S_PG). ``sac`` and ``random``: beta * J2 on the last step.
-    ``sac-dense``: each valid step i gets beta * h * h_i / N, its own hardness h_i scaled so
-    that the episode's sum is exactly beta * h^2 = beta * J2.
+    the NegCLIP loss, PaliGemma: 6 - S_PG). Reward form ``episode_end`` (the paper's): beta * J2
+    on the last step. ``dense``: each valid step i gets beta * h * h_i / N, its own hardness h_i
+    scaled so that the episode's sum is exactly beta * h^2 = beta * J2. ``none``: nothing (the
+    agent's reward is its feasibility alone).
     """
     rewards = np.zeros(steps)
-    if not hardness:
+    weight = arm.weight(beta)
+    if not hardness or weight == 0.0:
         return rewards
     mean = float(np.mean(hardness))
-    if arm == "sac-dense":
-        rewards[list(valid_steps)] = beta * mean * np.asarray(hardness) / len(hardness)
+    if arm.reward == "dense":
+        rewards[list(valid_steps)] = weight * mean * np.asarray(hardness) / len(hardness)
     else:
-        rewards[-1] = beta * mean**2
+        rewards[-1] = weight * mean**2
     return rewards
+
+
+def batch_draw(
+    arm: Arm, eta: float, hardness: Sequence[float], rng: np.random.Generator
+) -> list[int]:
+    """Line 14: the indices of the episode's N samples that join the fine-tuning batch.
+
+    round(eta * N) of them: a uniform draw without replacement (the paper's), or, for an arm
+    that draws ``hardest``, the samples with the highest hardness under the VLM as it stood
+    before this iteration's fine-tuning (ties: the earlier sample). The uniform draw is made
+    either way, so that every arm of a seed consumes the caption stream alike.
+    """
+    n = len(hardness)
+    size = round(eta * n)
+    chosen = rng.choice(n, size=size, replace=False) if n else np.zeros(0, dtype=int)
+    if arm.draw == "hardest":
+        chosen = np.argsort(-np.asarray(hardness, dtype=float), kind="stable")[:size]
+    return sorted(int(i) for i in chosen)
 
 
 # ---------------------------------------------------------------------------- the arms
@@ -162,8 +185,8 @@ class SacArm:
     at its end (line 13), when the VLM's reward is known, so the dense arm can reward every step.
     """
 
-    def __init__(self, model: SAC, gamma: float, timers: Timers) -> None:
-        self.model, self.timers = model, timers
+    def __init__(self, model: SAC, gamma: float, timers: Timers, *, learns: bool = True) -> None:
+        self.model, self.timers, self.learns = model, timers, learns
         model.gamma = gamma  # the loop's discount (params ``loop.gamma``), not pre-training's
         # Logger, progress bookkeeping and the first observation, as SB3's learn() sets them.
         model._setup_learn(total_timesteps=10**12, reset_num_timesteps=False)
@@ -180,8 +203,10 @@ class SacArm:
             return m._sample_action(m.learning_starts, None, 1)
 
     def update(self, dones: np.ndarray, infos: list[dict[str, Any]]) -> None:
-        """Line 8: SB3's per-step bookkeeping and one gradient step."""
+        """Line 8: SB3's per-step bookkeeping and one gradient step (an arm that learns)."""
         m = self.model
+        if not self.learns:
+            return
         with self.timers("sac"):
             m.num_timesteps += 1
             m._update_info_buffer(infos, dones)
@@ -286,12 +311,12 @@ class Run:
         if cfg.model not in MODELS or cfg.arm not in ARMS:
             raise ValueError(f"model must be one of {MODELS} and arm one of {ARMS}")
         self.cfg = cfg
+        self.spec: Arm = arm_of(cfg.arm)
         p = cfg.profile
         self.loop, self.stopping = p.loop, p.model(cfg.model).early_stopping
         self.k = p.model(cfg.model).k
         self.dir = run_dir(cfg.results, cfg.model, cfg.arm, cfg.seed)
         self.budget = budget_of(cfg)
-        self.learns = cfg.arm in ("sac", "sac-dense")  # the arms that act with SAC
         self.timers = Timers()
         self.validation: Dataset = read_dataset(cfg.datasets / "validation")
         self.test: Dataset = read_dataset(cfg.datasets / "test")
@@ -301,7 +326,7 @@ class Run:
             "budget": self.budget,
             "datasets": [self.validation.content_hash, self.test.content_hash],
             "base_vlm": files_digest(base_vlm_path),
-            "agent": files_digest(agent_path / "model.zip") if self.learns else None,
+            "agent": files_digest(agent_path / "model.zip") if self.spec.uses_agent else None,
             "code": code_digest(),
         }
         self.checkpoint = Checkpoint(self.dir / "checkpoint", inputs)
@@ -321,9 +346,9 @@ class Run:
         self.rng, action_rng = run_streams(cfg.seed)  # captions and eta-draws; random actions
         self.vec_env = DummyVecEnv([lambda: env])
         self.arm: SacArm | RandomArm
-        if self.learns:
+        if self.spec.acts == "sac":
             sac = load_sac(self.checkpoint.path / "sac" if resuming else agent_path, self.vec_env)
-            self.arm = SacArm(sac, self.loop.gamma, self.timers)
+            self.arm = SacArm(sac, self.loop.gamma, self.timers, learns=self.spec.learns)
         else:
             self.arm = RandomArm(self.vec_env, action_rng)
         # the random arm's actions (None: SAC draws its own, saved with its model)
@@ -426,11 +451,11 @@ class Run:
             j2 = float(self.vlm.j2(results))
         intrinsic = np.array([t.intrinsic for t in episode.transitions])
         extrinsic = extrinsic_rewards(  # line 13: beta * J2 back to the agent
-            self.cfg.arm, self.loop.beta, hardness, episode.valid_steps, len(intrinsic)
+            self.spec, self.loop.beta, hardness, episode.valid_steps, len(intrinsic)
         )
         self.arm.store(episode, intrinsic + extrinsic)
-        n_batch = round(self.loop.eta * len(samples))  # line 14
-        chosen = sorted(self.rng.choice(len(samples), size=n_batch, replace=False).tolist())
+        chosen = batch_draw(self.spec, self.loop.eta, hardness, self.rng)  # line 14
+        n_batch = len(chosen)
         self.episodes.append(
             EpisodeLog(
                 iteration,
@@ -523,7 +548,7 @@ class Run:
         if self.budget is not None and s.generated >= self.budget:
             return "budget"
         if (
-            self.cfg.arm == "sac"
+            self.spec.budget == "own"
             and s.iteration >= self.stopping.min_iterations
             and s.stale >= self.stopping.patience
         ):
@@ -576,7 +601,7 @@ class Run:
             "seed": self.cfg.seed,
             "profile": self.cfg.profile_name,
             "k": self.k,
-            "loop_gamma": self.loop.gamma if self.learns else None,
+            "loop_gamma": self.loop.gamma if self.spec.learns else None,
             "finetune": {  # the profile's block; the run's seed is "seed" above
                 k: v
                 for k, v in asdict(self.cfg.profile.model(self.cfg.model).finetune).items()

@@ -11,7 +11,9 @@ test set (``datasets/test``, the one every run is scored on) is scored before an
   real pairs only; one that learnt text priors (which captions are common, which negatives are
   odd) gains on the control as well.
 
-The targets (SPEC section 5) are checked and written with the figures, so the DVC metric says
+One draw of train samples is one draw: the probe fine-tunes ``draws`` fresh copies of the base,
+each on its own draw of samples, and reports the mean and the range; the targets (SPEC section 5)
+are checked on the mean and written with the figures, so the DVC metric says
 whether the embedded default can learn: CLIP accuracy from <= 0.35 to >= 0.60, the control within
 0.10 of its base value and at least 0.20 below the fine-tuned accuracy, every term above its base
 value.
@@ -21,7 +23,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -112,42 +114,83 @@ def finetune_steps(vlm: VLM, samples: int, epochs: int) -> int:
     return epochs
 
 
-def learnability(
-    vlm: VLM, datasets: str | Path, config: LearnabilityConfig, model: str = "clip"
+def _draw(
+    vlm: VLM,
+    seed: int,
+    config: LearnabilityConfig,
+    test: Sequence[Sample],
+    control: Sequence[Sample],
+    donors: np.ndarray,
 ) -> dict[str, Any]:
-    """Run the probe on ``vlm`` (the base model, modified in place); return the figures."""
+    """One draw: ``vlm`` (a fresh base, modified in place) fine-tuned on ``config.samples``
+    random-placement samples drawn with ``seed``, then scored."""
+    start = time.perf_counter()
+    train = collect_samples("train", config.samples, seed, image_size=config.image_size)
+    collected = time.perf_counter()
+    k = finetune_steps(vlm, len(train), config.epochs)
+    losses = vlm.finetune(train, k, seed=seed)
+    tuned = time.perf_counter()
+    after = score(vlm, test, control, donors)
+    return {
+        "seed": seed,
+        "after": after,
+        "finetune_k": k,
+        "train_samples": len(train),
+        "finetune_loss_first_last": [losses[0], losses[-1]] if losses else [],
+        "seconds": {
+            "collect": round(collected - start, 1),
+            "finetune": round(tuned - collected, 1),
+            "evaluate": round(time.perf_counter() - tuned, 1),
+        },
+    }
+
+
+def learnability(
+    load: Callable[[], VLM], datasets: str | Path, config: LearnabilityConfig, model: str = "clip"
+) -> dict[str, Any]:
+    """Run the probe: ``load()`` gives a fresh base model; ``config.draws`` draws of train
+    samples (seeds ``config.seed``, ``config.seed + 1``, ...) each fine-tune one. The figures
+    after fine-tuning are the draws' mean (``after``) and range (``after_range``); the
+    targets are checked on the mean."""
     start = time.perf_counter()
     test = read_dataset(Path(datasets) / "test").samples
     donors = derangement(len(test), config.seed)
     control = shuffled_images(test, donors)
-    train = collect_samples("train", config.samples, config.seed, image_size=config.image_size)
-    collected = time.perf_counter()
+    vlm = load()
     before = score(vlm, test, control, donors)
     scored = time.perf_counter()
-    k = finetune_steps(vlm, len(train), config.epochs)
-    losses = vlm.finetune(train, k, seed=config.seed)
-    tuned = time.perf_counter()
-    after = score(vlm, test, control, donors)
-    done = time.perf_counter()
+    draws = [
+        _draw(vlm if d == 0 else load(), config.seed + d, config, test, control, donors)
+        for d in range(config.draws)
+    ]
+    after = {key: float(np.mean([d["after"][key] for d in draws])) for key in draws[0]["after"]}
+    spread = {
+        key: [float(np.min(v)), float(np.max(v))]
+        for key in after
+        for v in [[d["after"][key] for d in draws]]
+    }
+    gains = [d["after"]["metric"] - before["metric"] for d in draws]
     return {
         "model": model,
         "config": asdict(config),
         "finetune_config": asdict(vlm.config) if hasattr(vlm, "config") else {},
-        "train_samples": len(train),
-        "finetune_k": k,
-        "sample_passes": len(train) * config.epochs,
+        "draws": len(draws),
+        "train_samples": draws[0]["train_samples"],
+        "finetune_k": draws[0]["finetune_k"],
+        "sample_passes": draws[0]["train_samples"] * config.epochs,
         "test_samples": len(test),
         "before": before,
         "after": after,
+        "after_range": spread,
         "gain": after["metric"] - before["metric"],
+        "gain_range": [min(gains), max(gains)],
         "control_gain": after["control"] - before["control"],
         "targets": targets(before, after, model),
-        "finetune_loss_first_last": [losses[0], losses[-1]] if losses else [],
+        "per_draw": draws,
         "seconds": {
-            "collect": round(collected - start, 1),
-            "finetune": round(tuned - scored, 1),
-            "evaluate": round(scored - collected + done - tuned, 1),
-            "total": round(done - start, 1),
+            "evaluate_base": round(scored - start, 1),
+            "draws": [sum(d["seconds"].values()) for d in draws],
+            "total": round(time.perf_counter() - start, 1),
         },
     }
 
@@ -158,15 +201,23 @@ def default_out(model: str) -> Path:
 
 
 def format_result(result: dict[str, Any]) -> str:
-    """The probe's figures as a small table."""
-    before, after = result["before"], result["after"]
+    """The probe's figures as a small table: before, and after as the draws' mean [range]."""
+    before, after, spread = result["before"], result["after"], result["after_range"]
     lines = [
-        f"learnability of {result['model']}: {result['train_samples']} train samples x "
-        f"{result['config']['epochs']} epochs = {result['sample_passes']} sample passes, "
-        f"scored on {result['test_samples']} test samples ({result['seconds']['total']:.0f} s)",
-        f"{'':<22} {'before':>7} {'after':>7}",
+        f"learnability of {result['model']}: {result['draws']} draw(s) of "
+        f"{result['train_samples']} train samples x {result['config']['epochs']} epochs = "
+        f"{result['sample_passes']} sample passes each, scored on {result['test_samples']} "
+        f"test samples ({result['seconds']['total']:.0f} s)",
+        f"{'':<22} {'before':>7} {'after (mean [min, max] over draws)':>36}",
     ]
     for key in before:
-        lines.append(f"{key:<22} {before[key]:>7.3f} {after.get(key, float('nan')):>7.3f}")
-    lines += [f"target {k}: {'met' if v else 'NOT met'}" for k, v in result["targets"].items()]
+        low, high = spread.get(key, [float("nan")] * 2)
+        lines.append(
+            f"{key:<22} {before[key]:>7.3f} {after.get(key, float('nan')):>9.3f} "
+            f"[{low:.3f}, {high:.3f}]"
+        )
+    lines += [
+        f"target {k} (on the mean): {'met' if v else 'NOT met'}"
+        for k, v in result["targets"].items()
+    ]
     return "\n".join(lines)

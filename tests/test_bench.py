@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from benchmark.arms import ARMS, BUDGET_ARMS
 from tests.pipeline import dvc, rls3
 
 pytestmark = pytest.mark.integration
-ARMS = ("sac", "random", "sac-dense")
 RUN_FILES = ("metrics.csv", "episodes.csv", "finetune_loss.csv")
 
 
@@ -24,8 +24,8 @@ def test_the_runs_side_by_side_give_the_files_of_one_run_at_a_time(
     """The session's smoke pipeline made every run one after another (`dvc repro`). A copy
     without clip's runs, its agent and its MLflow store (a new one, as in a fresh clone) gets
     `rls3 bench --model clip`, the default local engine (a Ray instance with a CPU per core):
-    the agent is pre-trained beside the base model's stage, sac runs, then random and sac-dense
-    may run side by side; every run file is the same, and DVC records it all."""
+    the agent is pre-trained beside the base model's stage, sac runs, then the other arms may
+    run side by side; every run file is the same, and DVC records it all."""
     sequential = smoke_pipeline[0]
     repo = tmp_path / "repo"
     shutil.copytree(sequential, repo, symlinks=True)
@@ -42,9 +42,9 @@ def test_the_runs_side_by_side_give_the_files_of_one_run_at_a_time(
     # the budget arms waited for the sac run's budget, then were free to run at once (smoke
     # runs last a second or two, so whether they overlapped is up to the workers' start-up)
     runs = json.loads((repo / "results" / "grid" / "clip.json").read_text())["runs"]
-    sac, random, dense = (runs[f"{arm}/seed0"] for arm in ARMS)
-    assert sac["finished"] <= min(random["started"], dense["started"])
-    assert all(r["attempts"] == 1 for r in (sac, random, dense))
+    sac = runs["sac/seed0"]
+    assert sac["finished"] <= min(runs[f"{arm}/seed0"]["started"] for arm in BUDGET_ARMS)
+    assert all(runs[f"{arm}/seed0"]["attempts"] == 1 for arm in ARMS)
     made, before = (
         json.loads((r / "results" / "agents" / "seed0" / "pretrain.json").read_text())
         for r in (repo, sequential)

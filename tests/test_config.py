@@ -78,7 +78,7 @@ def test_the_paper_profile_holds_the_papers_values() -> None:
             r"profiles\.bench\.paligemma\.weights\.arch = 'ViT-B-32' .* null",
         ),
         (("clip", "weights"), 5, r"profiles\.bench\.clip\.weights = 5 .* a local path"),
-        (("clip", "seeds"), 6, r"profiles\.bench\.clip\.seeds = 6 .* an int in \[1, 5\]"),
+        (("clip", "seeds"), 11, r"profiles\.bench\.clip\.seeds = 11 .* an int in \[1, 10\]"),
         (("loop", "etaa"), 0.5, r"unknown key profiles\.bench\.loop\.etaa; allowed keys .*'eta'"),
         (
             ("sim", "backend"),

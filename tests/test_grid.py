@@ -29,6 +29,7 @@ import psutil
 import pytest
 import yaml
 
+from benchmark.arms import ARMS, BUDGET_ARMS
 from benchmark.cli import main
 from benchmark.grid import (
     AUTH_VARIABLES,
@@ -49,7 +50,6 @@ from tests.pipeline import (
 )
 
 pytestmark = pytest.mark.integration
-ARMS = ("sac", "random", "sac-dense")
 RUN_FILES = ("metrics.csv", "episodes.csv", "finetune_loss.csv", "iterations.jsonl")
 
 
@@ -231,14 +231,14 @@ def test_the_grid_on_a_ray_cluster_equals_the_sequential_runs(
         tuple(map(int, m))
         for m in re.findall(r"grid: (\d+) queued, (\d+) running, (\d+) done", out)
     ]
-    assert counts and all(sum(c) == 3 for c in counts)  # every view accounts for the 3 runs
+    assert counts and all(sum(c) == len(ARMS) for c in counts)  # every view: every run
     assert [c[2] for c in counts] == sorted(c[2] for c in counts)  # done never goes back
-    assert counts[-1] == (0, 0, 3) and any(c[1] >= 1 for c in counts)
+    assert counts[-1] == (0, 0, len(ARMS)) and any(c[1] >= 1 for c in counts)
     _same_runs(repo, sequential)
     # the budget arms ran on the budget Ray passed on from the sac run
     report = json.loads((repo / "results" / "grid" / "clip.json").read_text())
     sac = report["runs"]["sac/seed0"]["summary"]
-    for arm in ("random", "sac-dense"):
+    for arm in BUDGET_ARMS:
         run = report["runs"][f"{arm}/seed0"]
         assert (
             run["summary"]["budget"]
@@ -253,7 +253,7 @@ def test_the_grid_on_a_ray_cluster_equals_the_sequential_runs(
     recorded = dvc(repo, "repro", "report@clip")
     assert recorded.returncode == 0, recorded.stdout[-3000:] + recorded.stderr[-3000:]
     ran = set(re.findall(r"Running stage '([^']+)'", recorded.stdout))
-    runs = {f"{stage}@clip-0" for stage in ("run_sac", "run_random", "run_sac_dense")}
+    runs = {f"run_{arm.replace('-', '_')}@clip-0" for arm in ARMS}
     assert ran == {"check", "report@clip", *runs}
     assert [(d / "metrics.csv").stat().st_mtime_ns for d in run_dirs] == written  # not redone
     _same_runs(repo, sequential)

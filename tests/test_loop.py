@@ -14,6 +14,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from benchmark.agents import pretrain_sac
+from benchmark.arms import ARMS, BUDGET_ARMS, arm_of
 from benchmark.config import load_params, pretrain_config
 from benchmark.datasets import build_dataset
 from benchmark.loop import run_dir, run_from_params
@@ -49,12 +50,12 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def finished(project: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The sac, random and sac-dense runs of seed 0, uninterrupted, in a copy of the project."""
+    """Every arm's run of seed 0, uninterrupted, in a copy of the project."""
     root = tmp_path_factory.mktemp("finished")
     shutil.copytree(project, root, dirs_exist_ok=True)
     os.environ.pop("MLFLOW_TRACKING_URI", None)
     params = load_params(ROOT / "params.yaml", "smoke")
-    for arm in ("sac", "random", "sac-dense"):
+    for arm in ARMS:
         run_from_params(
             params, "clip", arm, 0, results=root / "results", datasets=root / "datasets"
         )
@@ -65,13 +66,15 @@ def _summary(root: Path, arm: str) -> dict:
     return json.loads((run_dir(root / "results", "clip", arm, 0) / "summary.json").read_text())
 
 
-def test_random_and_sac_dense_spend_exactly_the_sac_arms_budget(finished: Path) -> None:
-    sac, rnd, dense = (_summary(finished, arm) for arm in ("sac", "random", "sac-dense"))
+def test_every_other_arm_spends_exactly_the_sac_arms_budget(finished: Path) -> None:
+    sac = _summary(finished, "sac")
     assert sac["finished"] and sac["iterations"] >= 2
-    for run in (rnd, dense):
+    assert set(BUDGET_ARMS) == set(ARMS) - {"sac"}
+    for arm in BUDGET_ARMS:
+        run = _summary(finished, arm)
         assert run["finished"] and run["stopped"] == "budget"
         assert run["generated_samples"] == sac["generated_samples"] == run["budget"]
-    assert sac["loop_gamma"] == dense["loop_gamma"] == 0.99 and rnd["loop_gamma"] is None
+        assert run["loop_gamma"] == (0.99 if arm_of(arm).learns else None)
 
 
 def test_the_finetuning_batch_is_e_eta_t0(finished: Path) -> None:
@@ -116,7 +119,7 @@ def test_mlflow_holds_both_runs_with_every_metric_and_the_files_match(finished: 
     experiment = client.get_experiment_by_name("rls3-clip")
     assert experiment is not None
     runs = {r.info.run_name: r for r in client.search_runs([experiment.experiment_id])}
-    assert set(runs) == {"sac-seed0", "random-seed0", "sac-dense-seed0"}
+    assert set(runs) == {f"{arm}-seed0" for arm in ARMS}
     for name, run in runs.items():
         arm = name.rsplit("-", 1)[0]
         tags = run.data.tags
@@ -240,15 +243,129 @@ def test_the_dense_shares_follow_each_samples_hardness() -> None:
     from benchmark.loop import extrinsic_rewards
 
     hardness = [0.5, 1.5, 1.0]
-    dense = extrinsic_rewards("sac-dense", 10.0, hardness, [0, 2, 3], 4)
+    dense = extrinsic_rewards(arm_of("sac-dense"), 10.0, hardness, [0, 2, 3], 4)
     assert dense.tolist() == pytest.approx([10 * 1.0 * 0.5 / 3, 0.0, 10 * 1.0 * 1.5 / 3, 10 / 3])
     assert dense.sum() == pytest.approx(10.0 * np.mean(hardness) ** 2)  # beta * J2, eq. 3
-    sparse = extrinsic_rewards("sac", 10.0, hardness, [0, 2, 3], 4)
+    sparse = extrinsic_rewards(arm_of("sac"), 10.0, hardness, [0, 2, 3], 4)
     assert sparse.tolist() == pytest.approx([0.0, 0.0, 0.0, 10.0])
+    for arm in ("sac-nofeedback", "random", "random-hardest"):  # no VLM reward
+        assert not extrinsic_rewards(arm_of(arm), 10.0, hardness, [0, 2, 3], 4).any()
+
+
+def test_the_hardest_draw_takes_the_eta_n_highest_and_the_uniform_draw_what_the_rng_says() -> None:
+    from benchmark.loop import batch_draw
+
+    hardness = [0.3, 2.0, 0.9, 2.0, 0.1, 1.2]
+    rng = np.random.default_rng(5)
+    hardest = batch_draw(arm_of("random-hardest"), 0.5, hardness, rng)
+    assert hardest == [1, 3, 5]  # the three highest; the tie at 2.0 keeps both
+    uniform = batch_draw(arm_of("random"), 0.5, hardness, np.random.default_rng(5))
+    assert uniform == sorted(np.random.default_rng(5).choice(6, size=3, replace=False).tolist())
+    # both consume the same draw: the caption stream after line 14 is the same for every arm
+    after = np.random.default_rng(5)
+    after.choice(6, size=3, replace=False)
+    assert rng.random() == after.random()
+
+
+def _fresh_run(project: Path, tmp: Path, finished: Path, arm: str):  # type: ignore[no-untyped-def]
+    """A fresh ``Run`` of ``arm`` (seed 0, smoke) in a copy of ``project`` that holds the
+    finished sac run's summary (the budget); its iteration 0 done."""
+    from benchmark.loop import Run, RunConfig
+    from benchmark.vlm import vlm_loader
+
+    if not (tmp / "datasets").exists():
+        shutil.copytree(project, tmp, dirs_exist_ok=True)
+        summary = run_dir(tmp / "results", "clip", "sac", 0) / "summary.json"
+        summary.parent.mkdir(parents=True)
+        shutil.copy(run_dir(finished / "results", "clip", "sac", 0) / "summary.json", summary)
+    params = load_params(ROOT / "params.yaml", "smoke")
+    p = params.active
+    cfg = RunConfig("clip", arm, 0, "smoke", p, tmp / "results", tmp / "datasets")
+    loader = vlm_loader("clip", p.clip.finetune, 0)
+    base, agent = tmp / "results" / "vlm" / "clip" / "base", tmp / "results" / "agents" / "seed0"
+    run = Run(cfg, loader, base, agent)
+    run.begin()
+    return run
+
+
+def test_random_hardest_draws_the_eta_n_hardest_samples_under_the_vlm_before_fine_tuning(
+    project: Path, finished: Path, tmp_path: Path
+) -> None:
+    """The batch of a real random-hardest episode: its eta * N samples with the highest loss
+    under the VLM as it stood before the iteration's fine-tuning, recomputed independently."""
+    import copy
+
+    from benchmark.captions import describe_sample
+    from benchmark.vlm.base import Sample
+
+    run = _fresh_run(project, tmp_path, finished, "random-hardest")
+    try:
+        run._begin_iteration(1)
+        for _ in range(2):  # two episodes of iteration 1, before any fine-tuning
+            episode = run._generate()
+            rng = copy.deepcopy(run.rng)  # the caption stream _vlm_feedback will use
+            samples = [
+                Sample(t.info["image"], describe_sample(t.info["sample"], rng), t.info["sample"])
+                for t in (episode.transitions[i] for i in episode.valid_steps)
+            ]
+            hardness = np.array(run.vlm.hardness(run.vlm.evaluate(samples)))
+            batch = run._vlm_feedback(1, episode)
+            n = round(run.loop.eta * len(samples))
+            assert len(batch) == n and 0 < n < len(samples)
+
+            def key(sample: Sample) -> tuple[bytes, str]:
+                return sample.image.tobytes(), repr(sample.record)
+
+            order = np.argsort(-hardness, kind="stable")
+            assert {key(b) for b in batch} == {key(samples[i]) for i in order[:n]}
+            assert hardness[order[:n]].min() >= hardness[order[n:]].max()
+            assert run.episodes[-1].hardness == pytest.approx(hardness.mean())
+    finally:
+        run.vec_env.close()
+
+
+def test_sac_nofeedback_acts_and_learns_as_sac_until_the_episode_ends_and_gets_no_vlm_reward(
+    project: Path, finished: Path, tmp_path: Path
+) -> None:
+    """The first loop episode of sac and of sac-nofeedback, from the same agent and the same
+    random state: the same actions and the same network after every update; at the episode's
+    end sac stores beta * J2 on its last step and sac-nofeedback its +-1 alone."""
+    import torch
+
+    def first_episode(arm: str):  # type: ignore[no-untyped-def]
+        run = _fresh_run(project, tmp_path / arm, finished, arm)
+        run._begin_iteration(1)
+        torch.manual_seed(11)
+        np.random.seed(11)  # SB3's replay buffer samples with NumPy's global state
+        episode = run._generate()
+        actor = [p.detach().clone() for p in run.arm.model.actor.parameters()]
+        run._vlm_feedback(1, episode)
+        buffer = run.arm.model.replay_buffer
+        stored = buffer.rewards[buffer.pos - len(episode.transitions) : buffer.pos, 0].copy()
+        run.vec_env.close()
+        return episode, actor, stored, run.episodes[-1]
+
+    sac, nofeedback = first_episode("sac"), first_episode("sac-nofeedback")
+    actions = [
+        np.asarray([t.buffer_action for t in e.transitions]) for e in (sac[0], nofeedback[0])
+    ]
+    assert actions[0].shape == actions[1].shape and np.array_equal(*actions)
+    for a, b in zip(sac[1], nofeedback[1], strict=True):
+        assert torch.equal(a, b)
+    intrinsic = np.array([t.intrinsic for t in sac[0].transitions])
+    assert np.array_equal(nofeedback[2], intrinsic.astype(np.float32))  # +-1 only
+    assert nofeedback[3].extrinsic == 0.0 and nofeedback[3].j2 > 0  # J2 measured, not given
+    assert sac[2][-1] == pytest.approx(intrinsic[-1] + 10.0 * sac[3].j2, rel=1e-5)  # beta 10
+
+
+def test_sac_nofeedback_stores_only_feasibility_rewards(finished: Path) -> None:
+    rewards, episodes = _buffer_rewards(finished, "sac-nofeedback")
+    assert set(np.unique(rewards)) <= {-1.0, 1.0}
+    assert all(float(e["extrinsic"]) == 0.0 and float(e["j2"]) > 0 for e in episodes)
 
 
 def test_every_episode_logs_the_hardness_j2_squares(finished: Path) -> None:
-    for arm in ("sac", "random", "sac-dense"):
+    for arm in ARMS:
         episodes = _rows(run_dir(finished / "results", "clip", arm, 0) / "episodes.csv")
         for e in episodes:
             assert float(e["hardness"]) > 0 and 0 <= float(e["error_rate"]) <= 1
@@ -298,7 +415,7 @@ def test_the_loop_discount_carries_j2_back_to_the_first_placements(project: Path
         model.replay_buffer.reset()  # this episode alone
         hardness = [np.sqrt(j2)] * len(episode.valid_steps)
         extrinsic = extrinsic_rewards(
-            "sac", loop.beta, hardness, episode.valid_steps, len(intrinsic)
+            arm_of("sac"), loop.beta, hardness, episode.valid_steps, len(intrinsic)
         )
         arm.store(episode, intrinsic + extrinsic)
         model.train(gradient_steps=1000, batch_size=64)

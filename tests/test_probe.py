@@ -53,8 +53,8 @@ def test_the_control_never_pairs_a_sample_with_its_own_image(n: int) -> None:
 
 
 def test_the_probe_scores_the_same_test_samples_before_and_after(project: Path) -> None:
-    config = LearnabilityConfig(samples=16, epochs=2, seed=5)
-    result = learnability(_load(project), project / "datasets", config)
+    config = LearnabilityConfig(samples=16, epochs=2, seed=5, draws=1)
+    result = learnability(lambda: _load(project), project / "datasets", config)
     test = read_dataset(project / "datasets" / "test").samples
     assert result["test_samples"] == len(test) == 24
     assert result["sample_passes"] == 32
@@ -77,6 +77,31 @@ def test_the_probe_scores_the_same_test_samples_before_and_after(project: Path) 
     assert terms and all(k in result["after"] for k in terms)
 
 
+def test_the_figures_after_fine_tuning_are_the_mean_and_range_of_independent_draws(
+    project: Path,
+) -> None:
+    """Two draws: each a fresh base fine-tuned on its own samples (seeds 5 and 6); the report's
+    "after" is their mean, "after_range" their min and max, and the targets read the mean."""
+    config = LearnabilityConfig(samples=16, epochs=2, seed=5, draws=2)
+    result = learnability(lambda: _load(project), project / "datasets", config)
+    test = read_dataset(project / "datasets" / "test").samples
+    control = shuffled_images(test, derangement(len(test), config.seed))
+    metrics = []
+    for seed in (5, 6):
+        tuned = _load(project)
+        tuned.finetune(collect_samples("train", 16, seed, image_size=64), 2, seed=seed)
+        metrics.append((tuned.metric(tuned.evaluate(test)), tuned.metric(tuned.evaluate(control))))
+    assert [d["seed"] for d in result["per_draw"]] == [5, 6] and result["draws"] == 2
+    assert [d["after"]["metric"] for d in result["per_draw"]] == [m[0] for m in metrics]
+    assert result["after"]["metric"] == pytest.approx(np.mean([m[0] for m in metrics]))
+    assert result["after"]["control"] == pytest.approx(np.mean([m[1] for m in metrics]))
+    assert result["after_range"]["metric"] == [
+        min(m[0] for m in metrics),
+        max(m[0] for m in metrics),
+    ]
+    assert result["targets"] == targets(result["before"], result["after"])
+
+
 def test_paligemmas_controls_are_other_samples_images_and_other_samples_terms(
     project: Path, tmp_path: Path
 ) -> None:
@@ -90,9 +115,9 @@ def test_paligemmas_controls_are_other_samples_images_and_other_samples_terms(
         ),
         base,
     )
-    config = LearnabilityConfig(samples=12, epochs=2, seed=5)
+    config = LearnabilityConfig(samples=12, epochs=2, seed=5, draws=1)
     load = lambda: PaligemmaVLM.load(base, PaligemmaVLMConfig(batch_size=8))  # noqa: E731
-    result = learnability(load(), project / "datasets", config, "paligemma")
+    result = learnability(load, project / "datasets", config, "paligemma")
     assert result["finetune_k"] == 2 * 2  # 12 samples in minibatches of 8: 2 steps an epoch
     assert set(result["targets"]) == set(targets(result["before"], result["after"], "paligemma"))
 
