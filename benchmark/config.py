@@ -118,6 +118,10 @@ class LoopParams:
     max_iterations: PositiveInt = 20  # hard cap (early stopping usually ends the sac arm first)
     validate_every: NonNegativeInt = 0  # F, in K units (epochs or steps); 0: only at the
     # iteration's end
+    # a budget arm's last iteration, cut short when the budget runs out, fine-tunes only when its
+    # batch holds at least this fraction of E * eta * T0: K epochs over a handful of samples
+    # overfit them (measured: 40 samples x 24 epochs took a random run from 0.442 to 0.341)
+    min_batch_fraction: Fraction = 0.5
 
 
 @dataclass(frozen=True, config=SCHEMA)

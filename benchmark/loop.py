@@ -20,7 +20,10 @@ samples.
 
 The sac arm stops early on validation (patience after min_iterations); its total generated
 samples (environment steps, valid or not) become the budget of every other arm with the same
-model and seed, which stops the moment it has spent it.
+model and seed, which stops the moment it has spent it. Its last iteration, cut short there,
+fine-tunes only on a batch of at least ``loop.min_batch_fraction`` of a full one (E * eta * T0):
+K epochs over a handful of samples overfit them. A smaller remainder was generated and counts
+in the budget; the iteration's row then has batch size 0 and the model is unchanged.
 
 Every episode logs its samples' *hardness* under the VLM as it stood before the iteration's
 fine-tuning (the per-sample quantity J2 squares): whether an arm finds the VLM's weak spots.
@@ -317,6 +320,7 @@ class Run:
         self.k = p.model(cfg.model).k
         self.dir = run_dir(cfg.results, cfg.model, cfg.arm, cfg.seed)
         self.budget = budget_of(cfg)
+        self.full_batch = self.loop.episodes * round(self.loop.eta * self.loop.t0)  # E*eta*T0
         self.timers = Timers()
         self.validation: Dataset = read_dataset(cfg.datasets / "validation")
         self.test: Dataset = read_dataset(cfg.datasets / "test")
@@ -387,12 +391,16 @@ class Run:
         iteration = s.iteration + 1
         self._begin_iteration(iteration)  # line 2
         batch: list[Sample] = []
+        cut_short = False
         for _ in range(self.loop.episodes):  # line 3
             episode = self._generate()  # lines 4-10
             if episode.transitions:
                 batch += self._vlm_feedback(iteration, episode)  # lines 11-14
             if episode.budget_spent:
+                cut_short = True
                 break
+        if cut_short and len(batch) < self.loop.min_batch_fraction * self.full_batch:
+            batch = []  # generated (and counted in the budget), too few to fine-tune on
         with self.timers("finetuning"):  # lines 16-22
             losses = self._finetune(batch) if batch else []
         s.iteration = iteration

@@ -377,8 +377,9 @@ def test_every_episode_logs_the_hardness_j2_squares(finished: Path) -> None:
             weights = [int(e["valid"]) for e in mine]
             expected = np.average([float(e["hardness"]) for e in mine], weights=weights)
             assert float(row["hardness"]) == pytest.approx(expected)
-            assert sum(int(row[f"batch_terms/{k}"]) for k in ("left", "right", "above", "below",
-                       "in_front_of", "behind")) > 0  # fmt: skip
+            terms = sum(int(row[f"batch_terms/{k}"]) for k in ("left", "right", "above", "below",
+                        "in_front_of", "behind"))  # fmt: skip
+            assert (terms > 0) == (int(row["batch_size"]) > 0)  # a batch too small: none
 
 
 def test_the_loop_discount_carries_j2_back_to_the_first_placements(project: Path) -> None:
@@ -497,6 +498,40 @@ def test_a_budget_arm_spends_its_whole_budget_however_many_iterations_it_takes(
     )
     assert summary["stopped"] == "budget" and summary["generated_samples"] == 300
     assert summary["iterations"] > 10
+
+
+@pytest.mark.parametrize("fraction", [0.0, 1.0])
+def test_a_last_iteration_cut_short_by_the_budget_fine_tunes_only_on_a_large_enough_batch(
+    project: Path, tmp_path: Path, fraction: float
+) -> None:
+    """A budget that ends inside an iteration: with min_batch_fraction 0 its remainder is
+    fine-tuned on; with 1 it is generated and counted, but the model stays as it was."""
+    import yaml
+
+    from benchmark.config import parse_params
+
+    shutil.copytree(project, tmp_path, dirs_exist_ok=True)
+    os.environ.pop("MLFLOW_TRACKING_URI", None)
+    data = yaml.safe_load((ROOT / "params.yaml").read_text())
+    data["profiles"]["smoke"]["loop"]["min_batch_fraction"] = fraction
+    params = parse_params({**data, "profile": "smoke"})
+    sac = run_dir(tmp_path / "results", "clip", "sac", 0)
+    sac.mkdir(parents=True)
+    (sac / "summary.json").write_text(json.dumps({"finished": True, "generated_samples": 45}))
+    summary = run_from_params(
+        params, "clip", "random", 0, results=tmp_path / "results", datasets=tmp_path / "datasets"
+    )
+    assert summary["generated_samples"] == 45
+    rows = _rows(run_dir(tmp_path / "results", "clip", "random", 0) / "metrics.csv")
+    full = params.active.loop.episodes * round(params.active.loop.eta * params.active.loop.t0)
+    assert all(int(r["batch_size"]) == full for r in rows[1:-1])
+    last, before = rows[-1], rows[-2]
+    assert int(last["valid_samples"]) > int(before["valid_samples"])  # it generated samples
+    if fraction == 0.0:
+        assert 0 < int(last["batch_size"]) < full and last["finetune_loss_mean"] != "nan"
+    else:
+        assert int(last["batch_size"]) == 0 and last["finetune_loss_mean"] == "nan"
+        assert last["test/metric"] == before["test/metric"]  # the model as it was
 
 
 # ---------------------------------------------------------------------------- the unity backend
