@@ -573,13 +573,19 @@ def _add_pipeline_commands(sub: argparse._SubParsersAction) -> None:
 
 
 def _report(args: argparse.Namespace) -> int:
+    from benchmark.config import load_params
     from benchmark.report import write_index, write_report
 
     if args.index:
         path = write_index(args.out or args.results / "report", args.index)
     elif args.model:
+        params = load_params()  # the equivalence margin: profiles.<profile>.<model>.margin
         path = write_report(
-            args.results, args.model, args.out or args.results / "report" / args.model
+            args.results,
+            args.model,
+            args.out or args.results / "report" / args.model,
+            margin=params.active.model(args.model).margin,
+            profile=params.profile,
         )
     else:
         raise ValueError("rls3 report needs --model MODEL or --index MODEL [MODEL ...]")

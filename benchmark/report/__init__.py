@@ -1,17 +1,23 @@
 """The benchmark report (SPEC section 8; the paper's section 6, Figs. 5-9), from the runs alone.
 
-``write_report(results, model, out)`` reads every finished run of one model under
-``results/runs/{model}/{arm}/seed{S}`` (the files ``rls3 run`` writes) for the three arms: ``sac``
-(RLS3), ``random`` (random placement) and ``sac-dense`` (beyond the paper, its open question 2:
-the same pre-trained SAC with a per-step dense VLM reward). ``random`` and ``sac-dense`` run on
-the sac run's budget (same seed); results without sac-dense runs are reported with two arms. It
-writes:
+``write_report(results, model, out, margin)`` reads every finished run of one model under
+``results/runs/{model}/{arm}/seed{S}`` (the files ``rls3 run`` writes) for the five arms
+(``benchmark/arms.py``): ``sac`` (RLS3), ``random`` (random placement), ``sac-dense`` (beyond the
+paper, its open question 2: the same pre-trained SAC with a per-step dense VLM reward), and two
+ablations, ``sac-nofeedback`` (the same agent without the VLM's reward: feasibility alone) and
+``random-hardest`` (random placement, the hardest samples drawn into the batch: hard-sample
+selection without RL). Every arm but sac runs on the sac run's budget (same seed); an arm
+without runs (e.g. in older results) is left out of the tables and figures, and a difference
+that needs it is "not measured". ``margin`` is the equivalence margin delta in the model's
+metric (the params key ``profiles.<profile>.<model>.margin``). It writes:
 
-- ``REPORT.md``: the setting, the statistical comparison of the arms across seeds, valid rate and
+- ``REPORT.md``: the setting (delta and where it was set), the statistical comparison of the
+  arms across seeds and every paired difference, the decomposition of the headline, the final
+  test metric per spatial term and by number of terms, each arm's reward balance, valid rate and
   iterations per arm, the paper's qualitative claims beside what this run found, the figures;
 - ``figures/*.png``: efficiency curves (Fig. 5), per-term scores before/after with cumulative term
   counts (Fig. 6), score by number of terms (Fig. 7), the concatenated fine-tuning loss (Fig. 8),
-  validation with the early-stopping point (Fig. 9), valid rate and iterations per arm, the
+  validation with each seed's stopping point (Fig. 9), valid rate and iterations per arm, the
   hardness of each arm's generated samples and the term distribution of its fine-tuning data;
 - ``comparison.json`` (every number of the comparison; ``null``: not measured), ``metrics.json``
   (DVC metrics) and ``plots/*.csv`` (DVC plots) with the same figures.
@@ -21,9 +27,25 @@ The comparison, per seed and then as a mean over seeds with a Student-t confiden
 efficiency curve, divided by the budget (the mean test metric over the generated samples, so 0..1
 like the metric); the generated samples each arm needed to reach the random arm's final metric
 (same seed); the mean hardness of the generated samples and the VLM's error rate on them; valid
-rate and iterations. Arms are compared by paired per-seed differences. A claim gets "supported"
-or "contradicted" only from at least ``MIN_SEEDS_FOR_VERDICT`` seeds and an interval that
-excludes 0; otherwise it is "inconclusive", and every verdict states its n.
+rate and iterations; the final test metric per spatial term and by number of terms; the reward
+balance (per episode J1, J2, the VLM reward the agent received, and the VLM's share of the
+return). Arms are compared by paired per-seed differences (``DIFFERENCES``), each with:
+
+- a verdict of four, each stating its n: "supported" or "contradicted" only from at least
+  ``MIN_SEEDS_FOR_VERDICT`` paired seeds and a 95% interval above or below 0; "equivalent within
+  ±delta" from as many seeds when statsmodels' two one-sided tests (``ttost_paired``, alpha 0.05
+  each) reject a difference of delta or more, i.e. the 90% paired interval lies inside ±delta;
+  otherwise "inconclusive";
+- the minimum detectable difference (MDE): the effect a paired t test over these n seeds finds
+  with 80% power at two-sided alpha 0.05 (statsmodels' ``TTestPower``), times the observed sd of
+  the paired differences;
+- in the model's metric, the probability of improvement (PoI): rliable's P(X > Y) + 0.5 P(X = Y)
+  over every run of one arm against every run of the other, with a 95% stratified-bootstrap
+  interval from a fixed seed.
+
+The decomposition (``DECOMPOSITION``) takes the headline sac - random apart: feasibility
+(sac-nofeedback - random), the VLM's feedback (sac - sac-nofeedback), hard-sample selection
+without RL (random-hardest - random), the dense reward (sac-dense - sac), and the headline itself.
 
 The package: ``runs`` (the run files), ``stats`` (the comparison), ``claims`` (the verdicts),
 ``figures`` and ``markdown`` (the report itself).
@@ -34,14 +56,18 @@ from __future__ import annotations
 from benchmark.report.claims import (
     caveats,
     claims,
+    decomposition,
     descriptive_verdict,
     gate,
     interval_verdict,
+    pair_verdict,
+    term_verdicts,
 )
 from benchmark.report.figures import (
     BRACKETS,
     COLOURS,
     LINE_STYLES,
+    MARKERS,
     efficiency_grid,
     fig_efficiency,
     fig_hardness,
@@ -52,6 +78,7 @@ from benchmark.report.figures import (
     fig_valid_rate,
     fig_validation,
     present_arms,
+    stop_groups,
 )
 from benchmark.report.markdown import (
     NULL_MEANS,
@@ -70,17 +97,27 @@ from benchmark.report.runs import (
     load_runs,
 )
 from benchmark.report.stats import (
+    BOOTSTRAP_REPS,
+    BOOTSTRAP_SEED,
     CONFIDENCE,
+    DECOMPOSITION,
     DIFF_KEYS,
     DIFFERENCES,
+    EQUIVALENCE_ALPHA,
     INTERVAL,
+    METRIC_KEYS,
     METRICS_KEY,
     MIN_SEEDS_FOR_VERDICT,
+    N_TERMS,
+    REWARD_KEYS,
     STAT_KEYS,
+    TERM_KEYS,
     as_number,
     batch_term_counts,
     batch_term_shares,
     compare,
+    detectable_difference,
+    equivalence_p,
     fine_tuning_mean,
     format_stat,
     json_ready,
@@ -89,7 +126,9 @@ from benchmark.report.stats import (
     normalised_auc,
     paired_difference,
     per_iteration,
+    probability_of_improvement,
     quiet_nan,
+    reward_balance,
     samples_to_reach,
     seed_row,
     summarise,
@@ -97,20 +136,29 @@ from benchmark.report.stats import (
 )
 
 __all__ = [
+    "BOOTSTRAP_REPS",
+    "BOOTSTRAP_SEED",
     "BRACKETS",
     "COLOURS",
     "CONFIDENCE",
+    "DECOMPOSITION",
     "DIFFERENCES",
     "DIFF_KEYS",
+    "EQUIVALENCE_ALPHA",
     "HARDNESS_NAME",
     "INTERVAL",
     "LINE_STYLES",
+    "MARKERS",
     "METRICS_KEY",
+    "METRIC_KEYS",
     "METRIC_NAME",
     "MIN_SEEDS_FOR_VERDICT",
     "NULL_MEANS",
+    "N_TERMS",
+    "REWARD_KEYS",
     "STAT_KEYS",
     "TABLE_ROWS",
+    "TERM_KEYS",
     "RunLog",
     "all_arms",
     "as_number",
@@ -120,8 +168,11 @@ __all__ = [
     "claims",
     "compare",
     "complete_episode_hardness",
+    "decomposition",
     "descriptive_verdict",
+    "detectable_difference",
     "efficiency_grid",
+    "equivalence_p",
     "fig_efficiency",
     "fig_hardness",
     "fig_loss",
@@ -141,14 +192,19 @@ __all__ = [
     "machine",
     "mean_curve",
     "normalised_auc",
+    "pair_verdict",
     "paired_difference",
     "per_iteration",
     "present_arms",
+    "probability_of_improvement",
     "quiet_nan",
+    "reward_balance",
     "samples_to_reach",
     "seed_row",
+    "stop_groups",
     "summarise",
     "t_interval",
+    "term_verdicts",
     "write_index",
     "write_report",
 ]

@@ -1,5 +1,12 @@
-"""The paper's qualitative claims beside what the runs found, each with a verdict that states
-its n (``MIN_SEEDS_FOR_VERDICT``), and the caveats of a comparison."""
+"""The verdicts of the comparison, each stating its n: the paper's qualitative claims beside what
+the runs found, the decomposition of the headline difference into the effects the ablation arms
+isolate, sac - random per spatial term and by number of terms, and the caveats of a comparison.
+
+A paired comparison gets one of four verdicts: "supported" (every interval above 0),
+"contradicted" (every one below 0), "equivalent within ±delta" (every difference's two one-sided
+tests reject a difference of delta or more: its 90% interval inside ±delta, delta the profile's
+``margin``) or "inconclusive"; all but the last need at least ``MIN_SEEDS_FOR_VERDICT`` paired
+seeds. Without a seed that ran both arms it is "not measured"."""
 
 from __future__ import annotations
 
@@ -11,7 +18,16 @@ import numpy as np
 from benchmark.captions import TERMS, term_key
 from benchmark.config import ARMS
 from benchmark.report.runs import RunLog, all_arms
-from benchmark.report.stats import MIN_SEEDS_FOR_VERDICT, format_stat, quiet_nan, summarise
+from benchmark.report.stats import (
+    DECOMPOSITION,
+    DIFFERENCES,
+    EQUIVALENCE_ALPHA,
+    MIN_SEEDS_FOR_VERDICT,
+    as_number,
+    format_stat,
+    quiet_nan,
+    summarise,
+)
 
 
 def caveats(comparison: dict[str, Any]) -> list[str]:
@@ -75,10 +91,19 @@ def _side(d: Mapping[str, float]) -> str:
     return "includes 0"
 
 
+def _equivalent(d: Mapping[str, Any]) -> bool | None:
+    """Whether the difference is equivalent within its margin (None: not tested)."""
+    if d.get("equivalence_margin") is None:
+        return None
+    return bool(as_number(d.get("equivalence_p")) < EQUIVALENCE_ALPHA)
+
+
 def interval_verdict(differences: Mapping[str, Mapping[str, Any]]) -> str:
-    """Supported if every paired difference's interval lies above 0, contradicted if every one
-    lies below; otherwise, or with fewer than ``MIN_SEEDS_FOR_VERDICT`` paired seeds,
-    inconclusive. The verdict states n (the fewest paired seeds among the differences)."""
+    """Supported if every paired difference's 95% interval lies above 0, contradicted if every
+    one lies below; equivalent within ±delta if every one was tested against its margin delta
+    and passed (``equivalence_p`` < 0.05: its 90% interval inside ±delta); otherwise, or with
+    fewer than ``MIN_SEEDS_FOR_VERDICT`` paired seeds, inconclusive. The verdict states n (the
+    fewest paired seeds among the differences)."""
     n = min(int(d["n"]) for d in differences.values())
     too_few = gate(n, "paired")
     if too_few:
@@ -88,7 +113,20 @@ def interval_verdict(differences: Mapping[str, Mapping[str, Any]]) -> str:
         return _verdict("supported", n, "paired")
     if all(s == "below 0" for s in sides.values()):
         return _verdict("contradicted", n, "paired")
-    where = ", ".join(f"{name} interval {side}" for name, side in sides.items())
+    equivalent = {name: _equivalent(d) for name, d in differences.items()}
+    margins = {as_number(d.get("equivalence_margin")) for d in differences.values()}
+    if all(equivalent.values()) and len(margins) == 1:
+        return _verdict(f"equivalent within ±{margins.pop():g}", n, "paired")
+    where = ", ".join(
+        f"{name} interval {side}"
+        + (
+            ""
+            if equivalent[name] is None
+            else f" ({'' if equivalent[name] else 'not '}within ±"
+            f"{as_number(differences[name]['equivalence_margin']):g})"
+        )
+        for name, side in sides.items()
+    )
     return _verdict("inconclusive", n, "paired", where)
 
 
@@ -262,8 +300,9 @@ def _claim_hardness(comparison: dict[str, Any]) -> tuple[str, str, str]:
     mean = {arm: format_stat(arms[arm]["stats"]["hardness"]) for arm in ARMS if arms[arm]["seeds"]}
     found = "mean hardness over iterations: " + ", ".join(f"{a} {v}" for a, v in mean.items())
     found += f"; SAC - random {_signed(diffs['sac - random']['hardness'])}"
-    if arms["sac-dense"]["seeds"]:
-        found += f"; sac-dense - random {_signed(diffs['sac-dense - random']['hardness'])}"
+    for name, (a, b) in DIFFERENCES.items():
+        if b == "random" and a != "sac" and arms[a]["seeds"]:
+            found += f"; {name} {_signed(diffs[name]['hardness'])}"
     measured = any(np.isfinite(x["hardness"]) for x in arms["sac"]["seeds"])
     return (
         "The RL agent generates samples the VLM finds harder than random placement does",
@@ -310,3 +349,44 @@ def claims(
     if runs["sac-dense"]:
         out.append(_claim_dense(comparison))
     return out
+
+
+def pair_verdict(difference: Mapping[str, Mapping[str, Any]]) -> str:
+    """The verdict of one pair of arms from its final-metric and area-under-curve differences."""
+    return interval_verdict({"AUC": difference["auc"], "final-metric": difference["final_metric"]})
+
+
+def decomposition(comparison: dict[str, Any]) -> list[dict[str, Any]]:
+    """The headline difference taken apart, one row per effect (``DECOMPOSITION``): its paired
+    difference in final metric and area under the curve / budget (with their intervals, minimum
+    detectable differences and probabilities of improvement) and a verdict with n. A pair whose
+    arms share no seed is "not measured"."""
+    rows = []
+    for effect, name in DECOMPOSITION:
+        diff = comparison["differences"][name]
+        rows.append(
+            {
+                "effect": effect,
+                "difference": name,
+                "n": int(min(diff["final_metric"]["n"], diff["auc"]["n"])),
+                "verdict": pair_verdict(diff),
+                "final_metric": diff["final_metric"],
+                "auc": diff["auc"],
+            }
+        )
+    return rows
+
+
+def term_verdicts(comparison: dict[str, Any]) -> dict[str, dict[str, str]]:
+    """The verdict of sac - random in the final test metric per spatial term (``by_term``) and by
+    number of terms (``by_n_terms``); runs that recorded no such score: not measured."""
+    paired = len(comparison["paired"]["sac - random"])
+    return {
+        by: {
+            key: interval_verdict({"final-metric": diff})
+            if diff["n"] or not paired
+            else _verdict("not measured", 0, "paired", "no such scores recorded")
+            for key, diff in comparison[by]["sac - random"].items()
+        }
+        for by in ("by_term", "by_n_terms")
+    }

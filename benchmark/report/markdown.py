@@ -1,5 +1,10 @@
 """REPORT.md, comparison.json, metrics.json and plots/*.csv of one model, and the index of the
-reports of every model."""
+reports of every model.
+
+REPORT.md: the setting (with the equivalence margin delta and where it was set), the comparison
+of the arms, every paired difference, the decomposition of the headline into the effects the
+ablation arms isolate, the final test metric per spatial term and by number of terms, the reward
+balance of each arm, the per-seed figures, the paper's claims beside this run, and the figures."""
 
 from __future__ import annotations
 
@@ -13,9 +18,10 @@ from typing import Any
 
 import numpy as np
 
+from benchmark.arms import REGISTRY
 from benchmark.config import ARMS
 from benchmark.fileio import atomic_write_csv, atomic_write_json, atomic_write_text
-from benchmark.report.claims import caveats, claims
+from benchmark.report.claims import caveats, claims, decomposition, term_verdicts
 from benchmark.report.figures import (
     efficiency_grid,
     fig_efficiency,
@@ -30,11 +36,14 @@ from benchmark.report.figures import (
 )
 from benchmark.report.runs import HARDNESS_NAME, METRIC_NAME, RunLog, load_runs
 from benchmark.report.stats import (
+    BOOTSTRAP_REPS,
+    BOOTSTRAP_SEED,
     CONFIDENCE,
     DIFFERENCES,
     INTERVAL,
     METRICS_KEY,
     MIN_SEEDS_FOR_VERDICT,
+    as_number,
     compare,
     format_stat,
     json_ready,
@@ -157,31 +166,60 @@ def _plots(runs: dict[str, list[RunLog]], out: Path) -> None:
         atomic_write_text(out / "hardness.csv", "iteration\n")
 
 
+def _flat(stats: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """``{key: {part: value}}`` as ``{key_part: value}`` for metrics.json (per-seed lists left
+    out, numbers rounded, strings kept)."""
+    return {
+        f"{key}_{part}": value if isinstance(value, str) else _rounded(value)
+        for key, stat in stats.items()
+        for part, value in stat.items()
+        if part != "per_seed"
+    }
+
+
 def _dvc_metrics(model: str, comparison: dict[str, Any]) -> dict[str, Any]:
     """The comparison as a flat-ish JSON for ``dvc metrics show`` (None: not measured)."""
-    metrics: dict[str, Any] = {"model": model, "interval": INTERVAL}
+    metrics: dict[str, Any] = {
+        "model": model,
+        "interval": INTERVAL,
+        "margin": comparison["margin"],
+        "margin_key": comparison.get("margin_key"),
+    }
     for arm in ARMS:
         a = comparison["arms"][arm]
-        metrics[arm] = {"n_seeds": a["n_seeds"]}
-        for key, stat in a["stats"].items():
-            for part, value in stat.items():
-                metrics[arm][f"{key}_{part}"] = _rounded(value)
+        metrics[arm] = {"n_seeds": a["n_seeds"], **_flat(a["stats"])}
     for name, differences in comparison["differences"].items():
-        metrics[METRICS_KEY[name]] = {
-            f"{key}_{part}": _rounded(v)
-            for key, stat in differences.items()
-            for part, v in stat.items()
-            if part != "per_seed"
-        }
+        metrics[METRICS_KEY[name]] = _flat(differences)
+    for row in comparison.get("decomposition", []):
+        block = metrics[METRICS_KEY[row["difference"]]]
+        block.update(effect=row["effect"], verdict=row["verdict"], n_paired=row["n"])
+    verdicts = comparison.get("term_verdicts", {})
+    for by in ("by_term", "by_n_terms"):
+        metrics[by] = {arm: _flat(comparison[by]["arms"][arm]) for arm in ARMS}
+        sac_random = _flat(comparison[by]["sac - random"])
+        for key, verdict in verdicts.get(by, {}).items():
+            sac_random[f"{key}_verdict"] = verdict
+        metrics[by]["sac_minus_random"] = sac_random
     return metrics
 
 
-def write_report(results: str | Path, model: str, out: str | Path) -> Path:
+def write_report(
+    results: str | Path, model: str, out: str | Path, margin: float, profile: str | None = None
+) -> Path:
     """Read the runs of ``model``; write REPORT.md, figures/, plots/, comparison.json and
-    metrics.json to ``out``."""
+    metrics.json to ``out``.
+
+    ``margin``: the equivalence margin delta in the model's metric, the params key
+    ``profiles.<profile>.<model>.margin``; ``profile``: the params profile it was read from
+    (default: the profile the sac runs recorded).
+    """
     results, out = Path(results), Path(out)
     runs = load_runs(results, model)
-    comparison = compare(runs)
+    comparison = compare(runs, margin)
+    profile = profile or str(runs["sac"][0].summary.get("profile", "<profile>"))
+    comparison["margin_key"] = f"profiles.{profile}.{model}.margin"
+    comparison["decomposition"] = decomposition(comparison)
+    comparison["term_verdicts"] = term_verdicts(comparison)
     (out / "figures").mkdir(parents=True, exist_ok=True)
     (out / "plots").mkdir(parents=True, exist_ok=True)
     fig = out / "figures"
@@ -247,31 +285,50 @@ def _base_line(results: Path, model: str) -> str:
     )
 
 
+def _seed_ranges(seeds: Sequence[int]) -> str:
+    """Seeds in runs, e.g. "0-4, 7"."""
+    runs: list[list[int]] = []
+    for seed in sorted(seeds):
+        if runs and seed == runs[-1][-1] + 1:
+            runs[-1].append(seed)
+        else:
+            runs.append([seed])
+    return ", ".join(f"{r[0]}-{r[-1]}" if len(r) > 1 else f"{r[0]}" for r in runs)
+
+
 def _setting(
     results: Path, model: str, runs: dict[str, list[RunLog]], comparison: dict[str, Any]
 ) -> list[str]:
-    """The header: profile, seeds, test metric, fine-tuning, machine, date, compute time."""
+    """The header: profile, arms and seeds, test metric, equivalence margin, fine-tuning,
+    machine, date, compute time."""
     first = runs["sac"][0].summary
     n = {arm: comparison["arms"][arm]["n_seeds"] for arm in ARMS}
     seconds = _stage_seconds(results, model, runs)
+    by_seeds: dict[str, list[str]] = {}
+    for name, seeds in comparison["paired"].items():
+        if seeds:
+            by_seeds.setdefault(_seed_ranges(seeds), []).append(name)
     paired = "; ".join(
-        f"{name}: {seeds}"
-        for name, seeds in comparison["paired"].items()
-        if n["sac-dense"] or "sac-dense" not in name
+        f"{seeds} ({'every measured difference' if len(by_seeds) == 1 else ', '.join(names)})"
+        for seeds, names in by_seeds.items()
     )
-    dense = (
-        f"{n['sac-dense']} sac-dense (beyond the paper, its open question 2: the same "
-        "pre-trained SAC with a per-step dense VLM reward)"
-        if n["sac-dense"]
-        else "no sac-dense runs (the dense-reward arm: left out)"
-    )
+    absent = [arm for arm in ARMS if not n[arm]]
     lines = [
         f"# RLS3 benchmark report: {model}",
         "",
-        f"- Profile: `{first['profile']}`; seeds: {n['sac']} sac, {n['random']} random, {dense}. "
-        f"Paired seeds: {paired}.",
+        f"- Profile: `{first['profile']}`; seeds: "
+        + ", ".join(f"{n[arm]} {arm}" for arm in ARMS if n[arm])
+        + (f" ({', '.join(absent)}: no runs, left out of the tables and figures)" if absent else "")
+        + f". Paired seeds: {paired}.",
+        "- Arms: "
+        + "; ".join(f"`{arm}`, {REGISTRY[arm].question}" for arm in ARMS if n[arm])
+        + ".",
         f"- Test metric: {METRIC_NAME[model]}, on the fixed test set (test environment, "
         f"content hash `{first['dataset_hashes']['test'][:12]}`).",
+        f"- Equivalence margin: delta = {as_number(comparison['margin']):g} in the test metric, "
+        f"set by the params key `{comparison['margin_key']}` (fixed in params.yaml, not estimated "
+        "from these runs): two arms are equivalent within ±delta when the 90% interval of "
+        "their paired difference lies inside ±delta.",
         f"- Hardness of a generated sample: {HARDNESS_NAME[model]}, under the VLM before that "
         "iteration's fine-tuning (higher: harder for the VLM); an iteration's is the mean over "
         "its complete episodes (T0 samples, evaluated as one group as for J2: a budget arm's "
@@ -305,23 +362,34 @@ TABLE_ROWS = (
     ("valid rate", "valid_rate", 3, True),
     ("iterations", "iterations", 1, True),
 )
+# the differences beside the arms in the comparison table (all of them: the next table)
+HEADLINE_DIFFERENCES = ("sac - random", "sac-dense - random")
+
+
+def _present(comparison: dict[str, Any]) -> list[str]:
+    """The arms with runs, in order."""
+    return [arm for arm in ARMS if comparison["arms"][arm]["seeds"]]
+
+
+def _measured(comparison: dict[str, Any], names: Sequence[str] = tuple(DIFFERENCES)) -> list[str]:
+    """The differences of ``names`` whose two arms both have runs."""
+    present = _present(comparison)
+    return [name for name in names if all(arm in present for arm in DIFFERENCES[name])]
 
 
 def _comparison_table(comparison: dict[str, Any]) -> list[str]:
-    """Means with intervals per arm that has runs, and the paired differences against random."""
+    """Means with intervals per arm that has runs, and the headline paired differences."""
     arms = comparison["arms"]
-    present = [arm for arm in ARMS if arms[arm]["seeds"]]
-    shown = [
-        name
-        for name in ("sac - random", "sac-dense - random")
-        if all(arm in present for arm in DIFFERENCES[name])
-    ]
+    present = _present(comparison)
+    shown = _measured(comparison, HEADLINE_DIFFERENCES)
     lines = [
         f"Mean over seeds with a {CONFIDENCE:.0%} confidence interval in brackets: Student t, "
         "mean ± t_{0.975, n-1} · sd / √n over the n seeds (n - 1 degrees of freedom); a single "
         "seed gives no interval. Differences are paired: per seed, then over the seeds both arms "
-        f"ran. The claims below get a verdict only from at least {MIN_SEEDS_FOR_VERDICT} paired "
-        "seeds and an interval that excludes 0. " + NULL_MEANS,
+        "ran. A comparison gets a verdict only from at least "
+        f"{MIN_SEEDS_FOR_VERDICT} paired seeds: supported or contradicted when its interval "
+        "excludes 0, equivalent within ±delta when its 90% interval lies inside ±delta. "
+        + NULL_MEANS,
         "",
         "| figure | " + " | ".join(present + shown) + " |",
         "| --- " * (1 + len(present) + len(shown)) + "|",
@@ -333,6 +401,135 @@ def _comparison_table(comparison: dict[str, Any]) -> list[str]:
             for name in shown
         ]
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def _differences_table(comparison: dict[str, Any]) -> list[str]:
+    """Every paired difference whose arms have runs, in every figure that has one."""
+    shown = _measured(comparison)
+    missing = [name for name in DIFFERENCES if name not in shown]
+    lines = [
+        "Each column: per seed the first arm minus the second, then the mean over the seeds "
+        f"both ran with its {CONFIDENCE:.0%} Student-t interval; the minimum detectable "
+        "difference and the probability of improvement as in the next section."
+        + (f" Not measured (an arm without runs): {', '.join(missing)}." if missing else ""),
+        "",
+        "| figure | " + " | ".join(shown) + " |",
+        "| --- " * (1 + len(shown)) + "|",
+    ]
+    for label, key, digits, differ in TABLE_ROWS:
+        if differ:
+            cells = [
+                format_stat(comparison["differences"][name][key], digits, signed=True)
+                for name in shown
+            ]
+            lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    for key, label in (("final_metric", "final metric"), ("auc", "AUC / budget")):
+        diffs = [comparison["differences"][name][key] for name in shown]
+        lines.append(
+            f"| minimum detectable difference, {label} | "
+            + " | ".join(_number(d.get("mde")) for d in diffs)
+            + " |"
+        )
+        lines.append(
+            f"| probability of improvement, {label} | " + " | ".join(_poi(d) for d in diffs) + " |"
+        )
+    lines.append(
+        "| paired seeds (n) | "
+        + " | ".join(str(len(comparison["paired"][name])) for name in shown)
+        + " |"
+    )
+    return lines
+
+
+def _number(value: Any, digits: int = 3) -> str:
+    """A plain number, or "n/a"."""
+    x = as_number(value)
+    return f"{x:.{digits}f}" if np.isfinite(x) else "n/a"
+
+
+def _poi(stat: Mapping[str, Any]) -> str:
+    """A probability of improvement with its bootstrap interval."""
+    return format_stat(
+        {
+            "mean": stat.get("poi"),
+            "ci_low": stat.get("poi_ci_low"),
+            "ci_high": stat.get("poi_ci_high"),
+        },
+        2,
+    )
+
+
+def _decomposition_table(comparison: dict[str, Any]) -> list[str]:
+    """One row per effect: final-metric and AUC differences, verdict, MDE and PoI."""
+    lines = [
+        "What each ablation arm isolates, as a paired difference (per seed, then the mean over "
+        f"the seeds both arms ran, {CONFIDENCE:.0%} Student-t interval). The verdict weighs both "
+        "figures together. MDE: the minimum detectable difference, the smallest true difference "
+        "a paired t test over these n seeds would find with 80% power at two-sided alpha 0.05, "
+        "given the observed standard deviation of the paired differences (statsmodels' "
+        "TTestPower times that sd); a true effect smaller than it could well go unseen. PoI: "
+        "rliable's probability of improvement, P(X > Y) + 0.5 P(X = Y), the chance that a run "
+        "of the first arm ends above a run of the second; it compares every run of one arm with "
+        "every run of the other (all pairs, not only the paired seeds), 0.5 meaning no "
+        f"tendency, with a {CONFIDENCE:.0%} stratified-bootstrap interval (each arm's runs "
+        f"resampled independently, {BOOTSTRAP_REPS} times, seed {BOOTSTRAP_SEED}).",
+        "",
+        "| effect | difference | final metric | AUC / budget | verdict | MDE final / AUC | "
+        "PoI final | PoI AUC |",
+        "| --- " * 8 + "|",
+    ]
+    for row in comparison["decomposition"]:
+        fin, auc = row["final_metric"], row["auc"]
+        lines.append(
+            f"| {row['effect']} | {row['difference']} | {format_stat(fin, signed=True)} | "
+            f"{format_stat(auc, signed=True)} | {row['verdict']} | "
+            f"{_number(fin.get('mde'))} / {_number(auc.get('mde'))} | {_poi(fin)} | "
+            f"{_poi(auc)} |"
+        )
+    return lines
+
+
+def _terms_table(comparison: dict[str, Any], by: str) -> list[str]:
+    """The final test metric per spatial term (``by_term``) or by number of terms, per arm, and
+    sac - random with its paired interval and verdict."""
+    present = _present(comparison)
+    block, verdicts = comparison[by], comparison["term_verdicts"][by]
+    first = "spatial term" if by == "by_term" else "number of terms"
+    lines = [
+        f"| {first} | " + " | ".join(present) + " | sac - random | verdict |",
+        "| --- " * (3 + len(present)) + "|",
+    ]
+    for key in block["sac - random"]:
+        label = key.replace("_", " ") if by == "by_term" else f"{key} term{'s' * (key != '1')}"
+        cells = [format_stat(block["arms"][arm][key]) for arm in present]
+        diff = format_stat(block["sac - random"][key], signed=True)
+        lines.append(f"| {label} | " + " | ".join(cells) + f" | {diff} | {verdicts[key]} |")
+    return lines
+
+
+def _reward_table(comparison: dict[str, Any]) -> list[str]:
+    """Per arm: J1, J2, the VLM reward received and the VLM's share of the return."""
+    arms = comparison["arms"]
+    lines = [
+        "Per episode, then the mean over episodes of each seed, then over seeds (Student-t "
+        f"interval, {CONFIDENCE:.0%}). J1: the agent's feasibility return (the sum of its +1/-1 "
+        "rewards); J2: the VLM's J2 over the episode's samples (eq. 3), computed for every arm; "
+        "beta * J2 received: what the agent got as the VLM's reward (summed over the steps "
+        "for sac-dense; 0 for an arm whose reward is none, whatever the run recorded); the VLM's "
+        "share: the mean over episodes of received / (|J1| + received).",
+        "",
+        "| arm | VLM reward | J1 per episode | J2 per episode | beta * J2 received per episode | "
+        "VLM's share of the return |",
+        "| --- " * 6 + "|",
+    ]
+    for arm in _present(comparison):
+        stats = arms[arm]["stats"]
+        lines.append(
+            f"| {arm} | {REGISTRY[arm].reward} | {format_stat(stats['j1'], 1)} | "
+            f"{format_stat(stats['j2'], 2)} | {format_stat(stats['vlm_reward'], 1)} | "
+            f"{format_stat(stats['vlm_share'], 1, percent=True)} |"
+        )
     return lines
 
 
@@ -369,13 +566,35 @@ def _markdown(
     lines += ["", "## Comparison of the arms", "", *_comparison_table(comparison)]
     for note in caveats(comparison):
         lines += ["", f"**Note:** {note}"]
-    lines += ["", "Per seed:", "", *_per_seed_table(comparison)]
+    lines += ["", "### Every paired difference", "", *_differences_table(comparison)]
+    lines += [
+        "",
+        "## Where the headline difference comes from",
+        "",
+        *_decomposition_table(comparison),
+        "",
+        "## Per spatial term and by number of terms",
+        "",
+        f"The final test metric (mean over seeds, {CONFIDENCE:.0%} Student-t interval), and sac "
+        "- random per seed with its paired interval and verdict (equivalence within the same "
+        "±delta).",
+        "",
+        *_terms_table(comparison, "by_term"),
+        "",
+        *_terms_table(comparison, "by_n_terms"),
+        "",
+        "## Reward balance",
+        "",
+        *_reward_table(comparison),
+    ]
+    lines += ["", "## Per seed", "", *_per_seed_table(comparison)]
     lines += [
         "",
         "## The paper's claims beside this run",
         "",
         f"A verdict needs at least {MIN_SEEDS_FOR_VERDICT} seeds (paired seeds where arms are "
-        "compared) and, for a comparison, an interval that excludes 0; n is stated with each.",
+        "compared) and, for a comparison, an interval that excludes 0 (supported or "
+        "contradicted) or a 90% interval inside ±delta (equivalent); n is stated with each.",
         "",
         "| claim (RLS3, ICCPS 2025) | found here | verdict |",
         "| --- | --- | --- |",
@@ -385,15 +604,15 @@ def _markdown(
     lines += ["", "## Figures", ""]
     for title, path in figures.items():
         lines += [f"### {title}", "", f"![{title}]({path.relative_to(out).as_posix()})", ""]
-    budget = "random and sac-dense arms' budget is" if runs["sac-dense"] else "random arm's is"
+    budget = [arm for arm in ARMS if REGISTRY[arm].budget == "sac" and runs[arm]]
     lines += [
         "## How to read and regenerate",
         "",
         "- Every number above comes from the run files under `results/runs/` (also in MLflow: "
         "`make ui`). `dvc repro` regenerates them; `dvc metrics show` and `dvc plots show` give "
         "the same figures.",
-        f"- Budgets: the {budget} the sac run's generated samples (same seed); "
-        "x axes count generated samples (environment steps, valid or not).",
+        f"- Budgets: the {', '.join(budget) or 'other'} arms' budget is the sac run's generated "
+        "samples (same seed); x axes count generated samples (environment steps, valid or not).",
         f"- {NULL_MEANS}",
         "",
     ]
@@ -406,9 +625,10 @@ def write_index(report_dir: str | Path, models: Sequence[str]) -> Path:
     lines = [
         "# RLS3 benchmark: all models",
         "",
-        "| model | seeds (sac / random / sac-dense) | sac final | random final | sac-dense final "
-        "| AUC/budget, sac - random | report |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
+        f"| model | seeds ({' / '.join(ARMS)}) | "
+        + " | ".join(f"{arm} final" for arm in ARMS)
+        + " | AUC/budget, sac - random | report |",
+        "| --- " * (len(ARMS) + 4) + "|",
     ]
     for model in models:
         comparison = json.loads((report_dir / model / "comparison.json").read_text())

@@ -1,11 +1,12 @@
-"""The run files a report reads: one finished run of ``rls3 run`` per arm and seed."""
+"""The run files a report reads: one finished run of ``rls3 run`` per arm and seed (its summary,
+its per-iteration metrics, its fine-tuning losses and its per-episode rewards)."""
 
 from __future__ import annotations
 
 import csv
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,16 +23,25 @@ HARDNESS_NAME = {
 
 @dataclass
 class RunLog:
-    """One finished run's files."""
+    """One finished run's files: ``summary.json``, ``metrics.csv`` (``iterations``, row 0 the base
+    model), ``finetune_loss.csv`` (``losses``) and ``episodes.csv`` (``episodes``: one row per
+    episode, with its rewards J1, J2 and the VLM reward the agent received; [] in runs without
+    the file)."""
 
     arm: str
     seed: int
     summary: dict[str, Any]
     iterations: list[dict[str, float]]
     losses: list[dict[str, float]]
+    episodes: list[dict[str, float]] = field(default_factory=list)
 
     def column(self, key: str) -> np.ndarray:
+        """``key`` per iteration (NaN where not recorded)."""
         return np.array([row.get(key, np.nan) for row in self.iterations], dtype=float)
+
+    def episode_column(self, key: str) -> np.ndarray:
+        """``key`` per episode (NaN where not recorded)."""
+        return np.array([row.get(key, np.nan) for row in self.episodes], dtype=float)
 
     @property
     def generated(self) -> np.ndarray:
@@ -79,7 +89,8 @@ def complete_episode_hardness(
 def load_runs(results: str | Path, model: str) -> dict[str, list[RunLog]]:
     """The finished runs of ``model`` by arm, sorted by seed (unused seed slots left out).
 
-    Every arm of ``ARMS`` is a key; an arm without runs (e.g. sac-dense in older results) has [].
+    Every arm of ``ARMS`` is a key; an arm without runs (any but sac, e.g. the ablations in older
+    results) has [].
     """
     runs: dict[str, list[RunLog]] = {arm: [] for arm in ARMS}
     for arm in ARMS:
@@ -90,15 +101,15 @@ def load_runs(results: str | Path, model: str) -> dict[str, list[RunLog]]:
             summary = json.loads(summary_path.read_text())
             if summary.get("skipped") or not summary.get("finished"):
                 continue
+            episodes = _read_csv(d / "episodes.csv")
             runs[arm].append(
                 RunLog(
                     arm,
                     int(summary["seed"]),
                     summary,
-                    complete_episode_hardness(
-                        _read_csv(d / "metrics.csv"), _read_csv(d / "episodes.csv")
-                    ),
+                    complete_episode_hardness(_read_csv(d / "metrics.csv"), episodes),
                     _read_csv(d / "finetune_loss.csv"),
+                    episodes,
                 )
             )
         runs[arm].sort(key=lambda r: r.seed)

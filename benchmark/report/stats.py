@@ -1,16 +1,24 @@
 """The comparison of the arms across seeds: per-seed figures, means with Student-t intervals
-(scipy.stats), paired per-seed differences, and the per-iteration curves the figures draw."""
+(scipy.stats), paired per-seed differences with their equivalence test (statsmodels' two one-sided
+tests), minimum detectable difference (statsmodels' t-test power) and probability of improvement
+(rliable's, with its stratified-bootstrap interval), and the per-iteration curves the figures
+draw."""
 
 from __future__ import annotations
 
 import math
 import warnings
 from collections.abc import Callable, Mapping, Sequence
+from functools import cache
 from typing import Any
 
 import numpy as np
+from rliable import metrics as rliable_metrics
 from scipy import stats as scipy_stats
+from statsmodels.stats.power import TTestPower
+from statsmodels.stats.weightstats import ttost_paired
 
+from benchmark.arms import REGISTRY
 from benchmark.captions import TERMS, term_key
 from benchmark.config import ARMS
 from benchmark.report.runs import RunLog, all_arms
@@ -18,17 +26,45 @@ from benchmark.report.runs import RunLog, all_arms
 CONFIDENCE = 0.95
 INTERVAL = f"Student t, {CONFIDENCE:.0%}, n-1 degrees of freedom, over seeds"
 MIN_SEEDS_FOR_VERDICT = 3
+# equivalence: two one-sided paired t tests at this level each, i.e. the 90% paired interval
+# inside +/- the margin delta (statsmodels' ttost_paired); p below it: equivalent
+EQUIVALENCE_ALPHA = 0.05
+EQUIVALENCE = (
+    "two one-sided paired t tests (statsmodels ttost_paired) at alpha 0.05 each: equivalent "
+    "when p < 0.05, i.e. the 90% paired interval lies inside ±delta"
+)
+# the minimum detectable difference: a paired (one-sample) t test at this power and level
+POWER, POWER_ALPHA = 0.8, 0.05
+# the probability of improvement's interval: rliable's stratified bootstrap (percentile)
+BOOTSTRAP_REPS = 50_000
+BOOTSTRAP_SEED = 0
 # paired per-seed differences: name -> (arm, arm subtracted); the key in metrics.json
 DIFFERENCES = {
     "sac - random": ("sac", "random"),
     "sac-dense - random": ("sac-dense", "random"),
     "sac-dense - sac": ("sac-dense", "sac"),
+    "sac-nofeedback - random": ("sac-nofeedback", "random"),
+    "sac - sac-nofeedback": ("sac", "sac-nofeedback"),
+    "random-hardest - random": ("random-hardest", "random"),
 }
 METRICS_KEY = {
     "sac - random": "sac_minus_random",
     "sac-dense - random": "sac_dense_minus_random",
     "sac-dense - sac": "sac_dense_minus_sac",
+    "sac-nofeedback - random": "sac_nofeedback_minus_random",
+    "sac - sac-nofeedback": "sac_minus_sac_nofeedback",
+    "random-hardest - random": "random_hardest_minus_random",
 }
+# the decomposition of the headline: what each difference isolates, in the order the effects add
+DECOMPOSITION = (
+    ("feasibility", "sac-nofeedback - random"),
+    ("the VLM's feedback", "sac - sac-nofeedback"),
+    ("hard-sample selection without RL", "random-hardest - random"),
+    ("dense reward", "sac-dense - sac"),
+    ("the paper's headline", "sac - random"),
+)
+# the reward balance of an arm's episodes (per-episode means, then over seeds)
+REWARD_KEYS = ("j1", "j2", "vlm_reward", "vlm_share")
 STAT_KEYS = (
     "final_metric",
     "initial_metric",
@@ -40,6 +76,7 @@ STAT_KEYS = (
     "iterations",
     "generated_samples",
     "left_right_share",
+    *REWARD_KEYS,
 )
 DIFF_KEYS = (
     "final_metric",
@@ -50,6 +87,13 @@ DIFF_KEYS = (
     "iterations",
     "left_right_share",
 )
+# differences in the model's metric: where the equivalence margin applies, and the probability
+# of improvement is given
+METRIC_KEYS = ("final_metric", "auc")
+# the final test metric per spatial term and by number of terms (columns test/term/<key>,
+# test/n_terms/<n>); in a seed's row as term/<key> and n_terms/<n>
+TERM_KEYS = tuple(term_key(t) for t in TERMS)
+N_TERMS = (1, 2, 3)
 
 
 def _finite(values: Sequence[float] | np.ndarray) -> np.ndarray:
@@ -78,7 +122,9 @@ def t_interval(values: Sequence[float]) -> tuple[float, float, float]:
         return (mean, np.nan, np.nan)
     if np.ptp(x) == 0:  # no spread: scipy's statistic is undefined, the interval is the point
         return (mean, mean, mean)
-    ci = scipy_stats.ttest_1samp(x, 0.0).confidence_interval(CONFIDENCE)
+    with warnings.catch_warnings():  # nearly equal values: scipy warns, the interval is narrow
+        warnings.simplefilter("ignore", RuntimeWarning)
+        ci = scipy_stats.ttest_1samp(x, 0.0).confidence_interval(CONFIDENCE)
     return mean, float(ci.low), float(ci.high)
 
 
@@ -86,6 +132,89 @@ def summarise(values: Sequence[float]) -> dict[str, Any]:
     """Mean, t interval and n (the finite values it rests on) of per-seed ``values``."""
     mean, low, high = t_interval(values)
     return {"mean": mean, "ci_low": low, "ci_high": high, "n": int(_finite(values).size)}
+
+
+def equivalence_p(a: Sequence[float], b: Sequence[float], margin: float) -> float:
+    """The p-value of the two one-sided paired t tests (statsmodels' ``ttost_paired``) of
+    H0: mean(a - b) <= -margin or >= +margin against -margin < mean(a - b) < +margin.
+
+    p < ``EQUIVALENCE_ALPHA`` (0.05) exactly when the 90% paired Student-t interval of a - b lies
+    inside ±margin. Pairs with a NaN are dropped; under two pairs give NaN; differences without
+    spread give 0 inside the margin and 1 outside (their interval is the point).
+    """
+    x, y = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    keep = np.isfinite(x) & np.isfinite(y)
+    x, y = x[keep], y[keep]
+    if x.size < 2:
+        return np.nan
+    d = x - y
+    if np.ptp(d) == 0:
+        return 0.0 if -margin < d[0] < margin else 1.0
+    p, _, _ = ttost_paired(x, y, -margin, margin)
+    return float(p)
+
+
+@cache
+def _detectable_effect(n: int) -> float:
+    """The standardised effect (mean / sd) a paired t test over ``n`` pairs detects with power
+    ``POWER`` at two-sided level ``POWER_ALPHA`` (statsmodels' ``TTestPower``)."""
+    effect = TTestPower().solve_power(
+        nobs=n, alpha=POWER_ALPHA, power=POWER, alternative="two-sided"
+    )
+    return float(np.asarray(effect).item())
+
+
+def detectable_difference(differences: Sequence[float]) -> float:
+    """The minimum detectable difference at this n and spread: the standardised effect a paired
+    t test over these n pairs detects with 80% power at two-sided alpha 0.05, times their
+    standard deviation (in the difference's unit). Under two pairs: NaN."""
+    d = _finite(differences)
+    if d.size < 2:
+        return np.nan
+    return _detectable_effect(int(d.size)) * float(d.std(ddof=1))
+
+
+def _improvement(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """P(X > Y) + 0.5 P(X = Y) over every pair of runs, for each row of resampled runs
+    (reps x runs each): the Mann-Whitney U statistic over the pairs, as rliable computes it."""
+    above = (x[:, :, None] > y[:, None, :]).mean(axis=(1, 2))
+    tied = (x[:, :, None] == y[:, None, :]).mean(axis=(1, 2))
+    return above + 0.5 * tied
+
+
+def probability_of_improvement(
+    x: Sequence[float], y: Sequence[float], reps: int = BOOTSTRAP_REPS, seed: int = BOOTSTRAP_SEED
+) -> dict[str, Any]:
+    """rliable's probability of improvement of X over Y, P(X > Y) + 0.5 P(X = Y), with its 95%
+    stratified-bootstrap interval; NaN where an arm has no finite value.
+
+    The point is ``rliable.metrics.probability_of_improvement`` on runs x 1 task: every run of
+    X against every run of Y (all pairs, not only paired seeds). The interval is the bootstrap of
+    ``rliable.library.get_interval_estimates`` (``StratifiedIndependentBootstrap``, percentile
+    method): each arm's runs resampled with replacement independently, ``reps`` times, the
+    2.5th and 97.5th percentiles of the statistic; its draws come from
+    ``np.random.RandomState(seed)``, so the report is reproducible: where both arms have as
+    many runs, the draws of ``get_interval_estimates`` after ``np.random.seed(seed)``. (rliable's
+    own bootstrap needs ``arch``: rliable 1.2 accepts arch < 8, and arch 7.2, the newest of those,
+    does not import with pandas 3; so the same resampling is done here in numpy.)
+    """
+    xs, ys = _finite(x), _finite(y)
+    out: dict[str, Any] = {"poi": np.nan, "poi_ci_low": np.nan, "poi_ci_high": np.nan}
+    out |= {"poi_runs_x": int(xs.size), "poi_runs_y": int(ys.size)}
+    if xs.size == 0 or ys.size == 0:
+        return out
+    out["poi"] = float(rliable_metrics.probability_of_improvement(xs[:, None], ys[:, None]))
+    rng = np.random.RandomState(seed)
+    if xs.size == ys.size:  # one draw per rep and arm, X's then Y's: rliable's order
+        index = rng.choice(xs.size, (reps, 2, xs.size), replace=True)
+        ix, iy = index[:, 0], index[:, 1]
+    else:
+        ix = rng.choice(xs.size, (reps, xs.size), replace=True)
+        iy = rng.choice(ys.size, (reps, ys.size), replace=True)
+    replicates = _improvement(xs[ix], ys[iy])
+    low, high = np.percentile(replicates, [100 * (1 - CONFIDENCE) / 2, 100 * (1 + CONFIDENCE) / 2])
+    out["poi_ci_low"], out["poi_ci_high"] = float(low), float(high)
+    return out
 
 
 def normalised_auc(generated: np.ndarray, metric: np.ndarray) -> float:
@@ -115,8 +244,35 @@ def left_right_share(run: RunLog) -> float:
     return (last["left"] + last["right"]) / total if total > 0 else np.nan
 
 
+def reward_balance(run: RunLog) -> dict[str, float]:
+    """Per-episode means of the agent's rewards: J1 (its +1/-1 feasibility return), the VLM's J2,
+    the VLM reward it received (beta * J2, summed over the steps when dense; 0 for an arm whose
+    reward is ``none``, whatever older runs recorded) and the VLM's share of the return,
+    received / (|J1| + received). NaN where the run recorded no episodes."""
+    if not run.episodes:
+        return dict.fromkeys(REWARD_KEYS, np.nan)
+    j1, j2 = run.episode_column("j1"), run.episode_column("j2")
+    received = run.episode_column("extrinsic")
+    arm = REGISTRY.get(run.arm)
+    if arm is not None and arm.reward == "none":
+        received = np.zeros_like(received)
+    total = np.abs(j1) + received
+    share = np.full_like(total, np.nan)
+    np.divide(received, total, out=share, where=total > 0)
+    return {
+        "j1": float(quiet_nan(np.nanmean, j1)),
+        "j2": float(quiet_nan(np.nanmean, j2)),
+        "vlm_reward": float(quiet_nan(np.nanmean, received)),
+        "vlm_share": float(quiet_nan(np.nanmean, share)),
+    }
+
+
 def seed_row(run: RunLog, random_final: float) -> dict[str, Any]:
-    """One run's comparison figures; ``random_final``: the random arm's final metric, same seed."""
+    """One run's comparison figures; ``random_final``: the random arm's final metric, same seed.
+
+    Also its final test metric per spatial term (``term/<key>``) and by number of terms
+    (``n_terms/<n>``), and its reward balance (``REWARD_KEYS``).
+    """
     return {
         "seed": run.seed,
         "final_metric": float(run.test[-1]),
@@ -130,21 +286,64 @@ def seed_row(run: RunLog, random_final: float) -> dict[str, Any]:
         "error_rate": fine_tuning_mean(run, "error_rate"),
         "left_right_share": left_right_share(run),
         "stopped": run.summary.get("stopped"),
+        **{f"term/{k}": float(run.column(f"test/term/{k}")[-1]) for k in TERM_KEYS},
+        **{f"n_terms/{n}": float(run.column(f"test/n_terms/{n}")[-1]) for n in N_TERMS},
+        **reward_balance(run),
     }
 
 
-def paired_difference(per_arm: dict[str, Any], a: str, b: str, key: str) -> dict[str, Any]:
-    """``a`` minus ``b`` in ``key``, per seed both ran: mean, t interval, n and the differences."""
+def paired_difference(
+    per_arm: dict[str, Any], a: str, b: str, key: str, margin: float | None = None
+) -> dict[str, Any]:
+    """``a`` minus ``b`` in ``key``, per seed both ran: mean, t interval, n, the differences,
+    their standard deviation and minimum detectable difference (``detectable_difference``).
+
+    In the final metric and the area under the curve (``METRIC_KEYS``) also the probability of
+    improvement of ``a`` over ``b`` over all their runs with its interval; in those and the
+    final metric per term or number of terms (the model's metric), given ``margin``, the
+    equivalence test's p (``equivalence_p``) and that margin.
+    """
     value = {arm: {x["seed"]: x[key] for x in per_arm[arm]["seeds"]} for arm in (a, b)}
     seeds = sorted(value[a].keys() & value[b].keys())
     diffs = [value[a][s] - value[b][s] for s in seeds]
-    return {**summarise(diffs), "per_seed": diffs}
+    finite = _finite(diffs)
+    out = {
+        **summarise(diffs),
+        "sd": float(finite.std(ddof=1)) if finite.size > 1 else np.nan,
+        "mde": detectable_difference(diffs),
+    }
+    if key in METRIC_KEYS:
+        out |= probability_of_improvement(list(value[a].values()), list(value[b].values()))
+    if margin is not None and (key in METRIC_KEYS or key.startswith(("term/", "n_terms/"))):
+        out["equivalence_p"] = equivalence_p(
+            [value[a][s] for s in seeds], [value[b][s] for s in seeds], margin
+        )
+        out["equivalence_margin"] = margin
+    return {**out, "per_seed": diffs}
 
 
-def compare(runs: Mapping[str, list[RunLog]]) -> dict[str, Any]:
+def _by(per_arm: dict[str, Any], keys: Sequence[str], margin: float | None) -> dict[str, Any]:
+    """Per arm the mean over seeds of each seed-row ``keys``, and sac - random in each."""
+    return {
+        "arms": {
+            arm: {key.split("/", 1)[1]: summarise([x[key] for x in a["seeds"]]) for key in keys}
+            for arm, a in per_arm.items()
+        },
+        "sac - random": {
+            key.split("/", 1)[1]: paired_difference(per_arm, "sac", "random", key, margin)
+            for key in keys
+        },
+    }
+
+
+def compare(runs: Mapping[str, list[RunLog]], margin: float | None = None) -> dict[str, Any]:
     """Per-seed values, means and t intervals per arm, and the arms' paired differences.
 
-    ``difference`` is ``differences["sac - random"]`` (the paper's comparison).
+    ``margin``: the equivalence margin delta in the model's metric (the profile's ``margin``);
+    None: no equivalence test. ``difference`` is ``differences["sac - random"]`` (the paper's
+    comparison); ``by_term`` and ``by_n_terms``: the final test metric per spatial term and by
+    number of terms, per arm and as sac - random. A difference whose arms share no seed has
+    n = 0 and NaN throughout (not measured).
     """
     runs = all_arms(runs)
     random_final = {r.seed: float(r.test[-1]) for r in runs["random"]}
@@ -154,7 +353,7 @@ def compare(runs: Mapping[str, list[RunLog]]) -> dict[str, Any]:
         stats = {key: summarise([x[key] for x in rows]) for key in STAT_KEYS}
         per_arm[arm] = {"seeds": rows, "stats": stats, "n_seeds": len(rows)}
     differences = {
-        name: {key: paired_difference(per_arm, a, b, key) for key in DIFF_KEYS}
+        name: {key: paired_difference(per_arm, a, b, key, margin) for key in DIFF_KEYS}
         for name, (a, b) in DIFFERENCES.items()
     }
     paired = {
@@ -164,11 +363,24 @@ def compare(runs: Mapping[str, list[RunLog]]) -> dict[str, Any]:
     return {
         "interval": INTERVAL,
         "min_seeds_for_verdict": MIN_SEEDS_FOR_VERDICT,
+        "margin": margin,
+        "equivalence": EQUIVALENCE,
+        "detectable_difference": (
+            f"paired t test, power {POWER:.0%}, two-sided alpha {POWER_ALPHA}: statsmodels "
+            "TTestPower().solve_power(nobs=n) times the paired standard deviation"
+        ),
+        "probability_of_improvement": (
+            "rliable's P(X > Y) + 0.5 P(X = Y) over every run of one arm against every run of "
+            f"the other; {CONFIDENCE:.0%} stratified-bootstrap percentile interval, "
+            f"{BOOTSTRAP_REPS} resamples, seed {BOOTSTRAP_SEED}"
+        ),
         "arms": per_arm,
         "difference": differences["sac - random"],
         "differences": differences,
         "paired_seeds": paired["sac - random"],
         "paired": paired,
+        "by_term": _by(per_arm, [f"term/{k}" for k in TERM_KEYS], margin),
+        "by_n_terms": _by(per_arm, [f"n_terms/{n}" for n in N_TERMS], margin),
     }
 
 

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from benchmark.arms import arm_of
 from benchmark.captions import TERMS, term_key
 from benchmark.report import (
     RunLog,
@@ -107,8 +108,18 @@ def _with_batch_terms(run: RunLog, per_iteration: list[dict[str, int]], cumulati
     return run
 
 
-def _write_run(root: Path, arm: str, seed: int, gain: float) -> None:
-    """A finished clip run's files as ``rls3 run`` writes them (4 iterations after the base)."""
+def _write_run(
+    root: Path,
+    arm: str,
+    seed: int,
+    gain: float,
+    iterations: int = 4,
+    stopped: str = "budget",
+    noise: float = 0.0,
+) -> None:
+    """A finished clip run's files as ``rls3 run`` writes them (``iterations`` after the base),
+    its test metric rising by 0.04 + ``gain`` per iteration (``noise``: added to each value but
+    the base's), two episodes per iteration with the rewards of the arm's reward form (beta 10)."""
     d = root / "runs" / "clip" / arm / f"seed{seed}"
     d.mkdir(parents=True)
     summary = {
@@ -117,9 +128,9 @@ def _write_run(root: Path, arm: str, seed: int, gain: float) -> None:
         "seed": seed,
         "profile": "test",
         "finished": True,
-        "stopped": "budget",
-        "iterations": 4,
-        "generated_samples": 800,
+        "stopped": stopped,
+        "iterations": iterations,
+        "generated_samples": 200 * iterations,
         "valid_rate": 0.7,
         "seconds": 60.0,
         "k": 2,
@@ -127,9 +138,10 @@ def _write_run(root: Path, arm: str, seed: int, gain: float) -> None:
         "dataset_hashes": {"validation": "a" * 64, "test": "b" * 64},
     }
     (d / "summary.json").write_text(json.dumps(summary))
+    wobble = [0.0] + [noise * ((7 * seed + 3 * i) % 5 - 2) / 2 for i in range(1, iterations + 1)]
     rows = []
-    for i in range(5):
-        metric = 0.3 + i * (0.04 + gain) + 0.01 * seed
+    for i in range(iterations + 1):
+        metric = 0.3 + i * (0.04 + gain) + 0.01 * seed * (i > 0) + wobble[i]
         row: dict[str, Any] = {
             "iteration": i,
             "generated_samples": 200 * i,
@@ -141,18 +153,62 @@ def _write_run(root: Path, arm: str, seed: int, gain: float) -> None:
         for n in (1, 2, 3):
             row[f"test/n_terms/{n}"] = metric - 0.05 * n
         for j, t in enumerate(TERMS):
-            row[f"test/term/{term_key(t)}"] = metric
+            row[f"test/term/{term_key(t)}"] = metric + 0.01 * j
             row[f"batch_terms/{term_key(t)}"] = "" if i == 0 else j + 1
             row[f"batch_terms_cum/{term_key(t)}"] = i * (j + 1)
         rows.append(row)
-    with (d / "metrics.csv").open("w", newline="") as f:
+    _write_csv(d / "metrics.csv", rows)
+    losses = [
+        {"finetune_step": s + 1, "iteration": s // 2 + 1, "loss": 1.0 / (s + 1) + 0.01 * seed}
+        for s in range(2 * iterations)
+    ]
+    _write_csv(d / "finetune_loss.csv", losses)
+    beta = 0.0 if arm_of(arm).reward == "none" else 10.0
+    episodes = []
+    for i in range(1, iterations + 1):
+        for e in range(2):
+            j1, j2 = 20.0 - 4 * e - seed, 2.0 + gain * 10 + e
+            episodes.append(
+                {"iteration": i, "episode": 2 * (i - 1) + e, "valid": 32, "j1": j1, "j2": j2}
+                | {"extrinsic": beta * j2, "hardness": 1.0 + gain * 10, "error_rate": 0.5}
+            )
+    _write_csv(d / "episodes.csv", episodes)
+
+
+def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
+    with path.open("w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
-    losses = [
-        {"finetune_step": s + 1, "iteration": s // 2 + 1, "loss": 1.0 / (s + 1)} for s in range(8)
-    ]
-    with (d / "finetune_loss.csv").open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(losses[0]))
-        writer.writeheader()
-        writer.writerows(losses)
+
+
+# each arm's gain per iteration over the random arm's 0.04, in the hand-made five-arm runs
+FIVE_ARM_GAINS = {
+    "sac": 0.02,
+    "random": 0.0,
+    "sac-dense": 0.01,
+    "sac-nofeedback": 0.015,
+    "random-hardest": 0.005,
+}
+
+
+def _write_five_arms(root: Path, seeds: int) -> None:
+    """Every arm's runs for seeds 0..seeds-1: the gains of ``FIVE_ARM_GAINS`` with a little
+    per-seed noise; the sac runs stop early at 5 to 8 iterations, the others spend its budget."""
+    for seed in range(seeds):
+        stop = 5 + seed % 4
+        for arm, gain in FIVE_ARM_GAINS.items():
+            how = ("early_stopping" if seed % 3 else "max_iterations") if arm == "sac" else "budget"
+            _write_run(root, arm, seed, gain, iterations=stop, stopped=how, noise=0.006)
+
+
+def _shifted(differences: list[float]) -> dict[str, list[RunLog]]:
+    """Paired sac and random runs, one seed per difference: sac's test metric is random's plus
+    that difference at every iteration, so that its final-metric and AUC differences both equal
+    it."""
+    runs: dict[str, list[RunLog]] = {"sac": [], "random": []}
+    for seed, d in enumerate(differences):
+        base = [0.30 + 0.01 * seed, 0.40 + 0.02 * seed, 0.45 + 0.01 * seed]
+        runs["random"].append(_log("random", seed, base))
+        runs["sac"].append(_log("sac", seed, [t + d for t in base]))
+    return runs

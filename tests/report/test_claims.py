@@ -7,9 +7,12 @@ import pytest
 
 from benchmark.report import (
     MIN_SEEDS_FOR_VERDICT,
+    RunLog,
     caveats,
     claims,
     compare,
+    decomposition,
+    term_verdicts,
 )
 from tests.report.helpers import _claim_runs, _headline, _log, _three_seeds
 
@@ -103,3 +106,69 @@ def test_a_random_arm_with_somewhat_fewer_iterations_partly_supports_the_claim()
         log.summary["iterations"] = 9 + log.seed % 2 * 0.5  # 5-10% fewer, not ~40%
     row = next(r for r in claims(runs, compare(runs)) if "fewer iterations" in r[0])
     assert row[2] == "partly (n = 3 paired seeds; fewer, not ~40%)"
+
+
+def _five_arms(gains: dict[str, float]) -> dict[str, list[RunLog]]:
+    """Three paired seeds of every arm, each ``gains[arm]`` above random at every iteration (a
+    small per-seed jitter)."""
+    runs: dict[str, list[RunLog]] = {}
+    for arm, gain in gains.items():
+        runs[arm] = [
+            _log(arm, seed, [0.3 + gain + j, 0.4 + gain + 2 * j, 0.45 + gain + j])
+            for seed, j in enumerate((0.0, 0.004, -0.004))
+        ]
+    return runs
+
+
+def test_the_decomposition_has_one_row_per_effect_each_with_its_verdict() -> None:
+    gains = {
+        "sac": 0.10,
+        "random": 0.0,
+        "sac-dense": 0.10,
+        "sac-nofeedback": 0.06,
+        "random-hardest": -0.05,
+    }
+    runs = _five_arms(gains)
+    rows = decomposition(compare(runs, margin=0.02))
+    assert [(r["effect"], r["difference"]) for r in rows] == [
+        ("feasibility", "sac-nofeedback - random"),
+        ("the VLM's feedback", "sac - sac-nofeedback"),
+        ("hard-sample selection without RL", "random-hardest - random"),
+        ("dense reward", "sac-dense - sac"),
+        ("the paper's headline", "sac - random"),
+    ]
+    verdicts = {r["effect"]: r["verdict"] for r in rows}
+    assert verdicts == {
+        "feasibility": "supported (n = 3 paired seeds)",
+        "the VLM's feedback": "supported (n = 3 paired seeds)",
+        "hard-sample selection without RL": "contradicted (n = 3 paired seeds)",
+        "dense reward": "equivalent within ±0.02 (n = 3 paired seeds)",
+        "the paper's headline": "supported (n = 3 paired seeds)",
+    }
+    feasibility = rows[0]
+    assert feasibility["final_metric"]["mean"] == pytest.approx(0.06)
+    assert feasibility["auc"]["mean"] == pytest.approx(0.06)
+    assert feasibility["final_metric"]["poi"] == 1.0
+    assert rows[3]["final_metric"]["poi"] == 0.5  # sac-dense's runs are sac's
+    assert all(r["n"] == 3 for r in rows)
+
+
+def test_a_decomposition_without_the_ablation_arms_is_not_measured() -> None:
+    rows = decomposition(compare(_three_seeds(0.05, 0.04), margin=0.02))
+    absent = "not measured (n = 0 paired seeds; no seed ran both arms)"
+    assert [r["verdict"] for r in rows] == [absent] * 4 + ["supported (n = 3 paired seeds)"]
+    assert np.isnan(rows[0]["final_metric"]["mde"]) and rows[0]["n"] == 0
+
+
+def test_sac_minus_random_per_term_gets_a_verdict_with_n() -> None:
+    verdicts = term_verdicts(compare(_claim_runs(True), margin=0.02))
+    assert verdicts["by_term"]["above"] == "supported (n = 3 paired seeds)"  # +0.2 each seed
+    assert verdicts["by_term"]["behind"] == "equivalent within ±0.02 (n = 3 paired seeds)"
+    assert verdicts["by_n_terms"] == dict.fromkeys(
+        ("1", "2", "3"), "equivalent within ±0.02 (n = 3 paired seeds)"
+    )
+    # runs that recorded no per-term scores
+    older = term_verdicts(compare(_three_seeds(0.05, 0.04), margin=0.02))
+    assert set(older["by_term"].values()) == {
+        "not measured (n = 0 paired seeds; no such scores recorded)"
+    }

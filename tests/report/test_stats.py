@@ -10,6 +10,8 @@ import pytest
 
 from benchmark.captions import TERMS
 from benchmark.report import (
+    DIFFERENCES,
+    METRICS_KEY,
     batch_term_shares,
     claims,
     compare,
@@ -18,7 +20,14 @@ from benchmark.report import (
     samples_to_reach,
     t_interval,
 )
-from tests.report.helpers import _hardness_runs, _log, _strict, _three_seeds, _with_batch_terms
+from tests.report.helpers import (
+    _claim_runs,
+    _hardness_runs,
+    _log,
+    _strict,
+    _three_seeds,
+    _with_batch_terms,
+)
 
 
 def test_the_auc_is_the_trapezoid_area_over_the_budget() -> None:
@@ -57,16 +66,20 @@ def test_one_seed_gives_no_t_interval() -> None:
     assert all(np.isnan(v) for v in t_interval([]))
 
 
-def test_the_comparison_covers_three_arms_with_paired_differences() -> None:
+def test_the_comparison_covers_every_arm_with_paired_differences() -> None:
     runs = _three_seeds(0.05, 0.04)
     runs["sac-dense"] = [_log("sac-dense", s, [0.3, 0.42, 0.47]) for s in (0, 1)]
     comparison = compare(runs)
     assert comparison["arms"]["sac-dense"]["n_seeds"] == 2
-    assert set(comparison["differences"]) == {
+    assert list(comparison["differences"]) == [
         "sac - random",
         "sac-dense - random",
         "sac-dense - sac",
-    }
+        "sac-nofeedback - random",
+        "sac - sac-nofeedback",
+        "random-hardest - random",
+    ]
+    assert list(comparison["differences"]) == list(DIFFERENCES) == list(METRICS_KEY)
     dense = comparison["differences"]["sac-dense - random"]["final_metric"]
     assert dense["n"] == 2
     assert dense["per_seed"] == pytest.approx([0.47 - 0.45, 0.47 - 0.455])
@@ -75,11 +88,58 @@ def test_the_comparison_covers_three_arms_with_paired_differences() -> None:
     assert comparison["interval"].startswith("Student t, 95%")
     found = [c for c, _, _ in claims(runs, comparison)]
     assert any(c.startswith("Beyond the paper") for c in found)
-    # without sac-dense runs the comparison still has the arm, empty, and no claim about it
+    # arms without runs: in the comparison, empty; their differences not measured, not errors
+    for name in ("sac-nofeedback - random", "sac - sac-nofeedback", "random-hardest - random"):
+        for key, diff in comparison["differences"][name].items():
+            assert diff["n"] == 0 and np.isnan(diff["mean"]) and np.isnan(diff["mde"]), key
+        assert np.isnan(comparison["differences"][name]["auc"]["poi"])
+        assert comparison["paired"][name] == []
     two = compare(_three_seeds(0.05, 0.04))
     assert two["arms"]["sac-dense"]["seeds"] == []
     assert two["differences"]["sac-dense - random"]["auc"]["n"] == 0
     assert not any(c.startswith("Beyond") for c, _, _ in claims(_three_seeds(0.05, 0.04), two))
+
+
+def test_every_difference_carries_its_detectable_difference_and_improvement() -> None:
+    comparison = compare(_three_seeds(0.05, 0.04), margin=0.02)
+    diff = comparison["differences"]["sac - random"]
+    # final metric per seed: sac 0.49, 0.495, 0.485; random 0.45, 0.455, 0.445
+    final = diff["final_metric"]
+    assert final["per_seed"] == pytest.approx([0.04, 0.04, 0.04])
+    assert (final["poi"], final["poi_ci_low"]) == (1.0, 1.0)  # every sac run above every random
+    assert final["mde"] == pytest.approx(0.0, abs=1e-12)  # no spread
+    assert final["equivalence_margin"] == 0.02 and final["equivalence_p"] > 0.99  # 0.04 > 0.02
+    auc = diff["auc"]  # 0.05 more at iteration 1, 0.04 at the end: (0 + 2 * 0.05 + 0.04) / 4
+    assert auc["per_seed"] == pytest.approx([0.035] * 3)
+    assert auc["poi"] == 1.0
+    assert {"mde", "sd", "n"} <= set(diff["valid_rate"])
+    assert "poi" not in diff["valid_rate"] and "equivalence_p" not in diff["valid_rate"]
+    assert comparison["margin"] == 0.02
+
+
+def test_the_final_metric_per_term_and_by_number_of_terms() -> None:
+    runs = _claim_runs(True)  # SAC's first two terms end 0.1 above their 0.5, random's 0.1 below
+    comparison = compare(runs, margin=0.02)
+    by_term = comparison["by_term"]
+    assert list(by_term["sac - random"]) == [
+        "above",
+        "below",
+        "behind",
+        "in_front_of",
+        "left",
+        "right",
+    ]
+    assert by_term["arms"]["sac"]["above"]["mean"] == pytest.approx(0.6)
+    assert by_term["arms"]["random"]["above"]["mean"] == pytest.approx(0.4)
+    assert by_term["arms"]["sac"]["behind"]["mean"] == pytest.approx(0.5)
+    assert by_term["arms"]["sac-dense"]["above"]["n"] == 0
+    assert by_term["sac - random"]["above"]["per_seed"] == pytest.approx([0.2] * 3)
+    assert by_term["sac - random"]["behind"]["per_seed"] == pytest.approx([0.0] * 3)
+    assert by_term["sac - random"]["behind"]["equivalence_p"] == 0.0  # no spread, inside
+    by_n = comparison["by_n_terms"]
+    assert list(by_n["sac - random"]) == ["1", "2", "3"]
+    assert by_n["arms"]["sac"]["1"]["mean"] == pytest.approx(0.6)
+    assert by_n["arms"]["sac"]["3"]["mean"] == pytest.approx(0.4)
 
 
 def test_hardness_is_the_mean_over_the_fine_tuning_iterations() -> None:
