@@ -555,7 +555,7 @@ def _add_pipeline_commands(sub: argparse._SubParsersAction) -> None:
     )
     report.set_defaults(func=_report)
 
-    bench = sub.add_parser("bench", help="one model, its three arms, all seeds, then the report")
+    bench = sub.add_parser("bench", help="one model, every arm, all seeds, then the report")
     bench.add_argument("--model", choices=MODELS, default="clip")
     bench.add_argument(
         "--yes", action="store_true", help="go ahead where `rls3 check` asks (a long CPU stage)"
