@@ -13,6 +13,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from benchmark.arms import ARMS
 from tests.pipeline import VENV_BIN, environment
 
 
@@ -68,7 +69,7 @@ def test_make_ui_serves_the_runs_on_localhost_and_stops(smoke_pipeline: tuple[Pa
         experiment_id = experiment["experiment"]["experiment_id"]
         runs = _api(port, "runs/search", {"experiment_ids": [experiment_id]})["runs"]
         names = sorted(r["info"]["run_name"] for r in runs)
-        assert names == ["random-seed0", "sac-dense-seed0", "sac-seed0"]
+        assert names == sorted(f"{arm}-seed0" for arm in ARMS)
         for run in runs:
             metrics = {m["key"] for m in run["data"]["metrics"]}
             assert {"test/metric", "val/metric", "valid_rate", "generated_samples"} <= metrics

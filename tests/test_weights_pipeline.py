@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from benchmark.arms import ARMS
 from benchmark.datasets import read_dataset
 from benchmark.vlm.clip import ClipVLM, ClipVLMConfig
 from benchmark.vlm.paligemma import PaligemmaVLM, PaligemmaVLMConfig
@@ -71,7 +72,7 @@ def test_every_arm_ran_from_the_checkpoints_own_weights(
     )
     for model, vlm in (("clip", clip), ("paligemma", paligemma)):
         expected = vlm.metric(vlm.evaluate(test))
-        for arm in ("sac", "random", "sac-dense"):
+        for arm in ARMS:
             summary = json.loads(
                 (repo / "results/runs" / model / arm / "seed0" / "summary.json").read_text()
             )

@@ -78,6 +78,7 @@ from benchmark.report.figures import (
     fig_valid_rate,
     fig_validation,
     present_arms,
+    seed_ranges,
     stop_groups,
 )
 from benchmark.report.markdown import (
@@ -200,6 +201,7 @@ __all__ = [
     "quiet_nan",
     "reward_balance",
     "samples_to_reach",
+    "seed_ranges",
     "seed_row",
     "stop_groups",
     "summarise",

@@ -73,7 +73,7 @@ def _figure(
     draw(fig, axes[0, 0] if ncols is None else axes[0])
     fig.tight_layout()
     tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=110)
+    fig.savefig(tmp, dpi=110, bbox_inches="tight")  # legends beside the axes stay whole
     plt.close(fig)
     os.replace(tmp, path)
     return path
@@ -245,6 +245,17 @@ def stop_groups(logs: list[RunLog]) -> list[tuple[int, str, list[int]]]:
     return [(end, how, seeds) for (end, how), seeds in sorted(groups.items())]
 
 
+def seed_ranges(seeds: list[int]) -> str:
+    """Seeds as runs of consecutive numbers: [0, 1, 2, 3, 5] -> "0-3, 5"."""
+    spans: list[list[int]] = []
+    for s in sorted(seeds):
+        if spans and s == spans[-1][1] + 1:
+            spans[-1][1] = s
+        else:
+            spans.append([s, s])
+    return ", ".join(f"{a}" if a == b else f"{a}-{b}" for a, b in spans)
+
+
 def fig_validation(runs: dict[str, list[RunLog]], model: str, path: Path) -> Path:
     """Fig. 9: validation metric against iteration for the sac arm; each seed's best validation
     and the iteration where its run stopped, listed in the legend by iteration and reason."""
@@ -273,7 +284,7 @@ def fig_validation(runs: dict[str, list[RunLog]], model: str, path: Path) -> Pat
         shapes = ("X", "P", "d", "h", "p", "8", "<", ">")
         for k, (end, how, seeds) in enumerate(stop_groups(logs)):
             ax.axvline(end, color="black", ls="--", lw=0.6, alpha=0.5)
-            listed = ", ".join(map(str, seeds))
+            listed = seed_ranges(seeds)
             ax.plot(
                 [end] * len(seeds),
                 [r.column("val/metric")[-1] for r in logs if r.seed in seeds],

@@ -24,6 +24,7 @@ from benchmark.report import (
     fig_valid_rate,
     fig_validation,
     load_runs,
+    seed_ranges,
     stop_groups,
 )
 from tests.report.helpers import _log, _with_batch_terms, _write_five_arms
@@ -91,3 +92,9 @@ def test_the_stopping_points_are_grouped_for_the_legend(tmp_path: Path) -> None:
         (8, "early_stopping", [7]),
         (8, "max_iterations", [3]),
     ]
+
+
+def test_seed_lists_are_written_as_ranges() -> None:
+    assert seed_ranges([3, 0, 1, 2, 5, 7, 8]) == "0-3, 5, 7-8"
+    assert seed_ranges([4]) == "4"
+    assert seed_ranges(list(range(10))) == "0-9"
