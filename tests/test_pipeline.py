@@ -19,6 +19,7 @@ import yaml
 from PIL import Image
 
 from benchmark.arms import ARMS
+from benchmark.config import MAX_SEEDS
 from tests.pipeline import dvc, rls3
 
 FIGURES = (
@@ -46,9 +47,9 @@ def _stages(repo: Path) -> set[str]:
 def test_every_stage_ran(smoke_pipeline: tuple[Path, str]) -> None:
     repo, output = smoke_pipeline
     stages = _stages(repo)
-    # the check, 8 previews, datasets, 2 base models, 2 learnability probes, 5 agents, 30 runs
-    # (3 arms x 2 models x 5 seed slots), 3 reports
-    assert len(stages) == 52
+    # the check, 8 previews, datasets, 2 base models, 2 learnability probes, 10 agents, 100 runs
+    # (5 arms x 2 models x 10 seed slots), 3 reports
+    assert len(stages) == 1 + 8 + 1 + 2 + 2 + MAX_SEEDS + len(ARMS) * 2 * MAX_SEEDS + 3 == 127
     assert {"probe_learnability@clip", "probe_learnability@paligemma"} <= stages
     # the scene previews do not depend on the profile: where the committed dvc.lock and
     # pictures are current, DVC skips them
