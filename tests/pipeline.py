@@ -11,12 +11,17 @@ import time
 from pathlib import Path
 from typing import Any
 
+from benchmark.config import MAX_SEEDS
+
 ROOT = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
+SEED_SLOTS_LINE = f"  - seed_slots: {list(range(MAX_SEEDS))}\n"
+SMOKE_SEED_SLOTS_LINE = "  - seed_slots: [0, 1]\n"
 
 
 def copy_repository(dst: Path) -> Path:
-    """The checkout's files (tracked and untracked, not ignored) under ``dst``, smoke profile."""
+    """The checkout's files (tracked and untracked, not ignored) under ``dst``, smoke profile,
+    two seed slots."""
     listed = subprocess.run(
         ["git", "ls-files", "-co", "--exclude-standard", "-z"],
         cwd=ROOT,
@@ -33,6 +38,13 @@ def copy_repository(dst: Path) -> Path:
     text = params.read_text()
     assert "\nprofile: bench\n" in text
     params.write_text(text.replace("\nprofile: bench\n", "\nprofile: smoke\n"))
+    # The smoke profile runs one seed: two seed slots (one used, one marked unused) keep every
+    # stage kind in the copy, without the 90 unused-slot stages of the real ten slots (each a
+    # DVC stage of its own, seconds apiece); the real dvc.yaml's slots are checked apart.
+    pipeline = dst / "dvc.yaml"
+    text = pipeline.read_text()
+    assert SEED_SLOTS_LINE in text
+    pipeline.write_text(text.replace(SEED_SLOTS_LINE, SMOKE_SEED_SLOTS_LINE))
     subprocess.run(["git", "init", "-q"], cwd=dst, check=True)
     return dst
 

@@ -20,7 +20,7 @@ from PIL import Image
 
 from benchmark.arms import ARMS
 from benchmark.config import MAX_SEEDS
-from tests.pipeline import dvc, rls3
+from tests.pipeline import ROOT, SEED_SLOTS_LINE, dvc, rls3
 
 FIGURES = (
     "fig5_efficiency",
@@ -47,15 +47,27 @@ def _stages(repo: Path) -> set[str]:
 def test_every_stage_ran(smoke_pipeline: tuple[Path, str]) -> None:
     repo, output = smoke_pipeline
     stages = _stages(repo)
-    # the check, 8 previews, datasets, 2 base models, 2 learnability probes, 10 agents, 100 runs
-    # (5 arms x 2 models x 10 seed slots), 3 reports
-    assert len(stages) == 1 + 8 + 1 + 2 + 2 + MAX_SEEDS + len(ARMS) * 2 * MAX_SEEDS + 3 == 127
+    # the copy's two seed slots: the check, 8 previews, datasets, 2 base models, 2 learnability
+    # probes, 2 agents, 20 runs (5 arms x 2 models x 2 slots), 3 reports
+    assert len(stages) == 1 + 8 + 1 + 2 + 2 + 2 + len(ARMS) * 2 * 2 + 3 == 39
     assert {"probe_learnability@clip", "probe_learnability@paligemma"} <= stages
     # the scene previews do not depend on the profile: where the committed dvc.lock and
     # pictures are current, DVC skips them
     previews = {s for s in stages if s.startswith("scene_preview@")}
     assert len(previews) == 8
     assert stages - previews <= _ran(output) <= stages
+
+
+def test_the_real_pipeline_has_a_stage_per_seed_slot_and_arm() -> None:
+    """The repository's own dvc.yaml (the tests' copies have two seed slots): MAX_SEEDS slots,
+    an agent per slot and a run per arm, model and slot; DVC lists it without running it."""
+    assert SEED_SLOTS_LINE in (ROOT / "dvc.yaml").read_text()
+    stages = _stages(ROOT)
+    assert len(stages) == 1 + 8 + 1 + 2 + 2 + MAX_SEEDS + len(ARMS) * 2 * MAX_SEEDS + 3 == 127
+    for arm in ARMS:
+        for model in ("clip", "paligemma"):
+            slots = {s for s in stages if s.startswith(f"run_{arm.replace('-', '_')}@{model}-")}
+            assert slots == {f"run_{arm.replace('-', '_')}@{model}-{i}" for i in range(MAX_SEEDS)}
 
 
 def test_the_report_and_its_figures_exist(smoke_pipeline: tuple[Path, str]) -> None:
