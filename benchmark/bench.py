@@ -15,7 +15,9 @@ import sys
 import time
 from pathlib import Path
 
+from benchmark.config import load_params
 from benchmark.fileio import atomic_write_json
+from benchmark.reference import fingerprint
 from benchmark.report import machine
 
 
@@ -50,13 +52,13 @@ def _inputs(model: str, env: dict[str, str]) -> int:
     and the agents' pre-training (``rls3 pretrain-agent``, one thread each), side by side, one
     per core, then ``dvc repro agent``, which finds each agent made from its inputs and
     records it."""
-    from benchmark.config import load_params
+    from benchmark import cli
 
     code = _dvc(env, "check", "datasets")
     if code != 0:
         return code
     profile = load_params().active
-    seeds = max(profile.clip.seeds, profile.paligemma.seeds)  # as the agent stage's slots
+    seeds = cli.agent_seeds(profile)  # as the agent stage's slots
     jobs = {f"base_model@{model}": [sys.executable, "-m", "dvc", "repro", f"base_model@{model}"]}
     for s in range(seeds):
         jobs[f"agent of seed {s}"] = [
@@ -115,6 +117,7 @@ def bench(
             "engine": engine,
             "wall_seconds": round(seconds, 1),
             "machine": machine(),
+            "fingerprint": fingerprint(load_params().active.threads),
             "finished": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             "note": "wall time of this model's pipeline (set-up excluded): `dvc repro` and, with "
             "the local or ray engine, the grid of runs; stages DVC "

@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from benchmark.config import ARMS, BACKENDS, MODELS
+from benchmark.config import ARMS, BACKENDS, MODELS, Profile
 from benchmark.grid import ENGINES
 
 
@@ -418,6 +418,12 @@ def _seed_slot_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def agent_seeds(profile: Profile) -> int:
+    """How many pre-trained agents the runs use (seeds 0..n-1): one per seed of the model with
+    the most; both models' runs of a seed share its agent."""
+    return max(profile.clip.seeds, profile.paligemma.seeds)
+
+
 def _skip_slot(out: Path, seed: int, seeds: int, profile: str, what: dict[str, object]) -> int:
     """Write the marker of an unused seed slot (replacing whatever the slot held before)."""
     from benchmark.fileio import atomic_directory, atomic_write_json
@@ -447,7 +453,7 @@ def _pretrain_agent(args: argparse.Namespace) -> int:
     params = load_params(args.params, args.profile)
     p = params.active
     out = args.out or Path("results") / "agents" / f"seed{args.seed}"
-    seeds = max(p.clip.seeds, p.paligemma.seeds)
+    seeds = agent_seeds(p)
     if args.seed_slot and args.seed >= seeds:
         return _skip_slot(out, args.seed, seeds, params.profile, {"agent": "sac"})
     from benchmark.agents import pretrain_agent
@@ -569,6 +575,26 @@ def _add_pipeline_commands(sub: argparse._SubParsersAction) -> None:
         "every stage by `dvc repro`, one run after another (the same files)",
     )
     bench.add_argument("--address", default=None, help="with --engine ray: the cluster")
+    bench.add_argument(
+        "--check-reference",
+        action="store_true",
+        help="run nothing: check the finished bench against the committed reference (byte "
+        "identity on the same fingerprint, the same conclusions on another); exit 0 if it passes",
+    )
+    bench.add_argument(
+        "--reference",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="with --check-reference: a directory holding the reference's run_files.json and "
+        "comparison.json (default: results/report/MODEL as committed, from git's HEAD)",
+    )
+    bench.add_argument(
+        "--results",
+        type=Path,
+        default=Path("results"),
+        help="with --check-reference: the finished bench's results directory",
+    )
     bench.set_defaults(func=_bench)
 
 
@@ -586,6 +612,7 @@ def _report(args: argparse.Namespace) -> int:
             args.out or args.results / "report" / args.model,
             margin=params.active.model(args.model).margin,
             profile=params.profile,
+            threads=params.active.threads,
         )
     else:
         raise ValueError("rls3 report needs --model MODEL or --index MODEL [MODEL ...]")
@@ -595,6 +622,13 @@ def _report(args: argparse.Namespace) -> int:
 
 def _bench(args: argparse.Namespace) -> int:
     """``make bench``: that model's DVC stages (cached), then its report; timed."""
+    if args.check_reference:
+        from benchmark.reference import check, committed_reference, format_check
+
+        reference, comparison = committed_reference(args.model, args.reference)
+        result = check(args.results, args.model, reference, comparison)
+        print(format_check(result, args.model))
+        return 0 if result.passed else 1
     from benchmark.bench import bench
 
     return bench(args.model, args.engine, args.address, yes=args.yes)

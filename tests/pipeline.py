@@ -19,6 +19,16 @@ SEED_SLOTS_LINE = f"  - seed_slots: {list(range(MAX_SEEDS))}\n"
 SMOKE_SEED_SLOTS_LINE = "  - seed_slots: [0, 1]\n"
 
 
+def run_stage(arm: str, model: str, slot: int) -> str:
+    """dvc.yaml's name for the run stage of ``arm``, ``model`` and seed slot ``slot``."""
+    return f"{run_stage_prefix(arm, model)}{slot}"
+
+
+def run_stage_prefix(arm: str, model: str) -> str:
+    """The common start of ``arm``'s run stages for ``model`` (one per seed slot)."""
+    return f"run_{arm.replace('-', '_')}@{model}-"
+
+
 def copy_repository(dst: Path) -> Path:
     """The checkout's files (tracked and untracked, not ignored) under ``dst``, smoke profile,
     two seed slots."""

@@ -55,7 +55,19 @@ def test_the_runs_side_by_side_give_the_files_of_one_run_at_a_time(
         runs = [r / "results" / "runs" / "clip" / arm / "seed0" for r in (repo, sequential)]
         for name in RUN_FILES:
             assert (runs[0] / name).read_bytes() == (runs[1] / name).read_bytes(), (arm, name)
-    assert json.loads((repo / "results/report/clip/bench.json").read_text())["engine"] == "local"
+    bench = json.loads((repo / "results/report/clip/bench.json").read_text())
+    assert bench["engine"] == "local"
+    # the bench states what its bits depend on, and is byte-identical to the pipeline's
+    reference = sequential / "results" / "report" / "clip"
+    assert (
+        bench["fingerprint"]
+        == json.loads((reference / "run_files.json").read_text())["fingerprint"]
+    )
+    checked = rls3(
+        repo, "bench", "--model", "clip", "--check-reference", "--reference", str(reference)
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert "(byte identity): passed" in checked.stdout
     # DVC recorded the agent and the grid's runs: a second repro runs the check alone
     again = dvc(repo, "repro", "report@clip")
     assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]

@@ -46,6 +46,7 @@ from tests.pipeline import (
     checkpoint_state,
     dvc,
     environment,
+    run_stage,
     wait_for_iteration,
 )
 
@@ -253,7 +254,7 @@ def test_the_grid_on_a_ray_cluster_equals_the_sequential_runs(
     recorded = dvc(repo, "repro", "report@clip")
     assert recorded.returncode == 0, recorded.stdout[-3000:] + recorded.stderr[-3000:]
     ran = set(re.findall(r"Running stage '([^']+)'", recorded.stdout))
-    runs = {f"run_{arm.replace('-', '_')}@clip-0" for arm in ARMS}
+    runs = {run_stage(arm, "clip", 0) for arm in ARMS}
     assert ran == {"check", "report@clip", *runs}
     assert [(d / "metrics.csv").stat().st_mtime_ns for d in run_dirs] == written  # not redone
     _same_runs(repo, sequential)

@@ -20,7 +20,14 @@ from PIL import Image
 
 from benchmark.arms import ARMS
 from benchmark.config import MAX_SEEDS
-from tests.pipeline import ROOT, SEED_SLOTS_LINE, dvc, rls3
+from tests.pipeline import (
+    ROOT,
+    SEED_SLOTS_LINE,
+    dvc,
+    rls3,
+    run_stage,
+    run_stage_prefix,
+)
 
 FIGURES = (
     "fig5_efficiency",
@@ -66,8 +73,8 @@ def test_the_real_pipeline_has_a_stage_per_seed_slot_and_arm() -> None:
     assert len(stages) == 1 + 8 + 1 + 2 + 2 + MAX_SEEDS + len(ARMS) * 2 * MAX_SEEDS + 3 == 127
     for arm in ARMS:
         for model in ("clip", "paligemma"):
-            slots = {s for s in stages if s.startswith(f"run_{arm.replace('-', '_')}@{model}-")}
-            assert slots == {f"run_{arm.replace('-', '_')}@{model}-{i}" for i in range(MAX_SEEDS)}
+            slots = {s for s in stages if s.startswith(run_stage_prefix(arm, model))}
+            assert slots == {run_stage(arm, model, i) for i in range(MAX_SEEDS)}
 
 
 def test_the_report_and_its_figures_exist(smoke_pipeline: tuple[Path, str]) -> None:
@@ -161,7 +168,7 @@ def test_changing_one_param_reruns_only_its_dependants(
     expected = {
         s
         for s in _stages(repo)
-        if s.startswith((*(f"run_{a.replace('-', '_')}@clip-" for a in ARMS), "report@clip"))
+        if s.startswith((*(run_stage_prefix(a, "clip") for a in ARMS), "report@clip"))
         or s in ("report_index", "check")
     }
     assert _ran(done.stdout) == expected

@@ -21,6 +21,7 @@ import numpy as np
 from benchmark.arms import REGISTRY
 from benchmark.config import ARMS
 from benchmark.fileio import atomic_write_csv, atomic_write_json, atomic_write_text
+from benchmark.reference import fingerprint, format_fingerprint, write_run_files
 from benchmark.report.claims import caveats, claims, decomposition, term_verdicts
 from benchmark.report.figures import (
     efficiency_grid,
@@ -204,14 +205,21 @@ def _dvc_metrics(model: str, comparison: dict[str, Any]) -> dict[str, Any]:
 
 
 def write_report(
-    results: str | Path, model: str, out: str | Path, margin: float, profile: str | None = None
+    results: str | Path,
+    model: str,
+    out: str | Path,
+    margin: float,
+    profile: str | None = None,
+    threads: int = 1,
 ) -> Path:
-    """Read the runs of ``model``; write REPORT.md, figures/, plots/, comparison.json and
-    metrics.json to ``out``.
+    """Read the runs of ``model``; write REPORT.md, figures/, plots/, comparison.json,
+    metrics.json and run_files.json (this machine's fingerprint and the digests of the bench's
+    files, ``benchmark.reference``) to ``out``.
 
     ``margin``: the equivalence margin delta in the model's metric, the params key
     ``profiles.<profile>.<model>.margin``; ``profile``: the params profile it was read from
-    (default: the profile the sac runs recorded).
+    (default: the profile the sac runs recorded); ``threads``: torch's threads per run, the
+    profile's ``threads``, for the fingerprint.
     """
     results, out = Path(results), Path(out)
     runs = load_runs(results, model)
@@ -220,6 +228,11 @@ def write_report(
     comparison["margin_key"] = f"profiles.{profile}.{model}.margin"
     comparison["decomposition"] = decomposition(comparison)
     comparison["term_verdicts"] = term_verdicts(comparison)
+    comparison["claims"] = [
+        {"claim": claim, "found": found, "verdict": verdict}
+        for claim, found, verdict in claims(runs, comparison)
+    ]
+    comparison["fingerprint"] = fingerprint(threads)
     (out / "figures").mkdir(parents=True, exist_ok=True)
     (out / "plots").mkdir(parents=True, exist_ok=True)
     fig = out / "figures"
@@ -242,6 +255,7 @@ def write_report(
     _plots(runs, out / "plots")
     atomic_write_json(out / "metrics.json", json_ready(_dvc_metrics(model, comparison)))
     atomic_write_json(out / "comparison.json", json_ready(comparison))
+    write_run_files(results, model, out, comparison["fingerprint"])
     text = _markdown(results, model, runs, comparison, figures, out)
     atomic_write_text(out / "REPORT.md", text)
     return out / "REPORT.md"
@@ -342,6 +356,11 @@ def _setting(
         )
     lines += [
         f"- Machine: {machine()}.",
+        f"- Fingerprint (what the runs' bits depend on beyond their inputs): "
+        f"{format_fingerprint(comparison['fingerprint'])}. On the same fingerprint a bench "
+        "repeats every run file byte for byte; on another, the bits differ and the "
+        f"conclusions are what to compare (`rls3 bench --model {model} --check-reference` "
+        "does either; `run_files.json` holds the files' digests).",
         f"- Date: {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC (report written).",
         "- Compute time recorded by the stages (process start-up and DVC not included): "
         + ", ".join(f"{k} {v / 60:.1f} min" for k, v in seconds.items())
@@ -599,7 +618,9 @@ def _markdown(
         "| claim (RLS3, ICCPS 2025) | found here | verdict |",
         "| --- | --- | --- |",
     ]
-    for claim, found, verdict in claims(runs, comparison):
+    for claim, found, verdict in (
+        (c["claim"], c["found"], c["verdict"]) for c in comparison["claims"]
+    ):
         lines.append(f"| {claim} | {found} | {verdict} |")
     lines += ["", "## Figures", ""]
     for title, path in figures.items():
