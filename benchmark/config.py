@@ -34,6 +34,10 @@ MAX_SEEDS = 10  # dvc.yaml has one stage per seed slot 0..MAX_SEEDS-1
 
 Model = Literal["clip", "paligemma"]
 Backend = Literal["embedded", "unity"]
+# what PaliGemma's fine-tuning trains: the paper's attention projections of the language model,
+# or the whole language model (its embeddings, attention, MLPs and norms; the tower and the
+# projector stay as base training left them)
+Trainable = Literal["attention", "language_model"]
 Device = Literal["auto", "cuda"]
 # Strict types: no "5" for 5, no 1 for true; an int is a number.
 Int = Annotated[int, Strict()]
@@ -171,7 +175,9 @@ class PaligemmaVLMConfig:
     lr: PositiveFloat = 3e-4  # AdamW learning rate of fine-tuning
     weight_decay: NonNegativeFloat = 0.0  # AdamW weight decay
     batch_size: PositiveInt = 16  # fine-tuning minibatch, samples
-    lora: Bool = False  # False: train the attention projections; True: a LoRA adapter on them
+    trainable: Trainable = "attention"  # the paper's choice; "language_model": all of it
+    lora: Bool = False  # False: train the ``trainable`` weights; True: a LoRA adapter on the
+    # attention projections (with ``trainable: attention`` only)
     lora_r: PositiveInt = 8  # LoRA rank
     lora_alpha: PositiveInt = 16  # LoRA scale numerator (the update is scaled by alpha / r)
     lora_dropout: Annotated[float, Strict(), Field(ge=0, lt=1)] = 0.0  # dropout on the LoRA input
@@ -180,6 +186,13 @@ class PaligemmaVLMConfig:
     # tokens + <eos>
     prompt_prefix: Str = ""  # before the question, e.g. "answer en " for google's pt checkpoints
     seed: Int = 0  # seeds model building, LoRA init and the minibatch order (a run sets its own)
+
+    def __post_init__(self) -> None:
+        if self.lora and self.trainable != "attention":
+            raise ValueError(
+                f"lora: true adapts the attention projections only, but trainable is "
+                f"{self.trainable!r}; set lora: false, or trainable: 'attention'"
+            )
 
 
 @dataclass(frozen=True, config=SCHEMA)
@@ -432,6 +445,8 @@ def _params_error(err: ValidationError, root: Any = None, prefix: str = "") -> P
         keys = sorted(f.name for f in dataclasses.fields(parent[0])) if parent else []
         under = ".".join(k for k in (prefix, _key(loc[:-1])) if k)
         return ParamsError(f"params: unknown key {key}; allowed keys under {under}: {keys}")
+    if e["type"] == "value_error":  # a dataclass's own check of its fields together
+        return ParamsError(f"params: {key}: {str(e['msg']).removeprefix('Value error, ')}")
     found = _field_type(root, loc)
     if e["type"] in ("missing", "missing_argument"):
         what = f" ({allowed(*found)})" if found else ""

@@ -6,6 +6,12 @@ On disk (see ``datasets/README.md``) a set is a directory with one PNG per sampl
 ``images/``, one Parquet table ``records.parquet`` (metadata and captions, one row a sample) and
 ``manifest.json`` (how it was made and its content hash). The hash covers the decoded pixels
 and the records, not the file encodings, so it names the content.
+
+The *image-shuffled control* of a set (``shuffled_images`` over a ``derangement``) asks each
+sample's question of another sample's image. A model that learnt the relations from the images
+gains on the real pairs only; one that learnt text priors gains on the control as well. The probe
+and every run score it with the same seeded derangement (the profile's ``probe.seed``), so every
+arm and seed share it.
 """
 
 from __future__ import annotations
@@ -54,6 +60,24 @@ def content_hash(samples: Sequence[Sample]) -> str:
         h.update(_canonical_json(s.record.to_dict()).encode())
         h.update(_canonical_json(s.metadata).encode())
     return h.hexdigest()
+
+
+def derangement(n: int, seed: int) -> np.ndarray:
+    """A seeded permutation with no fixed point (n >= 2): sample i gets image ``out[i]``."""
+    if n < 2:
+        raise ValueError(f"the shuffled control needs at least 2 test samples, got {n}")
+    order = np.random.default_rng(seed).permutation(n)
+    out = np.empty(n, dtype=int)
+    out[order] = np.roll(order, -1)  # each sample takes the image of the next in a random cycle
+    return out
+
+
+def shuffled_images(samples: Sequence[Sample], donors: np.ndarray) -> list[Sample]:
+    """Each sample's texts and metadata with the image of ``samples[donors[i]]``."""
+    return [
+        Sample(samples[int(j)].image, s.record, s.metadata)
+        for s, j in zip(samples, donors, strict=True)
+    ]
 
 
 def _canonical_json(value: Any) -> str:

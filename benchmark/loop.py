@@ -9,6 +9,10 @@
   N samples (12), the reward beta * J2 back to the agent (13: the episode's transitions enter
   SAC's replay buffer with it), a fraction eta of the samples into the batch (14);
 - lines 16-23: fine-tune K (``_finetune``, validation every F), validate and test, clear the batch.
+  Every test also scores the image-shuffled control (``datasets.shuffled_images``: each test
+  question asked of another test sample's image, the probe's fixed derangement, shared by every
+  arm and seed): ``test/control``, and ``test/grounded_gain`` = test metric - control, the part of
+  the metric that needs the image.
 
 Arms (SPEC section 6) are records (``benchmark/arms.py``) and the loop reads their fields, never
 their names: how the agent acts (the seed's pre-trained SAC, or uniform actions), whether it
@@ -58,7 +62,7 @@ from benchmark.arms import Arm, arm_of
 from benchmark.captions import TERMS, describe_sample, term_key
 from benchmark.checkpoint import Checkpoint, RunState, code_digest, files_digest, torch_threads
 from benchmark.config import ARMS, BUDGET_ARMS, MODELS, Profile
-from benchmark.datasets import Dataset, read_dataset
+from benchmark.datasets import Dataset, derangement, read_dataset, shuffled_images
 from benchmark.fileio import atomic_write_csv, atomic_write_json
 from benchmark.sim.backends import make_env, profile_env_kwargs
 from benchmark.tracking import RunTracker, flatten, metric_rows, run_tags, tracking_uri
@@ -324,6 +328,9 @@ class Run:
         self.timers = Timers()
         self.validation: Dataset = read_dataset(cfg.datasets / "validation")
         self.test: Dataset = read_dataset(cfg.datasets / "test")
+        # the image-shuffled control: the probe's derangement, the same for every arm and seed
+        self.control_donors = derangement(len(self.test.samples), p.model(cfg.model).probe.seed)
+        self.control = shuffled_images(self.test.samples, self.control_donors)
         inputs = {
             "profile": cfg.profile_name,
             "params": flatten(asdict(p)),
@@ -508,6 +515,7 @@ class Run:
             val = self.vlm.metric(self.vlm.evaluate(self.validation.samples))
             test_results = self.vlm.evaluate(self.test.samples)
             test = self.vlm.metric(test_results)
+            control = self.vlm.metric(self.vlm.evaluate(self.control))
             per_subset = subset_metrics(self.vlm, self.test.samples, test_results)
         episodes, self.episodes = self.episodes, []
         s.generated = self.generated
@@ -545,6 +553,8 @@ class Run:
             "error_rate": per_sample("error_rate"),
             "val/metric": val,
             "test/metric": test,
+            "test/control": control,
+            "test/grounded_gain": test - control,
             **per_subset,
             **{f"batch_terms/{term_key(t)}": c for t, c in batch_terms.items()},
             **{f"batch_terms_cum/{term_key(t)}": c for t, c in s.term_counts.items()},

@@ -6,10 +6,10 @@ set of random-placement train-environment samples for a fixed number of epochs, 
 test set (``datasets/test``, the one every run is scored on) is scored before and after:
 
 - the metric, per spatial term and per number of terms (``vlm.base.subset_metrics``);
-- an *image-shuffled control*: each test sample's texts scored against another test sample's
-  image (a fixed derangement). A model that learnt the relations from the images gains on the
-  real pairs only; one that learnt text priors (which captions are common, which negatives are
-  odd) gains on the control as well.
+- an *image-shuffled control* (``datasets.shuffled_images``): each test sample's texts scored
+  against another test sample's image (a fixed derangement, the one every run scores too). A
+  model that learnt the relations from the images gains on the real pairs only; one that learnt
+  text priors (which captions are common, which negatives are odd) gains on the control as well.
 
 One draw of train samples is one draw: the probe fine-tunes ``draws`` fresh copies of the base,
 each on its own draw of samples, and reports the mean and the range; the targets (SPEC section 5)
@@ -32,7 +32,7 @@ import numpy as np
 
 from benchmark.captions import rubric_score
 from benchmark.config import LearnabilityConfig
-from benchmark.datasets import read_dataset
+from benchmark.datasets import derangement, read_dataset, shuffled_images
 from benchmark.sampling import collect_samples
 from benchmark.vlm.base import (
     VLM,
@@ -40,24 +40,6 @@ from benchmark.vlm.base import (
     subset_metrics,
 )
 from benchmark.vlm.paligemma import PaligemmaVLM
-
-
-def derangement(n: int, seed: int) -> np.ndarray:
-    """A seeded permutation with no fixed point (n >= 2): sample i gets image ``out[i]``."""
-    if n < 2:
-        raise ValueError(f"the shuffled control needs at least 2 test samples, got {n}")
-    order = np.random.default_rng(seed).permutation(n)
-    out = np.empty(n, dtype=int)
-    out[order] = np.roll(order, -1)  # each sample takes the image of the next in a random cycle
-    return out
-
-
-def shuffled_images(samples: Sequence[Sample], donors: np.ndarray) -> list[Sample]:
-    """Each sample's texts and metadata with the image of ``samples[donors[i]]``."""
-    return [
-        Sample(samples[int(j)].image, s.record, s.metadata)
-        for s, j in zip(samples, donors, strict=True)
-    ]
 
 
 def score(

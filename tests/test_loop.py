@@ -136,7 +136,7 @@ def test_mlflow_holds_both_runs_with_every_metric_and_the_files_match(finished: 
             "generated_samples", "valid_samples", "valid_rate", "val/metric", "test/metric",
             "episode/j1", "episode/j2", "finetune/loss", "test/n_terms/1", "test/term/left",
             "batch_terms_cum/behind", "batch_terms/behind", "hardness", "error_rate",
-            "episode/hardness",
+            "episode/hardness", "test/control", "test/grounded_gain",
         ):  # fmt: skip
             assert key in keys, f"{name}: {key} missing"
         rows = _rows(run_dir(finished / "results", "clip", arm, 0) / "metrics.csv")
@@ -149,6 +149,55 @@ def test_mlflow_holds_both_runs_with_every_metric_and_the_files_match(finished: 
         assert [m.value for m in sorted(logged, key=lambda m: m.step)] == pytest.approx(
             [float(r["loss"]) for r in losses]
         )
+
+
+def test_every_run_scores_the_same_image_shuffled_control_at_every_test(
+    project: Path, finished: Path, tmp_path: Path
+) -> None:
+    """The control is the probe's derangement of the test set: the same for every arm and seed,
+    no test sample paired with its own image; each metrics.csv row holds it, and the grounded
+    gain is the test metric minus it."""
+    from benchmark.datasets import derangement, read_dataset
+    from benchmark.loop import Run, RunConfig
+    from benchmark.vlm import vlm_loader
+
+    params = load_params(ROOT / "params.yaml", "smoke")
+    p = params.active
+    loader = vlm_loader("clip", p.clip.finetune, 0)
+    base, agents = project / "results" / "vlm" / "clip" / "base", project / "results" / "agents"
+    test = read_dataset(finished / "datasets" / "test").samples
+    expected = derangement(len(test), p.clip.probe.seed)
+    assert sorted(expected.tolist()) == list(range(len(test)))
+    assert (expected != np.arange(len(test))).all()
+    runs = [
+        Run(
+            RunConfig("clip", arm, 0, "smoke", p, finished / "results", finished / "datasets"),
+            loader,
+            base,
+            agents / "seed0",
+            done_is_done=True,
+        )
+        for arm in ARMS
+    ]
+    shutil.copytree(project / "datasets", tmp_path / "datasets")  # another seed, a fresh run
+    other = RunConfig("clip", "sac", 1, "smoke", p, tmp_path / "results", tmp_path / "datasets")
+    runs.append(Run(other, loader, base, agents / "seed0"))
+    for run in runs:
+        assert (run.control_donors == expected).all()
+        for i, sample in enumerate(run.control):
+            assert sample.record == test[i].record
+            assert np.array_equal(sample.image, test[int(expected[i])].image)
+            assert not np.array_equal(sample.image, test[i].image)
+    for arm in ARMS:
+        d = run_dir(finished / "results", "clip", arm, 0)
+        rows = _rows(d / "metrics.csv")
+        for r in rows:
+            gain = float(r["test/metric"]) - float(r["test/control"])
+            assert float(r["test/grounded_gain"]) == pytest.approx(gain)
+        final = loader(d / "checkpoint" / "vlm")  # the model the last row scored
+        control = final.metric(final.evaluate(runs[0].control))
+        assert float(rows[-1]["test/control"]) == pytest.approx(control)
+        assert float(rows[-1]["test/metric"]) == pytest.approx(final.metric(final.evaluate(test)))
 
 
 def test_a_random_run_without_its_sac_budget_says_which_run_to_do_first(

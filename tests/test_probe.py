@@ -10,14 +10,12 @@ import pytest
 
 from benchmark.captions import rubric_score
 from benchmark.cli import main
-from benchmark.datasets import build_dataset, read_dataset
+from benchmark.datasets import build_dataset, derangement, read_dataset, shuffled_images
 from benchmark.pretrain import ClipPretrainConfig, PaligemmaPretrainConfig
 from benchmark.pretrain import run as pretrain
 from benchmark.probe import (
     LearnabilityConfig,
-    derangement,
     learnability,
-    shuffled_images,
     targets,
 )
 from benchmark.sampling import collect_samples
@@ -136,6 +134,36 @@ def test_paligemmas_controls_are_other_samples_images_and_other_samples_terms(
     # never the sample's own terms: against them the same answers score the metric
     own = [rubric_score(r.answer, t.record.terms) for r, t in zip(answers, test, strict=True)]
     assert float(np.mean(own)) == result["after"]["metric"]
+
+
+def test_a_model_that_learnt_only_text_priors_has_a_grounded_gain_of_about_0(
+    one_torch_thread: None, tmp_path: Path
+) -> None:
+    """Fine-tuned on image-shuffled samples (every question with another sample's image), the
+    built-in PaliGemma learns the answers' form and their common terms, which no image tells:
+    its test metric rises, and its image-shuffled control with it, so the grounded gain (metric
+    - control, as every run records it) stays about 0. A control that missed the text priors
+    (scored on the real images, or left at the base model's value) fails here by the metric's
+    whole rise."""
+    base = tmp_path / "base"
+    pretrain(
+        PaligemmaPretrainConfig(
+            samples=16, vision_steps=2, vision_batch_size=8, steps=2, batch_size=8, test_samples=4
+        ),
+        base,
+    )
+    build_dataset("test", 96, 2, 64, tmp_path / "datasets")
+    test = read_dataset(tmp_path / "datasets" / "test").samples
+    control = shuffled_images(test, derangement(len(test), 7))
+    train = collect_samples("train", 64, 5, image_size=64)
+    image_blind = shuffled_images(train, derangement(len(train), 11))
+    assert all(s.image is not t.image for s, t in zip(image_blind, train, strict=True))
+    vlm = PaligemmaVLM.load(base, PaligemmaVLMConfig(lr=3e-3, batch_size=16))
+    before = vlm.metric(vlm.evaluate(test))
+    vlm.finetune(image_blind, 120, seed=0)
+    metric, shuffled = vlm.metric(vlm.evaluate(test)), vlm.metric(vlm.evaluate(control))
+    assert metric - before >= 0.5  # it learnt something: the form and the common terms
+    assert abs(metric - shuffled) <= 0.15  # none of it needs the image
 
 
 def test_paligemmas_targets_ask_a_rubric_gain_with_both_controls_flat() -> None:

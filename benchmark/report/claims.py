@@ -327,6 +327,34 @@ def _claim_dense(comparison: dict[str, Any]) -> tuple[str, str, str]:
     )
 
 
+def _claim_grounded(comparison: dict[str, Any]) -> tuple[str, str, str]:
+    """Every arm's final metric above its image-shuffled control (the gain needs the image)."""
+    arms = comparison["arms"]
+    present = [arm for arm in ARMS if arms[arm]["seeds"]]
+    gain = {arm: arms[arm]["stats"]["grounded_gain"] for arm in present}
+    found = "final metric - image-shuffled control: " + ", ".join(
+        f"{arm} {format_stat(gain[arm], signed=True)}" for arm in present
+    )
+    claim = (
+        "Every arm's gain is grounded (not in the paper): its final test metric is above its "
+        "image-shuffled control, the same questions asked of other test images"
+    )
+    n = min(int(gain[arm]["n"]) for arm in present)
+    if n == 0:
+        return claim, found, _verdict("not measured", 0, "per-arm", "no control recorded")
+    too_few = gate(n, "per-arm")
+    if too_few:
+        return claim, found, too_few
+    sides = {arm: _side(gain[arm]) for arm in present}
+    if all(side == "above 0" for side in sides.values()):
+        return claim, found, _verdict("supported", n, "per-arm", "every interval above 0")
+    below = [arm for arm, side in sides.items() if side == "below 0"]
+    if below:
+        return claim, found, _verdict("contradicted", n, "per-arm", f"below 0: {', '.join(below)}")
+    level = [arm for arm, side in sides.items() if side == "includes 0"]
+    return claim, found, _verdict("inconclusive", n, "per-arm", f"includes 0: {', '.join(level)}")
+
+
 def claims(
     runs: Mapping[str, list[RunLog]], comparison: dict[str, Any]
 ) -> list[tuple[str, str, str]]:
@@ -348,6 +376,7 @@ def claims(
     ]
     if runs["sac-dense"]:
         out.append(_claim_dense(comparison))
+    out.append(_claim_grounded(comparison))
     return out
 
 

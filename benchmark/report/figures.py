@@ -330,42 +330,79 @@ def fig_valid_rate(comparison: dict[str, Any], model: str, path: Path) -> Path:
     return _figure(path, draw, (8.0, 4.2))
 
 
-def fig_hardness(runs: dict[str, list[RunLog]], model: str, path: Path) -> Path:
-    """Each arm's mean hardness of its generated samples against iteration; min-max over seeds."""
+def _per_iteration_figure(
+    runs: dict[str, list[RunLog]],
+    key: str,
+    path: Path,
+    *,
+    start: int,
+    labels: tuple[str, str, str],
+    missing: str,
+) -> Path:
+    """Each arm's mean of ``key`` over seeds against iteration (``start``..) with its min-max
+    band; ``labels``: x label, y label, title; ``missing``: the text where no arm recorded it."""
 
     def draw(fig: Any, ax: Any) -> None:
         drawn = False
         for arm in present_arms(runs):
-            values = per_iteration(runs[arm], "hardness")
+            values = per_iteration(runs[arm], key, start=start)
             if not np.isfinite(values).any():
                 continue
-            x = np.arange(1, values.shape[1] + 1)
-            n = len(runs[arm])
+            x = np.arange(start, start + values.shape[1])
             mean = quiet_nan(np.nanmean, values, 0)
-            ax.plot(x, mean, **_style(arm), ms=3.5, label=f"{arm} (mean of {n} seeds)")
+            label = f"{arm} (mean of {len(runs[arm])} seeds)"
+            ax.plot(x, mean, **_style(arm), ms=3.5, label=label)
             low, high = quiet_nan(np.nanmin, values, 0), quiet_nan(np.nanmax, values, 0)
             ax.fill_between(x, low, high, color=COLOURS[arm], alpha=0.1)
             drawn = True
         if drawn:
             ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
         else:
-            ax.text(
-                0.5, 0.5, "hardness not recorded by these runs", ha="center", transform=ax.transAxes
-            )
+            ax.text(0.5, 0.5, missing, ha="center", transform=ax.transAxes)
+        if drawn and start == 0:
+            ax.axhline(0.0, color="black", lw=0.8)
         ax.xaxis.get_major_locator().set_params(integer=True)
-        ax.set_xlabel("iteration")
-        ax.set_ylabel(
-            f"hardness: {HARDNESS_NAME[model]}\nhigher = harder for the VLM,\n"
-            "under the VLM before that iteration's fine-tuning",
-            fontsize=9,
-        )
-        ax.set_title(
-            f"{model}: hardness of each arm's generated samples (band: min-max over seeds)",
-            fontsize=10,
-        )
+        ax.set_xlabel(labels[0])
+        ax.set_ylabel(labels[1], fontsize=9)
+        ax.set_title(labels[2], fontsize=10)
         ax.grid(alpha=0.3)
 
     return _figure(path, draw, (9.0, 4.4))
+
+
+def fig_hardness(runs: dict[str, list[RunLog]], model: str, path: Path) -> Path:
+    """Each arm's mean hardness of its generated samples against iteration; min-max over seeds."""
+    return _per_iteration_figure(
+        runs,
+        "hardness",
+        path,
+        start=1,
+        labels=(
+            "iteration",
+            f"hardness: {HARDNESS_NAME[model]}\nhigher = harder for the VLM,\n"
+            "under the VLM before that iteration's fine-tuning",
+            f"{model}: hardness of each arm's generated samples (band: min-max over seeds)",
+        ),
+        missing="hardness not recorded by these runs",
+    )
+
+
+def fig_grounded(runs: dict[str, list[RunLog]], model: str, path: Path) -> Path:
+    """Each arm's grounded gain (test metric - image-shuffled control) against iteration, from
+    the base model (0) on; min-max over seeds."""
+    return _per_iteration_figure(
+        runs,
+        "test/grounded_gain",
+        path,
+        start=0,
+        labels=(
+            "iteration (0: the base model)",
+            f"test {METRIC_NAME[model]}\nminus its image-shuffled control\n"
+            "(0: nothing learnt needs the image)",
+            f"{model}: grounded gain of each arm (band: min-max over seeds)",
+        ),
+        missing="the image-shuffled control was not recorded by these runs",
+    )
 
 
 def fig_term_distribution(runs: dict[str, list[RunLog]], model: str, path: Path) -> Path:

@@ -67,6 +67,8 @@ DECOMPOSITION = (
 REWARD_KEYS = ("j1", "j2", "vlm_reward", "vlm_share")
 STAT_KEYS = (
     "final_metric",
+    "final_control",
+    "grounded_gain",
     "initial_metric",
     "auc",
     "samples_to_random_final",
@@ -80,6 +82,8 @@ STAT_KEYS = (
 )
 DIFF_KEYS = (
     "final_metric",
+    "final_control",
+    "grounded_gain",
     "auc",
     "hardness",
     "error_rate",
@@ -270,12 +274,17 @@ def reward_balance(run: RunLog) -> dict[str, float]:
 def seed_row(run: RunLog, random_final: float) -> dict[str, Any]:
     """One run's comparison figures; ``random_final``: the random arm's final metric, same seed.
 
-    Also its final test metric per spatial term (``term/<key>``) and by number of terms
-    (``n_terms/<n>``), and its reward balance (``REWARD_KEYS``).
+    Also its final image-shuffled control and grounded gain (final metric - control; NaN in
+    runs that did not score the control), its final test metric per spatial term
+    (``term/<key>``) and by number of terms (``n_terms/<n>``), and its reward balance
+    (``REWARD_KEYS``).
     """
+    control = float(run.column("test/control")[-1])
     return {
         "seed": run.seed,
         "final_metric": float(run.test[-1]),
+        "final_control": control,
+        "grounded_gain": float(run.test[-1]) - control,
         "initial_metric": float(run.test[0]),
         "auc": normalised_auc(run.generated, run.test),
         "samples_to_random_final": samples_to_reach(run.generated, run.test, random_final),
@@ -408,9 +417,10 @@ def mean_curve(logs: Sequence[RunLog], key: str, grid: np.ndarray) -> np.ndarray
     return np.array([np.interp(grid, r.generated, r.column(key)) for r in logs])
 
 
-def per_iteration(logs: Sequence[RunLog], key: str) -> np.ndarray:
-    """Seeds x iterations 1.. of ``key`` (row 0, the base model, left out); NaN past a run's end."""
-    values = [r.column(key)[1:] for r in logs]
+def per_iteration(logs: Sequence[RunLog], key: str, start: int = 1) -> np.ndarray:
+    """Seeds x iterations ``start``.. of ``key`` (by default row 0, the base model, left out);
+    NaN past a run's end."""
+    values = [r.column(key)[start:] for r in logs]
     out = np.full((len(logs), max((v.size for v in values), default=0)), np.nan)
     for i, v in enumerate(values):
         out[i, : v.size] = v

@@ -23,7 +23,9 @@ Evaluation asks the question of SPEC section 4, decodes greedily, parses the ans
 terms and scores them with the rubric; J2 = (6 - mean S_PG)^2 (eq. 3). Fine-tuning trains the
 language model's self-attention projections (q, k, v, o) only, as the paper does, or a LoRA
 adapter on the same modules through peft (merged back into the weights at the end of each
-``finetune`` call, so the model is a plain PaliGemma between calls); everything else is frozen.
+``finetune`` call, so the model is a plain PaliGemma between calls), or, with ``trainable:
+language_model``, every weight of the language model (the built-in bench's choice:
+docs/research.md); the vision tower and the projector stay frozen.
 """
 
 from __future__ import annotations
@@ -71,6 +73,7 @@ BUILTIN_CONFIG = Path(__file__).parent / "configs" / "RLS3-PaliGemma-Loc.json"
 SPECIAL_TOKENS = ("<pad>", "<eos>", "<bos>", "<unk>", "<image>")  # Gemma's ids 0-3, then <image>
 PROMPT_END = "\n"  # the processor ends every prompt with a newline
 ATTENTION = r"language_model\.layers\.\d+\.self_attn\.(q_proj|k_proj|v_proj|o_proj)"
+LANGUAGE_MODEL = r"(^|\.)language_model\."
 MAX_SCORE = 6  # J2 = (6 - mean S_PG)^2, eq. 3
 
 
@@ -223,20 +226,28 @@ def build_model(
 
 
 def is_attention_parameter(name: str) -> bool:
-    """True for the language model's self-attention projections (the fine-tuned part)."""
+    """True for the language model's self-attention projections (the paper's fine-tuned part)."""
     return re.search(ATTENTION + r"\.", name) is not None
 
 
-def freeze_all_but_attention(model: torch.nn.Module) -> list[torch.nn.Parameter]:
-    """Freeze every parameter except the attention projections; return those."""
-    trainable = []
+def is_language_model_parameter(name: str) -> bool:
+    """True for every weight of the language model: its token embeddings (tied to the output
+    layer), attention, MLPs and norms; not the vision tower or the projector."""
+    return re.search(LANGUAGE_MODEL, name) is not None
+
+
+def freeze_all_but(model: torch.nn.Module, trainable: str) -> list[torch.nn.Parameter]:
+    """Freeze every parameter but the ``trainable`` part (``PaligemmaVLMConfig.trainable``:
+    "attention" or "language_model"); return those."""
+    keep = is_attention_parameter if trainable == "attention" else is_language_model_parameter
+    params = []
     for name, p in model.named_parameters():
-        p.requires_grad_(is_attention_parameter(name))
+        p.requires_grad_(keep(name))
         if p.requires_grad:
-            trainable.append(p)
-    if not trainable:
-        raise ValueError("no language-model attention projections found to fine-tune")
-    return trainable
+            params.append(p)
+    if not params:
+        raise ValueError(f"no {trainable} parameters found to fine-tune")
+    return params
 
 
 # ---------------------------------------------------------------------------- the VLM
@@ -389,8 +400,9 @@ class PaligemmaVLM(VLM):
         """K AdamW steps on the question/answer pairs of ``samples``; the per-step losses.
 
         Minibatches of ``batch_size`` go through a seeded shuffle of the samples, epoch after
-        epoch. Only the attention projections (or their LoRA adapter) train; each call starts a
-        fresh optimizer (and adapter), so a checkpoint of the weights is all a resumed run needs.
+        epoch. Only ``config.trainable`` (or a LoRA adapter on the attention) trains; each call
+        starts a fresh optimizer (and adapter), so a checkpoint of the weights is all a resumed
+        run needs.
         """
         if k < 0:
             raise ValueError(f"k (steps) must be >= 0, got {k}")
@@ -431,10 +443,11 @@ class PaligemmaVLM(VLM):
         return losses
 
     def _trainable(self) -> tuple[torch.nn.Module, list[torch.nn.Parameter]]:
-        """The module to train and its trainable parameters (attention, or LoRA on it)."""
+        """The module to train and its trainable parameters (``config.trainable``, or LoRA on
+        the attention projections)."""
         cfg = self.config
         if not cfg.lora:
-            return self.model, freeze_all_but_attention(self.model)
+            return self.model, freeze_all_but(self.model, cfg.trainable)
         from peft import LoraConfig, get_peft_model
 
         self.model.requires_grad_(False)

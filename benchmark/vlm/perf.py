@@ -19,7 +19,7 @@ import torch
 from benchmark.sampling import collect_samples
 from benchmark.vlm.base import Sample
 from benchmark.vlm.clip import ClipVLM, ClipVLMConfig, negclip_loss, sample_texts
-from benchmark.vlm.paligemma import PaligemmaVLM, PaligemmaVLMConfig, freeze_all_but_attention
+from benchmark.vlm.paligemma import PaligemmaVLM, PaligemmaVLMConfig, freeze_all_but
 
 
 @dataclass(frozen=True)
@@ -82,7 +82,7 @@ def _paligemma_paths(samples: list[Sample], vlm: PaligemmaVLM | None = None) -> 
     questions = [s.record.question for s in samples]
     prompts = vlm.inputs(images, questions)
     train = vlm.inputs(images, questions, [s.record.answer for s in samples])
-    params = freeze_all_but_attention(vlm.model)
+    params = freeze_all_but(vlm.model, config.trainable)
     optimizer = torch.optim.AdamW(params, lr=config.lr)
     vlm.model.requires_grad_(False)
 
@@ -93,7 +93,7 @@ def _paligemma_paths(samples: list[Sample], vlm: PaligemmaVLM | None = None) -> 
             )
 
     def bare_step() -> object:
-        freeze_all_but_attention(vlm.model)
+        freeze_all_but(vlm.model, config.trainable)
         vlm.model.train()
         loss = vlm.loss(train)
         optimizer.zero_grad(set_to_none=True)

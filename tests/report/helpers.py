@@ -146,6 +146,8 @@ def _write_run(
             "iteration": i,
             "generated_samples": 200 * i,
             "test/metric": metric,
+            "test/control": 0.3 + 0.02 * i,  # text priors: half the random arm's rise
+            "test/grounded_gain": metric - (0.3 + 0.02 * i),
             "val/metric": metric + 0.02,
             "hardness": "" if i == 0 else 1.0 + gain * 10 - 0.1 * i,
             "error_rate": "" if i == 0 else 0.5,

@@ -172,3 +172,47 @@ def test_sac_minus_random_per_term_gets_a_verdict_with_n() -> None:
     assert set(older["by_term"].values()) == {
         "not measured (n = 0 paired seeds; no such scores recorded)"
     }
+
+
+def _with_control(runs: dict[str, list[RunLog]], gaps: dict[str, list[float]]) -> None:
+    """Give each run a test/control column: its test metric minus ``gaps[arm][seed]`` at the
+    end, and the base model's metric at iteration 0 (no gain there)."""
+    for arm, logs in runs.items():
+        for log, gap in zip(logs, gaps[arm], strict=True):
+            for i, row in enumerate(log.iterations):
+                row["test/control"] = row["test/metric"] - (gap * i / (len(log.iterations) - 1))
+
+
+@pytest.mark.parametrize(
+    ("gaps", "expected"),
+    [
+        ({"sac": [0.2, 0.25, 0.3], "random": [0.1, 0.12, 0.14]}, "supported (n = 3 per-arm seeds;"),
+        ({"sac": [0.2, 0.25, 0.3], "random": [0.05, -0.05, 0.0]}, "inconclusive (n = 3 per-arm"),
+        ({"sac": [0.2, 0.25, 0.3], "random": [-0.1, -0.12, -0.11]}, "contradicted (n = 3 per-arm"),
+    ],
+)
+def test_the_grounded_claim_wants_every_arm_above_its_control(
+    gaps: dict[str, list[float]], expected: str
+) -> None:
+    runs = _three_seeds(0.05, 0.04)
+    _with_control(runs, gaps)
+    comparison = compare(runs)
+    for arm in ("sac", "random"):
+        stat = comparison["arms"][arm]["stats"]["grounded_gain"]
+        assert stat["mean"] == pytest.approx(np.mean(gaps[arm]))
+        assert stat["n"] == 3
+    diff = comparison["differences"]["sac - random"]["grounded_gain"]
+    assert diff["per_seed"] == pytest.approx(np.subtract(gaps["sac"], gaps["random"]))
+    (verdict,) = [v for c, _, v in claims(runs, comparison) if c.startswith("Every arm's gain")]
+    assert verdict.startswith(expected)
+    if "inconclusive" in verdict:
+        assert verdict.endswith("includes 0: random)")
+
+
+def test_runs_without_the_control_say_it_was_not_measured() -> None:
+    runs = _three_seeds(0.05, 0.04)
+    comparison = compare(runs)
+    assert np.isnan(comparison["arms"]["sac"]["stats"]["grounded_gain"]["mean"])
+    (row,) = [r for r in claims(runs, comparison) if r[0].startswith("Every arm's gain")]
+    assert row[2] == "not measured (n = 0 per-arm seeds; no control recorded)"
+    assert "sac n/a" in row[1]

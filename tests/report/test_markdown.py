@@ -13,6 +13,7 @@ from benchmark.config import ARMS
 from benchmark.report import (
     DIFFERENCES,
     METRICS_KEY,
+    format_stat,
     hardness_rows,
     write_index,
     write_report,
@@ -123,6 +124,18 @@ def test_the_report_of_five_arms_and_ten_seeds(tmp_path: Path) -> None:
         assert mde_cell == f"{diff['final_metric']['mde']:.3f}"
         assert poi_cell.startswith(f"{diff['auc']['poi']:.2f} [")
 
+    table = {row[0]: row[1:] for row in _rows(report, "## Comparison of the arms")}
+    grounded = table["**grounded gain**: final metric - control"]
+    for arm, cell in zip(ARMS, grounded, strict=False):
+        stat = comparison["arms"][arm]["stats"]["grounded_gain"]
+        assert stat["n"] == 10 and stat["ci_low"] > 0
+        assert cell == format_stat(stat)
+    headline_gain = comparison["differences"]["sac - random"]["grounded_gain"]
+    assert grounded[len(ARMS)] == format_stat(headline_gain, signed=True)  # sac - random
+    (verdict,) = [c["verdict"] for c in comparison["claims"] if "grounded" in c["claim"]]
+    assert verdict == "supported (n = 10 per-arm seeds; every interval above 0)"
+    assert (out / "figures" / "fig_grounded.png").stat().st_size > 10_000
+
     terms = _rows(report, "## Per spatial term and by number of terms")
     assert [row[0] for row in terms] == ["above", "below", "behind", "in front of", "left", "right"]
     assert all(len(row) == 1 + len(ARMS) + 2 for row in terms)
@@ -202,3 +215,15 @@ def test_rls3_report_takes_the_margin_from_the_params(
     comparison = _strict((tmp_path / "report" / "comparison.json").read_text())
     assert comparison["margin"] == 0.035
     assert comparison["differences"]["sac - random"]["auc"]["equivalence_margin"] == 0.035
+
+
+def test_the_setting_says_in_bold_where_fine_tuning_departs_from_the_paper() -> None:
+    from benchmark.report.markdown import _finetune_line
+
+    whole = _finetune_line("paligemma", {"k": 64, "finetune": {"trainable": "language_model"}})
+    assert whole.startswith("K = 64 steps; trainable 'language_model'.")
+    assert "**The whole language model trains**" in whole
+    paper = _finetune_line("paligemma", {"k": 256, "finetune": {"trainable": "attention"}})
+    assert "**" not in paper
+    locked = _finetune_line("clip", {"k": 24, "finetune": {"lock_image": True}})
+    assert "**The image trunk is locked**" in locked and "language model" not in locked

@@ -17,6 +17,7 @@ from benchmark.vlm.paligemma import (
     build_builtin,
     closed_vocabulary_texts,
     is_attention_parameter,
+    is_language_model_parameter,
     term_sets,
 )
 
@@ -108,6 +109,26 @@ def test_finetuning_trains_only_the_attention_and_lowers_the_loss(
     attention = {k for k in before_weights if is_attention_parameter(k)}
     assert len(attention) == 4 * 4  # 4 layers x q, k, v, o
     assert changed == attention  # every attention projection moved, nothing else did
+    assert not any(p.requires_grad for p in vlm.model.parameters())
+
+
+def test_finetuning_the_language_model_trains_all_of_it_and_nothing_else(
+    builtin_dir: Path, train_samples: list[Sample]
+) -> None:
+    config = PaligemmaVLMConfig(lr=3e-3, batch_size=8, trainable="language_model")
+    vlm = PaligemmaVLM.load(builtin_dir, config)
+    batch = train_samples[:16]
+    before_weights, before = _snapshot(vlm), _train_loss(vlm, batch)
+    vlm.finetune(batch, k=6)
+    after_weights, after = _snapshot(vlm), _train_loss(vlm, batch)
+    assert after < before - 0.2
+    changed = {k for k in before_weights if not torch.equal(before_weights[k], after_weights[k])}
+    changed -= {k for k in changed if k.startswith("lm_head.")}  # tied to the embeddings
+    language = {k for k in before_weights if is_language_model_parameter(k)}
+    assert "model.language_model.embed_tokens.weight" in changed  # the spatial words' rows too
+    assert any(".mlp." in k for k in changed) and any("layernorm" in k for k in changed)
+    assert changed <= language and len(changed) >= len(language) - 1  # at most a norm unmoved
+    assert not any("vision_tower" in k or "multi_modal_projector" in k for k in changed)
     assert not any(p.requires_grad for p in vlm.model.parameters())
 
 
