@@ -110,28 +110,33 @@ def _rounded(value: float, digits: int = 5) -> float | int | None:
     return round(float(value), digits) if np.isfinite(value) else None
 
 
-def hardness_rows(runs: Mapping[str, list[RunLog]]) -> list[dict[str, Any]]:
-    """The DVC plot of hardness: per iteration 1.., each arm's mean over seeds (None: none)."""
+def iteration_rows(
+    runs: Mapping[str, list[RunLog]], key: str, name: str, start: int = 1
+) -> list[dict[str, Any]]:
+    """A DVC plot of ``key`` against iteration (``start``..): each arm's mean over seeds as
+    ``<arm>_<name>`` (None: not recorded)."""
     means = {
-        arm: quiet_nan(np.nanmean, per_iteration(runs[arm], "hardness"), 0)
+        arm: quiet_nan(np.nanmean, per_iteration(runs[arm], key, start=start), 0)
         for arm in present_arms(runs)
     }
     length = max((m.size for m in means.values()), default=0)
     return [
         {
-            "iteration": i + 1,
-            **{
-                f"{arm}_hardness": _rounded(m[i]) if i < m.size else None
-                for arm, m in means.items()
-            },
+            "iteration": i + start,
+            **{f"{arm}_{name}": _rounded(m[i]) if i < m.size else None for arm, m in means.items()},
         }
         for i in range(length)
     ]
 
 
+def hardness_rows(runs: Mapping[str, list[RunLog]]) -> list[dict[str, Any]]:
+    """The DVC plot of hardness: per iteration 1.., each arm's mean over seeds (None: none)."""
+    return iteration_rows(runs, "hardness", "hardness")
+
+
 def _plots(runs: dict[str, list[RunLog]], out: Path) -> None:
     """The DVC plots: mean efficiency curve, validation curve, fine-tuning loss (seed 0),
-    hardness."""
+    hardness, grounded gain."""
     grid = efficiency_grid(runs)
     rows = [{"generated_samples": round(float(g), 1)} for g in grid]
     for arm in present_arms(runs):
@@ -161,11 +166,14 @@ def _plots(runs: dict[str, list[RunLog]], out: Path) -> None:
             for x in runs[arm][0].losses
         ]
     atomic_write_csv(out / "finetune_loss.csv", loss_rows)
-    hardness = hardness_rows(runs)
-    if hardness:
-        atomic_write_csv(out / "hardness.csv", hardness)
-    else:
-        atomic_write_text(out / "hardness.csv", "iteration\n")
+    for file, rows in (
+        ("hardness.csv", hardness_rows(runs)),
+        ("grounded_gain.csv", iteration_rows(runs, "test/grounded_gain", "grounded_gain", 0)),
+    ):
+        if rows:
+            atomic_write_csv(out / file, rows)
+        else:
+            atomic_write_text(out / file, "iteration\n")
 
 
 def _flat(stats: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:

@@ -56,6 +56,11 @@ def test_the_report_of_three_arms_is_written_with_strict_json(tmp_path: Path) ->
     for name in ("fig_hardness", "fig_term_distribution"):
         assert f"figures/{name}.png" in report
         assert (out / "figures" / f"{name}.png").is_file()
+    with (out / "plots" / "grounded_gain.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert [int(r["iteration"]) for r in rows] == list(range(5))  # the base model on
+    assert float(rows[0]["sac_grounded_gain"]) == pytest.approx(0.0, abs=1e-9)
+    assert float(rows[-1]["sac_grounded_gain"]) > float(rows[-1]["random_grounded_gain"]) > 0
     with (out / "plots" / "hardness.csv").open() as f:
         assert next(csv.reader(f)) == [
             "iteration",
