@@ -16,7 +16,9 @@ each on its own draw of samples, and reports the mean and the range; the targets
 are checked on the mean and written with the figures, so the DVC metric says
 whether the embedded default can learn: CLIP accuracy from <= 0.35 to >= 0.60, the control within
 0.10 of its base value and at least 0.20 below the fine-tuned accuracy, every term above its base
-value.
+value; PaliGemma's rubric at least 0.8 above both image-blind controls after fine-tuning (the
+gap is what the image adds: a base that may know the spatial words as language gains on the
+controls too), every term above its base value.
 """
 
 from __future__ import annotations
@@ -66,17 +68,14 @@ def targets(
     before: dict[str, float], after: dict[str, float], model: str = "clip"
 ) -> dict[str, bool]:
     """SPEC section 5's learnability contract, each point on its own: CLIP's accuracy targets,
-    or PaliGemma's rubric gain of 1.0 with both controls within 0.3 of their base values."""
+    or PaliGemma's rubric at least 0.8 above both image-blind controls after fine-tuning."""
     terms = [k for k in before if k.startswith("test/term/")]
     every_term = all(after.get(k, -1.0) > before[k] for k in terms)
     if model == "paligemma":
         return {
-            "gain_at_least_1.0": after["metric"] - before["metric"] >= 1.0,
-            "control_within_0.3_of_base": abs(after["control"] - before["control"]) <= 0.3,
-            "control_terms_within_0.3_of_base": abs(
-                after["control_terms"] - before["control_terms"]
-            )
-            <= 0.3,
+            "0.8_above_the_image_shuffled_control": after["metric"] - after["control"] >= 0.8,
+            "0.8_above_the_term_shuffled_control": after["metric"] - after["control_terms"]
+            >= 0.8,
             "every_term_above_base": every_term,
         }
     return {

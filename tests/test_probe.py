@@ -166,13 +166,18 @@ def test_a_model_that_learnt_only_text_priors_has_a_grounded_gain_of_about_0(
     assert abs(metric - shuffled) <= 0.15  # none of it needs the image
 
 
-def test_paligemmas_targets_ask_a_rubric_gain_with_both_controls_flat() -> None:
-    before = {"metric": 1.0, "control": 1.0, "control_terms": 1.0, "test/term/left": 1.0}
-    good = {"metric": 2.2, "control": 1.2, "control_terms": 1.1, "test/term/left": 2.0}
+def test_paligemmas_targets_ask_a_rubric_0_8_above_both_controls() -> None:
+    before = {"metric": 1.8, "control": 1.8, "control_terms": 1.8, "test/term/left": 1.5}
+    good = {"metric": 3.0, "control": 2.1, "control_terms": 2.05, "test/term/left": 2.9}
     assert all(targets(before, good, "paligemma").values())
-    prior = {**good, "control_terms": 2.0}  # answers fit any sample's terms: a text prior
-    assert not targets(before, prior, "paligemma")["control_terms_within_0.3_of_base"]
-    assert not targets(before, {**good, "metric": 1.9}, "paligemma")["gain_at_least_1.0"]
+    prior = {**good, "control_terms": 2.2}  # answers fit any sample's terms: a text prior
+    found = targets(before, prior, "paligemma")
+    assert found["0.8_above_the_image_shuffled_control"]
+    assert not found["0.8_above_the_term_shuffled_control"]
+    blind = targets(before, {**good, "control": 2.5}, "paligemma")
+    assert not blind["0.8_above_the_image_shuffled_control"]
+    term = targets(before, {**good, "test/term/left": 1.5}, "paligemma")
+    assert not term["every_term_above_base"]
 
 
 def test_the_targets_fail_when_the_model_does_not_gain_or_learns_a_text_prior() -> None:
