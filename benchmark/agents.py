@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from stable_baselines3 import SAC
 from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.logger import Logger
 
 from benchmark.config import AgentParams, Profile, SimParams
 from benchmark.fileio import atomic_directory, atomic_write_json
@@ -29,22 +30,31 @@ from benchmark.sim.backends import make_env, profile_env_kwargs
 AGENT_CODE_PATHS = ("agents.py", "config.py", "sim")
 
 
+def quiet(model: SAC) -> SAC:
+    """``model`` with a logger that writes nothing: SB3's default makes an empty
+    ``$TMPDIR/SB3-<date>`` directory at every ``learn`` (the run files hold the progress)."""
+    model.set_logger(Logger(folder=None, output_formats=[]))
+    return model
+
+
 def make_sac(env: Any, params: AgentParams, seed: int) -> SAC:
     """A fresh SAC on ``env`` with one gradient step per environment step."""
-    return SAC(
-        "MlpPolicy",
-        env,
-        learning_rate=params.learning_rate,
-        buffer_size=params.buffer_size,
-        learning_starts=params.learning_starts,
-        batch_size=params.batch_size,
-        gamma=params.gamma,
-        train_freq=1,
-        gradient_steps=1,
-        policy_kwargs={"net_arch": list(params.hidden)},
-        seed=seed,
-        device="cpu",  # small MLPs: the GPU would only add transfer latency
-        verbose=0,
+    return quiet(
+        SAC(
+            "MlpPolicy",
+            env,
+            learning_rate=params.learning_rate,
+            buffer_size=params.buffer_size,
+            learning_starts=params.learning_starts,
+            batch_size=params.batch_size,
+            gamma=params.gamma,
+            train_freq=1,
+            gradient_steps=1,
+            policy_kwargs={"net_arch": list(params.hidden)},
+            seed=seed,
+            device="cpu",  # small MLPs: the GPU would only add transfer latency
+            verbose=0,
+        )
     )
 
 
@@ -190,6 +200,6 @@ def load_sac(path: str | Path, env: Any) -> SAC:
     path = Path(path)
     if not (path / "model.zip").is_file():
         raise FileNotFoundError(f"no SAC model at {path}; run `rls3 pretrain-agent --seed S` first")
-    model = SAC.load(path / "model.zip", env=env, device="cpu")
+    model = quiet(SAC.load(path / "model.zip", env=env, device="cpu"))
     model.load_replay_buffer(path / "replay_buffer.pkl")
     return model

@@ -74,8 +74,7 @@ def targets(
     if model == "paligemma":
         return {
             "0.8_above_the_image_shuffled_control": after["metric"] - after["control"] >= 0.8,
-            "0.8_above_the_term_shuffled_control": after["metric"] - after["control_terms"]
-            >= 0.8,
+            "0.8_above_the_term_shuffled_control": after["metric"] - after["control_terms"] >= 0.8,
             "every_term_above_base": every_term,
         }
     return {

@@ -98,3 +98,23 @@ def test_an_agent_made_from_the_same_inputs_is_not_made_again(tmp_path: Path) ->
         assert made
     finally:
         torch.set_num_threads(threads)
+
+
+def test_pre_training_and_the_loops_agent_leave_nothing_in_the_temporary_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """stable-baselines3's default logger makes an empty ``SB3-<date>`` directory under the
+    temporary directory at every ``learn``; the agents log nowhere."""
+    import tempfile
+
+    from benchmark.loop import SacArm, Timers
+
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    p = load_params(profile="smoke").active
+    kwargs = profile_env_kwargs(p.sim, p.loop.t0)
+    pretrain_sac(p.agent, 0, tmp_path / "seed0", env_kwargs=kwargs, eval_steps=20)
+    model = load_sac(tmp_path / "seed0", make_env("train", **kwargs))
+    SacArm(model, 0.99, Timers())
+    assert list(scratch.glob("SB3-*")) == []
