@@ -142,9 +142,10 @@ def test_a_model_that_learnt_only_text_priors_has_a_grounded_gain_of_about_0(
     """Fine-tuned on image-shuffled samples (every question with another sample's image), the
     built-in PaliGemma learns the answers' form and their common terms, which no image tells:
     its test metric rises, and its image-shuffled control with it, so the grounded gain (metric
-    - control, as every run records it) stays about 0. A control that missed the text priors
-    (scored on the real images, or left at the base model's value) fails here by the metric's
-    whole rise."""
+    - control, as every run records it) stays about 0. A control left at the base model's
+    value fails here by the metric's whole rise. (A control scored on the real images would
+    also give a gap of 0 here: the loop's test, which compares the control with a re-evaluation
+    on the deranged images, catches that.)"""
     base = tmp_path / "base"
     pretrain(
         PaligemmaPretrainConfig(
