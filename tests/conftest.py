@@ -16,6 +16,22 @@ from tests.pipeline import copy_repository, dvc
 # Nothing in these tests may reach a hub; loaders are given local paths only.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+# Test files that start Ray (a local instance or a cluster): they share a worker with the smoke
+# pipeline's tests, so that no two Ray instances compete for the machine's CPUs.
+RAY_FILES = ("test_grid.py", "test_bench.py")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Groups for ``make test``'s workers (pytest-xdist, ``--dist loadgroup``): a test file runs
+    whole on one worker, so its module-scoped fixtures are built once; every test of the shared
+    smoke pipeline, and of Ray, runs on the same worker, so the pipeline is built once. In a
+    plain ``pytest`` run the marks change nothing."""
+    for item in items:
+        shared = "smoke_pipeline" in item.fixturenames or item.path.name in RAY_FILES
+        group = "smoke-pipeline" if shared else item.nodeid.split("::")[0]
+        item.add_marker(pytest.mark.xdist_group(group))
+
 
 @pytest.fixture(scope="session")
 def smoke_pipeline(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:

@@ -17,6 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
 SEED_SLOTS_LINE = f"  - seed_slots: {list(range(MAX_SEEDS))}\n"
 SMOKE_SEED_SLOTS_LINE = "  - seed_slots: [0, 1]\n"
+ONE_SEED_SLOT_LINE = "  - seed_slots: [0]\n"
 
 
 def run_stage(arm: str, model: str, slot: int) -> str:
@@ -29,9 +30,9 @@ def run_stage_prefix(arm: str, model: str) -> str:
     return f"run_{arm.replace('-', '_')}@{model}-"
 
 
-def copy_repository(dst: Path) -> Path:
+def copy_repository(dst: Path, *, unused_slot: bool = True) -> Path:
     """The checkout's files (tracked and untracked, not ignored) under ``dst``, smoke profile,
-    two seed slots."""
+    two seed slots (``unused_slot=False``: the used one alone)."""
     listed = subprocess.run(
         ["git", "ls-files", "-co", "--exclude-standard", "-z"],
         cwd=ROOT,
@@ -54,7 +55,8 @@ def copy_repository(dst: Path) -> Path:
     pipeline = dst / "dvc.yaml"
     text = pipeline.read_text()
     assert SEED_SLOTS_LINE in text
-    pipeline.write_text(text.replace(SEED_SLOTS_LINE, SMOKE_SEED_SLOTS_LINE))
+    slots = SMOKE_SEED_SLOTS_LINE if unused_slot else ONE_SEED_SLOT_LINE
+    pipeline.write_text(text.replace(SEED_SLOTS_LINE, slots))
     subprocess.run(["git", "init", "-q"], cwd=dst, check=True)
     return dst
 

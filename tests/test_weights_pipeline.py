@@ -23,7 +23,8 @@ pytestmark = pytest.mark.slow  # its fixture, a whole smoke pipeline on full-siz
 
 @pytest.fixture(scope="module")
 def weights_pipeline(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Path], str]:
-    repo = copy_repository(tmp_path_factory.mktemp("repo"))
+    # the used seed slot alone: the smoke pipeline covers the unused slot's stages
+    repo = copy_repository(tmp_path_factory.mktemp("repo"), unused_slot=False)
     outside = tmp_path_factory.mktemp("weights")
     checkpoints = {
         "clip": save_vit_b32(outside / "open_clip-ViT-B-32"),
