@@ -41,7 +41,7 @@ CODE_PATH_VARIABLES = ("ATEN_CPU_CAPABILITY", "MKL_CBWR", "ONEDNN_MAX_CPU_ISA")
 OUTCOMES = ("supported", "contradicted", "equivalent", "inconclusive", "partly")
 
 
-def _cpuinfo(key: str) -> str | None:
+def cpuinfo(key: str) -> str | None:
     """The first ``key`` line of /proc/cpuinfo (None where there is none)."""
     path = Path("/proc/cpuinfo")
     if not path.is_file():
@@ -59,8 +59,8 @@ def fingerprint(threads: int, lock: Path = Path("requirements.lock")) -> dict[st
     import torch
 
     return {
-        "cpu_vendor": _cpuinfo("vendor_id") or platform.processor() or platform.machine(),
-        "cpu_model": _cpuinfo("model name") or platform.processor() or platform.machine(),
+        "cpu_vendor": cpuinfo("vendor_id") or platform.processor() or platform.machine(),
+        "cpu_model": cpuinfo("model name") or platform.processor() or platform.machine(),
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "threads": threads,
         "lock_sha256": hashlib.sha256(lock.read_bytes()).hexdigest() if lock.is_file() else None,

@@ -21,7 +21,7 @@ import numpy as np
 from benchmark.arms import REGISTRY
 from benchmark.config import ARMS
 from benchmark.fileio import atomic_write_csv, atomic_write_json, atomic_write_text
-from benchmark.reference import fingerprint, format_fingerprint, write_run_files
+from benchmark.reference import cpuinfo, fingerprint, format_fingerprint, write_run_files
 from benchmark.report.claims import caveats, claims, decomposition, term_verdicts
 from benchmark.report.figures import (
     efficiency_grid,
@@ -63,13 +63,7 @@ NULL_MEANS = (
 
 def machine() -> str:
     """The machine in words: CPU model and cores, memory, GPU if any."""
-    cpu = platform.processor() or platform.machine()
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.is_file():
-        for line in cpuinfo.read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
+    cpu = cpuinfo("model name") or platform.processor() or platform.machine()
     memory = ""
     meminfo = Path("/proc/meminfo")
     if meminfo.is_file():
