@@ -33,12 +33,12 @@ lock: setup
 	$(VENV)/bin/uv pip compile pyproject.toml --extra test $(LOCK_PLATFORM) --generate-hashes \
 		$(UPGRADE) -o requirements.lock
 
-# The suite in TEST_WORKERS processes (pytest-xdist): the tests of the shared smoke pipeline, of
-# Ray and of the real-weights pipeline each stay on one worker (tests/conftest.py, "Development").
-# TEST_WORKERS=0: one process, as a plain `pytest` does.
+# The suite in TEST_WORKERS processes (pytest-xdist): each test file stays whole on one worker,
+# and the files of the shared smoke pipeline and of Ray share one (tests/conftest.py,
+# "Development"). TEST_WORKERS=0: one process, as a plain `pytest` does.
 TEST_WORKERS ?= 2
 test: setup
-	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 lint: setup
 	$(VENV)/bin/ruff check benchmark tests

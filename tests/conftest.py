@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -16,21 +17,43 @@ from tests.pipeline import copy_repository, dvc
 # Nothing in these tests may reach a hub; loaders are given local paths only.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-# Test files that start Ray (a local instance or a cluster): they share a worker with the smoke
-# pipeline's tests, so that no two Ray instances compete for the machine's CPUs.
-RAY_FILES = ("test_grid.py", "test_bench.py")
+# `make test`'s workers (pytest-xdist, `--dist loadfile`): each test file runs whole on one worker,
+# so its module-scoped fixtures are built once, and these files share one worker: every test of
+# the session's smoke pipeline is in one of them (so the pipeline is built once), and the two
+# that start Ray are too (so no two Ray instances compete for the CPUs). A plain `pytest` run
+# ignores the grouping.
+PIPELINE_FILES = frozenset(
+    {"test_pipeline.py", "test_ui.py", "test_reference.py", "test_bench.py", "test_grid.py"}
+)
 
 
-@pytest.hookimpl(tryfirst=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """``--dist loadfile`` with the files of ``PIPELINE_FILES`` as one scope."""
+    if config.getvalue("dist") != "loadfile":
+        return None  # xdist's own scheduler for the other modes
+    from xdist.scheduler import LoadFileScheduling
+
+    class PipelineScheduling(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            path = nodeid.split("::", 1)[0]
+            return "smoke pipeline" if Path(path).name in PIPELINE_FILES else path
+
+    return PipelineScheduling(config, log)
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Groups for ``make test``'s workers (pytest-xdist, ``--dist loadgroup``): a test file runs
-    whole on one worker, so its module-scoped fixtures are built once; every test of the shared
-    smoke pipeline, and of Ray, runs on the same worker, so the pipeline is built once. In a
-    plain ``pytest`` run the marks change nothing."""
-    for item in items:
-        shared = "smoke_pipeline" in item.fixturenames or item.path.name in RAY_FILES
-        group = "smoke-pipeline" if shared else item.nodeid.split("::")[0]
-        item.add_marker(pytest.mark.xdist_group(group))
+    """A test of the smoke pipeline outside ``PIPELINE_FILES`` would build the pipeline again
+    on another worker: a collection error names the file to add."""
+    strays = {
+        item.path.name
+        for item in items
+        if "smoke_pipeline" in item.fixturenames and item.path.name not in PIPELINE_FILES
+    }
+    if strays:
+        raise pytest.UsageError(
+            f"{', '.join(sorted(strays))} use the smoke_pipeline fixture: add them to "
+            "PIPELINE_FILES in tests/conftest.py"
+        )
 
 
 @pytest.fixture(scope="session")
