@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import sys
 import tempfile
@@ -130,6 +131,9 @@ class UnityPlacementEnv(gym.Env[np.ndarray, np.ndarray]):
             self._worker = min(set(range(len(_WORKERS) + 1)) - _WORKERS)
             _WORKERS.add(self._worker)
             self.port = base_port + self._worker
+        if not port_is_free(self.port):  # before mlagents-envs, whose atexit hook would trip
+            self._release()
+            raise self._port_in_use()
         self.log_dir = Path(tempfile.mkdtemp(prefix="rls3-unity-"))
         self.log_file = self.log_dir / "Player-0.log"
         self.observation_space = gym.spaces.Box(-1.0, 1.0, (OBS_SIZE,), np.float32)
@@ -150,9 +154,6 @@ class UnityPlacementEnv(gym.Env[np.ndarray, np.ndarray]):
             self._parameters.set_float_parameter(key, float(value))
         # The embedded player runs on this interpreter (its launcher reads RLS3_PYTHON).
         os.environ.setdefault("RLS3_PYTHON", sys.executable)
-        if not port_is_free(self.port):  # before mlagents-envs, whose atexit hook would trip
-            self._release()
-            raise self._port_in_use()
         try:
             self._unity = UnityEnvironment(
                 file_name=str(path),
@@ -216,6 +217,13 @@ class UnityPlacementEnv(gym.Env[np.ndarray, np.ndarray]):
         return obs, reward, done and not interrupted, done and interrupted, info
 
     def close(self) -> None:
+        """Stop the player; its log folder goes with it (an error keeps it: see ``_stop``)."""
+        self._stop()
+        if hasattr(self, "log_dir"):
+            shutil.rmtree(self.log_dir, ignore_errors=True)
+
+    def _stop(self) -> None:
+        """Stop the player and free its port slot, keeping the log an error message names."""
         if getattr(self, "_open", False):
             self._open = False
             self._unity.close()
@@ -241,7 +249,7 @@ class UnityPlacementEnv(gym.Env[np.ndarray, np.ndarray]):
             else:
                 self._unity.step()
         except Exception as err:  # UnityEnvironmentException, ...StoppedException, TimeOut
-            self.close()
+            self._stop()
             raise UnityBackendError(
                 f"the Unity player {self.build} stopped serving during a {what} (step "
                 f"{self._episode_steps} of the episode): {err}; its log: {self.log_file}. "

@@ -135,6 +135,7 @@ def test_a_second_env_of_a_process_takes_the_next_port() -> None:
     finally:
         first.close()
         second.close()
+    assert not first.log_dir.exists() and not second.log_dir.exists()  # a clean close tidies up
 
 
 def test_a_player_that_dies_mid_episode_is_a_clear_error() -> None:
@@ -148,7 +149,9 @@ def test_a_player_that_dies_mid_episode_is_a_clear_error() -> None:
     with pytest.raises(UnityBackendError, match=r"stopped serving during a step.*SIGKILL"):
         unity.step(np.zeros(3, np.float32))
     assert time.monotonic() - start < 10  # noticed by mlagents-envs' process poll, no timeout
+    assert unity.log_file.parent.is_dir()  # the log the message names is still there
     unity.close()
+    assert not unity.log_dir.exists()
 
 
 def test_the_side_channel_framing_matches_mlagents_envs() -> None:
