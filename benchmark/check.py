@@ -10,6 +10,8 @@ that trains or runs waits for it. It checks the active profile (SPEC sections 5 
   ``sim.unity.base_port`` is free;
 - the MLflow store (``MLFLOW_TRACKING_URI``, else ``results/mlflow.db``) is writable;
 - there is disk space for the datasets;
+- each external set (``datasets.external``) reads: every item and image is there (a bad file is
+  one line naming it and the line);
 - a built-in model base-trained above the bench's 64 px on a CPU: how long that is likely to
   take, measured here, and a go-ahead (``--yes``, or ``RLS3_YES=1`` under ``dvc repro``).
 
@@ -19,6 +21,8 @@ file's size and modification time, so that the ``base_model`` stage records a ch
 checkpoint again) and ``passed.json``, whose content does not change between runs (stages wait
 on it without re-running when it is rewritten); on the unity backend it holds the player's
 identity (path, size, modification time), so that a new player re-runs the stages that ran it.
+``external.json`` holds each external set's name, layout and content hash ({} for none): the run
+stages depend on it, so a changed set re-runs the runs that score it and nothing else.
 """
 
 from __future__ import annotations
@@ -50,6 +54,7 @@ class Report:
     passed: list[str] = field(default_factory=list)
     weights: dict[str, Any] = field(default_factory=dict)  # model -> identity or None
     unity_build: dict[str, Any] | None = None  # the Unity player's identity, on that backend
+    external: dict[str, Any] = field(default_factory=dict)  # set name -> layout and content hash
 
     def fail(self, key: str, message: str) -> None:
         self.failures.append(f"{key}: {message}")
@@ -75,7 +80,27 @@ def check(
     _check_mlflow(report, results)
     _check_disk(report, profile, name, datasets)
     _check_cpu_base_training(report, profile, name, yes)
+    _check_external(report, profile, name)
     return report
+
+
+def _check_external(report: Report, profile: Profile, name: str) -> None:
+    from benchmark.external import ExternalSetError, read_external
+
+    for spec in profile.datasets.external:
+        key = f"profiles.{name}.datasets.external[{spec.name}]"
+        try:
+            external = read_external(spec)
+        except ExternalSetError as err:
+            report.fail(key, str(err))
+            continue
+        report.external[spec.name] = {
+            "path": spec.path,
+            "format": spec.format,
+            "items": len(external.items),
+            "content_hash": external.content_hash,
+        }
+        report.ok(key, f"{len(external.items)} items at {spec.path} ({spec.format})")
 
 
 def _check_weights(report: Report, profile: Profile, name: str, model: str) -> None:
@@ -274,6 +299,7 @@ def write(report: Report, out: Path) -> None:
     if report.unity_build is not None:  # a new player re-runs what the simulator made
         passed["unity_build"] = report.unity_build
     atomic_write_json(out / "passed.json", passed)
+    atomic_write_json(out / "external.json", report.external)
 
 
 def format_report(report: Report, profile: str) -> str:

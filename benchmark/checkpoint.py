@@ -64,8 +64,8 @@ CODE_ROOT = Path(__file__).resolve().parent  # the ``benchmark`` package
 # What a run's results depend on (dvc.yaml's run stages list the same): a change to any of these
 # files makes a run with a checkpoint start afresh.
 CODE_PATHS = (
-    "loop.py", "arms.py", "agents.py", "captions.py", "config.py", "datasets.py", "fileio.py",
-    "tracking.py", "checkpoint.py", "sim", "vlm",
+    "loop.py", "arms.py", "agents.py", "captions.py", "config.py", "datasets.py", "external.py",
+    "fileio.py", "tracking.py", "checkpoint.py", "sim", "vlm",
 )  # fmt: skip
 
 

@@ -492,6 +492,91 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_external_commands(sub: argparse._SubParsersAction) -> None:
+    """External evaluation sets (datasets/README.md, "External sets"): score, convert."""
+    ev = sub.add_parser(
+        "eval", help="score a checkpoint (a base model, a run's final model) on an external set"
+    )
+    _params_arguments(ev)
+    ev.add_argument("--model", required=True, choices=MODELS)
+    ev.add_argument(
+        "--base",
+        type=Path,
+        required=True,
+        help="the checkpoint: results/vlm/MODEL/base, or a run's RUN_DIR/checkpoint/vlm",
+    )
+    ev.add_argument("--set", required=True, help="an external set's name in datasets.external")
+    ev.add_argument("--json", type=Path, default=None, help="also write the scores here")
+    ev.set_defaults(func=_eval)
+
+    conv = sub.add_parser(
+        "convert-external",
+        help="write a What'sUp or VSR layout in the benchmark's own (images + captions.jsonl)",
+    )
+    conv.add_argument("--format", required=True, choices=["whatsup", "vsr"])
+    conv.add_argument("--path", required=True, help="the annotation or split file")
+    conv.add_argument("--images", default=None, help="its image folder (default: the layout's)")
+    conv.add_argument("--out", type=Path, required=True, help="the folder to write")
+    conv.set_defaults(func=_convert_external)
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from benchmark.checkpoint import torch_threads
+    from benchmark.config import load_params
+    from benchmark.external import metric_name, read_external, score
+    from benchmark.fileio import atomic_write_json
+    from benchmark.vlm import vlm_loader
+
+    params = load_params(args.params, args.profile)
+    p = params.active
+    specs = {s.name: s for s in p.datasets.external}
+    if args.set not in specs:
+        raise ValueError(
+            f"--set {args.set!r}: profiles.{params.profile}.datasets.external has no such set; "
+            f"its sets: {sorted(specs)}"
+        )
+    external = read_external(specs[args.set])
+    if not args.base.exists():
+        raise FileNotFoundError(f"--base: no checkpoint at {args.base}")
+    with torch_threads(p.threads):  # the loop's threads: the same sums as a run's scores
+        vlm = vlm_loader(args.model, p.model(args.model).finetune, 0)(args.base)
+        scores = score(vlm, external, [vlm.fit_image(im) for im in external.images()])
+    terms = ", ".join(f"{k.removeprefix('term/')} {v:.3f}" for k, v in scores.items() if "/" in k)
+    print(
+        f"{args.set}: {len(external.items)} items, {metric_name(args.model, external)}\n"
+        f"  {args.model} at {args.base}: {scores['metric']:.4f}"
+        + (f"\n  per term: {terms}" if terms else "")
+    )
+    if args.json is not None:
+        atomic_write_json(
+            args.json,
+            {
+                "set": args.set,
+                "content_hash": external.content_hash,
+                "items": len(external.items),
+                "model": args.model,
+                "checkpoint": str(args.base),
+                "scores": scores,
+            },
+        )
+    return 0
+
+
+def _convert_external(args: argparse.Namespace) -> int:
+    from benchmark.config import ExternalSetParams
+    from benchmark.external import convert
+
+    spec = ExternalSetParams(name="converted", path=args.path, format=args.format,
+                             images=args.images)  # fmt: skip
+    written = convert(spec, args.out)
+    print(
+        f"wrote {args.out}: {len(written.items)} items in the rls3 layout "
+        f"({written.skipped} entries of the {args.format} file left out: no true caption of "
+        f"the six terms); content hash {written.content_hash[:16]}"
+    )
+    return 0
+
+
 def _add_grid_command(sub: argparse._SubParsersAction) -> None:
     """``rls3 grid`` (SPEC section 9, "Beyond one machine")."""
     grid = sub.add_parser(
@@ -645,6 +730,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_probe_commands(sub)
     _add_loop_commands(sub)
     _add_pipeline_commands(sub)
+    _add_external_commands(sub)
     _add_grid_command(sub)
     return parser
 

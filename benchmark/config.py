@@ -39,6 +39,8 @@ Backend = Literal["embedded", "unity"]
 # projector stay as base training left them)
 Trainable = Literal["attention", "language_model"]
 Device = Literal["auto", "cuda"]
+# the layouts an external evaluation set is read from (benchmark/external.py)
+ExternalFormat = Literal["rls3", "whatsup", "vsr"]
 # Strict types: no "5" for 5, no 1 for true; an int is a number.
 Int = Annotated[int, Strict()]
 Float = Annotated[float, Strict()]
@@ -101,12 +103,36 @@ class SimParams:
 
 
 @dataclass(frozen=True, config=SCHEMA)
+class ExternalSetParams:
+    """An external evaluation set on disk: photographs with a true caption and alternatives
+    (``benchmark/external.py``; its layouts in datasets/README.md, "External sets")."""
+
+    # its name in the run files, MLflow and the report (external/<name>/...)
+    name: Annotated[str, Strict(), Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")]
+    # the set: a folder with captions.jsonl (rls3), What'sUp's annotation JSON (whatsup) or a
+    # VSR split's JSON Lines file (vsr); relative paths are from the repository root
+    path: Annotated[str, Strict(), Field(min_length=1)]
+    format: ExternalFormat = "rls3"
+    # where the images are, for the whatsup and vsr layouts (null: where the layout keeps them)
+    images: Annotated[str, Strict(), Field(min_length=1)] | None = None
+
+
+@dataclass(frozen=True, config=SCHEMA)
 class DatasetParams:
     """The fixed evaluation sets."""
 
     validation: PositiveInt = 200  # samples from the train environment
     test: PositiveInt = 300  # samples from the test environment
     seed: Int = 2025
+    # sets of real photographs (or any images) scored beside the test set at every test
+    # evaluation of every run (SPEC 6, "external sets"); [] for none
+    external: tuple[ExternalSetParams, ...] = ()
+
+    def __post_init__(self) -> None:
+        names = [s.name for s in self.external]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(f"external: each set needs its own name; given twice: {twice}")
 
 
 @dataclass(frozen=True, config=SCHEMA)

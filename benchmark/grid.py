@@ -111,9 +111,11 @@ def run_task(
     tracking: str | None,
     progress: Any,
     sac_summary: dict[str, Any] | None = None,
+    root: str | None = None,
 ) -> dict[str, Any]:
     """One run on a Ray worker: ``run_from_params``, resuming wherever an earlier attempt
-    stopped. ``data`` is the params file's content (workers need not see the file)."""
+    stopped. ``data`` is the params file's content (workers need not see the file); ``root``
+    the project directory its relative paths (external sets) are read from."""
     from benchmark.loop import RunConfig, budget_of, run_from_params
 
     key = _key(arm, seed)
@@ -130,7 +132,13 @@ def run_task(
                 f"{results} the same directory on every node?"
             )
     summary = run_from_params(
-        params, model, arm, seed, results=Path(results), datasets=Path(datasets)
+        params,
+        model,
+        arm,
+        seed,
+        results=Path(results),
+        datasets=Path(datasets),
+        root=None if root is None else Path(root),
     )
     progress.done.remote(key)
     return summary
@@ -426,10 +434,11 @@ def run_grid(
         args = (data, model)
         # each run sets the profile's torch threads itself (run_from_params), as `rls3 run` does
         paths = (str(results), str(datasets), tracking, progress)
+        root = str(Path.cwd().resolve())  # where params' relative paths (external sets) start
         refs: dict[str, Any] = {}
         for arm, seed in runs:
             sac = refs.get(_key("sac", seed)) if arm in BUDGET_ARMS else None
-            refs[_key(arm, seed)] = task.remote(*args, arm, seed, *paths, sac)
+            refs[_key(arm, seed)] = task.remote(*args, arm, seed, *paths, sac, root)
         pending = list(refs.values())
         shown = ""
         while pending:

@@ -12,7 +12,9 @@
   Every test also scores the image-shuffled control (``datasets.shuffled_images``: each test
   question asked of another test sample's image, the probe's fixed derangement, shared by every
   arm and seed): ``test/control``, and ``test/grounded_gain`` = test metric - control, the part of
-  the metric that needs the image.
+  the metric that needs the image. Every external set of the profile (``datasets.external``,
+  ``benchmark/external.py``: photographs with a true caption and alternatives) is scored at the
+  same points with the family's metric: ``external/<name>/metric`` and per term.
 
 Arms (SPEC section 6) are records (``benchmark/arms.py``) and the loop reads their fields, never
 their names: how the agent acts (the seed's pre-trained SAC, or uniform actions), whether it
@@ -63,6 +65,7 @@ from benchmark.captions import TERMS, describe_sample, term_key
 from benchmark.checkpoint import Checkpoint, RunState, code_digest, files_digest, torch_threads
 from benchmark.config import ARMS, BUDGET_ARMS, MODELS, Profile
 from benchmark.datasets import Dataset, derangement, read_dataset, shuffled_images
+from benchmark.external import ExternalSet, read_external, score
 from benchmark.fileio import atomic_write_csv, atomic_write_json
 from benchmark.sim.backends import make_env, profile_env_kwargs
 from benchmark.tracking import RunTracker, flatten, metric_rows, run_tags, tracking_uri
@@ -314,6 +317,7 @@ class Run:
         agent_path: Path,
         *,
         done_is_done: bool = False,
+        root: Path | None = None,
     ) -> None:
         if cfg.model not in MODELS or cfg.arm not in ARMS:
             raise ValueError(f"model must be one of {MODELS} and arm one of {ARMS}")
@@ -331,11 +335,15 @@ class Run:
         # the image-shuffled control: the probe's derangement, the same for every arm and seed
         self.control_donors = derangement(len(self.test.samples), p.model(cfg.model).probe.seed)
         self.control = shuffled_images(self.test.samples, self.control_donors)
+        # the external sets (photographs), scored beside the test set; their content is an input
+        self.external: list[ExternalSet] = [read_external(s, root) for s in p.datasets.external]
+        self.external_hashes = {e.name: e.content_hash for e in self.external}
         inputs = {
             "profile": cfg.profile_name,
             "params": flatten(asdict(p)),
             "budget": self.budget,
             "datasets": [self.validation.content_hash, self.test.content_hash],
+            **({"external": self.external_hashes} if self.external_hashes else {}),
             "base_vlm": files_digest(base_vlm_path),
             "agent": files_digest(agent_path / "model.zip") if self.spec.uses_agent else None,
             "code": code_digest(),
@@ -353,6 +361,10 @@ class Run:
         if self.finished:
             return
         self.vlm: VLM = load_vlm(self.checkpoint.path / "vlm" if resuming else base_vlm_path)
+        # each set's images at the model's input size, once (the family's own resize)
+        self.external_images = [
+            [self.vlm.fit_image(im) for im in e.images()] for e in self.external
+        ]
         env = make_env("train", sim=p.sim, **profile_env_kwargs(p.sim, self.loop.t0))
         self.rng, action_rng = run_streams(cfg.seed)  # captions and eta-draws; random actions
         self.vec_env = DummyVecEnv([lambda: env])
@@ -517,6 +529,11 @@ class Run:
             test = self.vlm.metric(test_results)
             control = self.vlm.metric(self.vlm.evaluate(self.control))
             per_subset = subset_metrics(self.vlm, self.test.samples, test_results)
+            external = {
+                f"external/{e.name}/{key}": value
+                for e, images in zip(self.external, self.external_images, strict=True)
+                for key, value in score(self.vlm, e, images).items()
+            }
         episodes, self.episodes = self.episodes, []
         s.generated = self.generated
         s.valid += sum(e.valid for e in episodes)
@@ -556,6 +573,7 @@ class Run:
             "test/control": control,
             "test/grounded_gain": test - control,
             **per_subset,
+            **external,
             **{f"batch_terms/{term_key(t)}": c for t, c in batch_terms.items()},
             **{f"batch_terms_cum/{term_key(t)}": c for t, c in s.term_counts.items()},
         }
@@ -641,6 +659,7 @@ class Run:
                 "validation": self.validation.content_hash,
                 "test": self.test.content_hash,
             },
+            **({"external_hashes": self.external_hashes} if self.external_hashes else {}),
         }
 
     def _start_tracking(self) -> None:
@@ -670,8 +689,10 @@ def run_from_params(
     *,
     results: str | Path = "results",
     datasets: str | Path = "datasets",
+    root: Path | None = None,
 ) -> dict[str, Any]:
-    """``rls3 run``: one run with the active profile, resuming if it was interrupted."""
+    """``rls3 run``: one run with the active profile, resuming if it was interrupted; ``root``:
+    where the params' relative paths (external sets) start (default: the working directory)."""
     results, datasets = Path(results), Path(datasets)
     profile = params.active
     cfg = RunConfig(model, arm, seed, params.profile, profile, results, datasets)
@@ -684,7 +705,7 @@ def run_from_params(
     agent = results / "agents" / f"seed{seed}"
     loader = vlm_loader(model, profile.model(model).finetune, seed)
     with torch_threads(profile.threads):  # the run's sums, whichever engine started it
-        return Run(cfg, loader, base, agent, done_is_done=True).run()
+        return Run(cfg, loader, base, agent, done_is_done=True, root=root).run()
 
 
 def perf_loop(

@@ -12,12 +12,16 @@ from pathlib import Path
 from typing import Any
 
 from benchmark.config import MAX_SEEDS
+from tests.external_sets import write_whatsup
 
 ROOT = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
 SEED_SLOTS_LINE = f"  - seed_slots: {list(range(MAX_SEEDS))}\n"
 SMOKE_SEED_SLOTS_LINE = "  - seed_slots: [0, 1]\n"
 ONE_SEED_SLOT_LINE = "  - seed_slots: [0]\n"
+SMOKE_DATASETS_LINE = "    datasets: {validation: 16, test: 24, seed: 2025, external: []}\n"
+# the smoke copy's external set, relative to the copy's root
+EXTERNAL_SET = Path("external/whatsup/controlled_images_dataset.json")
 
 
 def run_stage(arm: str, model: str, slot: int) -> str:
@@ -32,7 +36,8 @@ def run_stage_prefix(arm: str, model: str) -> str:
 
 def copy_repository(dst: Path, *, unused_slot: bool = True) -> Path:
     """The checkout's files (tracked and untracked, not ignored) under ``dst``, smoke profile,
-    two seed slots (``unused_slot=False``: the used one alone)."""
+    two seed slots (``unused_slot=False``: the used one alone), and one external set in
+    What'sUp's layout (``EXTERNAL_SET``) that the runs score."""
     listed = subprocess.run(
         ["git", "ls-files", "-co", "--exclude-standard", "-z"],
         cwd=ROOT,
@@ -47,7 +52,12 @@ def copy_repository(dst: Path, *, unused_slot: bool = True) -> Path:
     shutil.rmtree(dst / "results" / "report", ignore_errors=True)  # the committed reference
     params = dst / "params.yaml"
     text = params.read_text()
-    assert "\nprofile: bench\n" in text
+    assert "\nprofile: bench\n" in text and SMOKE_DATASETS_LINE in text
+    # an external set (What'sUp's layout, renders for photographs) that every run scores
+    write_whatsup(dst / EXTERNAL_SET.parent)
+    text = text.replace(SMOKE_DATASETS_LINE, SMOKE_DATASETS_LINE.replace(
+        "external: []", f"external: [{{name: whatsup, path: {EXTERNAL_SET}, format: whatsup}}]"
+    ))  # fmt: skip
     params.write_text(text.replace("\nprofile: bench\n", "\nprofile: smoke\n"))
     # The smoke profile runs one seed: two seed slots (one used, one marked unused) keep every
     # stage kind in the copy, without the 90 unused-slot stages of the real ten slots (each a

@@ -11,16 +11,20 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 from mlflow.tracking import MlflowClient
 
 from benchmark.agents import pretrain_sac
 from benchmark.arms import ARMS, BUDGET_ARMS, arm_of
+from benchmark.cli import main
 from benchmark.config import load_params, pretrain_config
 from benchmark.datasets import build_dataset
+from benchmark.external import read_external
 from benchmark.loop import run_dir, run_from_params
 from benchmark.pretrain import run as pretrain_vlm
 from benchmark.sim.backends import profile_env_kwargs
 from benchmark.tracking import tracking_uri
+from tests.external_sets import write_whatsup
 from tests.pipeline import checkpoint_state, wait_for_iteration
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -503,6 +507,53 @@ def test_a_run_starts_afresh_when_its_code_changed(
     assert again["mlflow_run_id"] != old["mlflow_run_id"]  # a new run, from iteration 0
     held = run_dir(results, "clip", "sac", 0) / "checkpoint" / "inputs.json"
     assert json.loads(held.read_text())["code"] == benchmark.checkpoint.code_digest(code)
+
+
+def test_a_run_scores_each_external_set_at_every_test_and_a_changed_set_starts_it_afresh(
+    project: Path, tmp_path: Path
+) -> None:
+    """A What'sUp-layout set of renders: every metrics.csv row and MLflow hold its score, which
+    is what ``rls3 eval`` gives on the same checkpoint; its content hash is an input, so one
+    changed image starts the finished run afresh."""
+    root = tmp_path / "project"
+    shutil.copytree(project, root)
+    annotations = write_whatsup(tmp_path / "whatsup" / "data")
+    data = yaml.safe_load((ROOT / "params.yaml").read_text())
+    data["profile"] = "smoke"
+    data["profiles"]["smoke"]["datasets"]["external"] = [
+        {"name": "whatsup", "path": str(annotations), "format": "whatsup"}
+    ]
+    params_file = tmp_path / "params.yaml"
+    params_file.write_text(yaml.safe_dump(data))
+    params = load_params(params_file)
+    os.environ.pop("MLFLOW_TRACKING_URI", None)
+    results, datasets = root / "results", root / "datasets"
+    first = run_from_params(params, "clip", "sac", 0, results=results, datasets=datasets)
+    spec = params.active.datasets.external[0]
+    assert first["external_hashes"] == {"whatsup": read_external(spec).content_hash}
+    directory = run_dir(results, "clip", "sac", 0)
+    rows = _rows(directory / "metrics.csv")
+    assert len(rows) == first["iterations"] + 1  # the base model's row, then one an iteration
+    scores = [float(r["external/whatsup/metric"]) for r in rows]
+    assert all(0 <= s <= 1 for s in scores)
+    client = MlflowClient(tracking_uri(results))
+    history = client.get_metric_history(first["mlflow_run_id"], "external/whatsup/metric")
+    assert sorted(m.value for m in history) == pytest.approx(sorted(scores))
+    out = tmp_path / "eval.json"
+    checkpoint = directory / "checkpoint" / "vlm"
+    assert main(["eval", "--params", str(params_file), "--model", "clip", "--base",
+                 str(checkpoint), "--set", "whatsup", "--json", str(out)]) == 0  # fmt: skip
+    evaluated = json.loads(out.read_text())["scores"]
+    last = {k.removeprefix("external/whatsup/"): float(v) for k, v in rows[-1].items()
+            if k.startswith("external/whatsup/") and v != ""}  # fmt: skip
+    assert evaluated == last  # the same scores, per term too
+    same = run_from_params(params, "clip", "sac", 0, results=results, datasets=datasets)
+    assert same["mlflow_run_id"] == first["mlflow_run_id"]  # unchanged: the finished run stands
+    image = sorted((annotations.parent / "controlled_images").iterdir())[0]
+    image.write_bytes(image.read_bytes() + b"\0")
+    again = run_from_params(params, "clip", "sac", 0, results=results, datasets=datasets)
+    assert again["mlflow_run_id"] != first["mlflow_run_id"]  # a new run, from iteration 0
+    assert again["external_hashes"] != first["external_hashes"]
 
 
 def test_the_runs_random_streams_are_independent(finished: Path) -> None:

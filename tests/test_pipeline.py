@@ -21,6 +21,7 @@ from PIL import Image
 from benchmark.arms import ARMS
 from benchmark.config import MAX_SEEDS
 from tests.pipeline import (
+    EXTERNAL_SET,
     ROOT,
     SEED_SLOTS_LINE,
     dvc,
@@ -180,6 +181,57 @@ def test_changing_one_param_reruns_only_its_dependants(
     batch = 8  # profiles.smoke.clip.finetune.batch_size
     steps_per_epoch = [-(-b // batch) for b in batches]
     assert len(losses) == 2 * sum(steps_per_epoch)
+
+
+def test_every_run_scores_the_external_set_and_the_report_shows_it(
+    smoke_pipeline: tuple[Path, str],
+) -> None:
+    """The copy's What'sUp-layout set: a score in every metrics.csv row of every run; each
+    report's table and claims row; ``rls3 eval`` on a run's final checkpoint gives its last
+    score (PaliGemma here: the rubric of its answers; CLIP in tests/test_loop.py)."""
+    repo, _ = smoke_pipeline
+    for model in ("clip", "paligemma"):
+        for arm in ARMS:
+            with (repo / f"results/runs/{model}/{arm}/seed0/metrics.csv").open() as f:
+                rows = list(csv.DictReader(f))
+            assert all(r["external/whatsup/metric"] != "" for r in rows), (model, arm)
+        comparison = json.loads((repo / f"results/report/{model}/comparison.json").read_text())
+        sac = comparison["external"]["whatsup"]["sac"]
+        with (repo / f"results/runs/{model}/sac/seed0/metrics.csv").open() as f:
+            rows = list(csv.DictReader(f))
+        first, last = (float(r["external/whatsup/metric"]) for r in (rows[0], rows[-1]))
+        assert sac["seeds"][0]["gain"] == pytest.approx(last - first)
+        text = (repo / f"results/report/{model}/REPORT.md").read_text()
+        assert "## External sets" in text and "**whatsup**" in text
+        claim = next(c for c in comparison["claims"] if "carry over to whatsup" in c["claim"])
+        assert claim["verdict"].startswith("inconclusive (n = 1 per-arm seed")  # one seed
+        metrics = json.loads((repo / f"results/report/{model}/metrics.json").read_text())
+        assert metrics["external_whatsup"]["sac"]["final_mean"] == pytest.approx(last, abs=1e-5)
+    out = repo / "eval_paligemma.json"
+    done = rls3(repo, "eval", "--model", "paligemma", "--set", "whatsup", "--json", str(out),
+                "--base", "results/runs/paligemma/sac/seed0/checkpoint/vlm")  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert json.loads(out.read_text())["scores"]["metric"] == last
+    assert "rubric S_PG (1-5) of the answer to the position question" in done.stdout
+
+
+def test_a_changed_external_image_reruns_the_runs_that_score_it_and_nothing_else(
+    smoke_pipeline: tuple[Path, str], tmp_path: Path
+) -> None:
+    """The check records each set's content hash (results/check/external.json), which every run
+    stage depends on: one changed image leaves the datasets, base models, probes and agents
+    up to date and makes every run stage (and only those) changed."""
+    repo = tmp_path / "repo"  # a copy: the session's pipeline stays as its fixture made it
+    shutil.copytree(smoke_pipeline[0], repo, symlinks=True)
+    image = sorted((repo / EXTERNAL_SET.parent / "controlled_images").iterdir())[0]
+    image.write_bytes(image.read_bytes() + b"\0")
+    done = dvc(repo, "repro", "--single-item", "check")
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    status = dvc(repo, "status", "--json")
+    assert status.returncode == 0, status.stderr
+    changed = set(json.loads(status.stdout)) - {"check"}  # the check is always changed
+    runs = {s for s in _stages(repo) if s.startswith("run_")}
+    assert changed == runs and len(runs) == len(ARMS) * 2 * 2
 
 
 def test_rls3_bench_times_the_models_stages_and_says_where_the_report_is(

@@ -355,6 +355,41 @@ def _claim_grounded(comparison: dict[str, Any]) -> tuple[str, str, str]:
     return claim, found, _verdict("inconclusive", n, "per-arm", f"includes 0: {', '.join(level)}")
 
 
+def _claims_external(comparison: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """Per external set: every arm's gain there (final - base model) above 0."""
+    out = []
+    for name, per_arm in comparison.get("external", {}).items():
+        present = [arm for arm in ARMS if per_arm[arm]["seeds"]]
+        gain = {arm: per_arm[arm]["stats"]["gain"] for arm in present}
+        test = {arm: per_arm[arm]["stats"]["test_gain"] for arm in present}
+        found = (
+            f"gain on {name} (final - base): "
+            + ", ".join(f"{arm} {format_stat(gain[arm], signed=True)}" for arm in present)
+            + "; on the test set: "
+            + ", ".join(f"{arm} {format_stat(test[arm], signed=True)}" for arm in present)
+        )
+        claim = (
+            f"Gains on the synthetic test set carry over to {name} (not in the paper: its "
+            "sim2real question): every arm's score there ends above the base model's"
+        )
+        n = min(int(gain[arm]["n"]) for arm in present)
+        too_few = gate(n, "per-arm")
+        if too_few:
+            out.append((claim, found, too_few))
+            continue
+        sides = {arm: _side(gain[arm]) for arm in present}
+        below = [arm for arm, side in sides.items() if side == "below 0"]
+        level = [arm for arm, side in sides.items() if side == "includes 0"]
+        if not below and not level:
+            verdict = _verdict("supported", n, "per-arm", "every interval above 0")
+        elif below:
+            verdict = _verdict("contradicted", n, "per-arm", f"below 0: {', '.join(below)}")
+        else:
+            verdict = _verdict("inconclusive", n, "per-arm", f"includes 0: {', '.join(level)}")
+        out.append((claim, found, verdict))
+    return out
+
+
 def claims(
     runs: Mapping[str, list[RunLog]], comparison: dict[str, Any]
 ) -> list[tuple[str, str, str]]:
@@ -377,6 +412,7 @@ def claims(
     if runs["sac-dense"]:
         out.append(_claim_dense(comparison))
     out.append(_claim_grounded(comparison))
+    out += _claims_external(comparison)
     return out
 
 

@@ -204,6 +204,10 @@ def _dvc_metrics(model: str, comparison: dict[str, Any]) -> dict[str, Any]:
         for key, verdict in verdicts.get(by, {}).items():
             sac_random[f"{key}_verdict"] = verdict
         metrics[by]["sac_minus_random"] = sac_random
+    for name, per_arm in comparison.get("external", {}).items():
+        metrics[f"external_{name}"] = {
+            arm: _flat(per_arm[arm]["stats"]) for arm in ARMS if per_arm[arm]["seeds"]
+        }
     return metrics
 
 
@@ -542,6 +546,32 @@ def _terms_table(comparison: dict[str, Any], by: str) -> list[str]:
     return lines
 
 
+def _external_tables(comparison: dict[str, Any]) -> list[str]:
+    """Per external set: each arm's score of the base model, its final score and the gain, beside
+    its final metric and gain on the synthetic test set (mean over seeds, interval)."""
+    lines: list[str] = []
+    for name, per_arm in comparison.get("external", {}).items():
+        lines += [
+            f"**{name}**",
+            "",
+            "| arm | seeds | base model | final | gain (final - base) | test set: final | "
+            "test set: gain |",
+            "| --- | --- | --- | --- | --- | --- | --- |",
+        ]
+        for arm in ARMS:
+            if not per_arm[arm]["seeds"]:
+                continue
+            stats = per_arm[arm]["stats"]
+            lines.append(
+                f"| {arm} | {per_arm[arm]['n_seeds']} | {format_stat(stats['initial'])} | "
+                f"{format_stat(stats['final'])} | {format_stat(stats['gain'], signed=True)} | "
+                f"{format_stat(comparison['arms'][arm]['stats']['final_metric'])} | "
+                f"{format_stat(stats['test_gain'], signed=True)} |"
+            )
+        lines.append("")
+    return lines
+
+
 def _reward_table(comparison: dict[str, Any]) -> list[str]:
     """Per arm: J1, J2, the VLM reward received and the VLM's share of the return."""
     arms = comparison["arms"]
@@ -621,6 +651,18 @@ def _markdown(
         "",
         *_reward_table(comparison),
     ]
+    if comparison.get("external"):
+        lines += [
+            "",
+            "## External sets",
+            "",
+            "Each external set of `datasets.external` (datasets/README.md), scored with the "
+            "model's metric at every test evaluation of every run (mean over seeds, "
+            f"{CONFIDENCE:.0%} Student-t interval): does what the arms gained on the rendered "
+            "test set carry over to these images?",
+            "",
+            *_external_tables(comparison),
+        ]
     lines += ["", "## Per seed", "", *_per_seed_table(comparison)]
     lines += [
         "",

@@ -91,6 +91,8 @@ DIFF_KEYS = (
     "iterations",
     "left_right_share",
 )
+# an external set's figures per run (``compare_external``)
+EXTERNAL_KEYS = ("initial", "final", "gain", "test_gain")
 # differences in the model's metric: where the equivalence margin applies, and the probability
 # of improvement is given
 METRIC_KEYS = ("final_metric", "auc")
@@ -390,7 +392,49 @@ def compare(runs: Mapping[str, list[RunLog]], margin: float | None = None) -> di
         "paired": paired,
         "by_term": _by(per_arm, [f"term/{k}" for k in TERM_KEYS], margin),
         "by_n_terms": _by(per_arm, [f"n_terms/{n}" for n in N_TERMS], margin),
+        # only where the runs scored external sets: a report without them reads as before
+        **({"external": external} if (external := compare_external(runs)) else {}),
     }
+
+
+def external_sets(runs: Mapping[str, list[RunLog]]) -> list[str]:
+    """The external sets the runs scored (their ``external/<name>/metric`` columns), sorted."""
+    names = {
+        key.split("/")[1]
+        for logs in runs.values()
+        for r in logs
+        for row in r.iterations[:1]
+        for key in row
+        if key.startswith("external/") and key.endswith("/metric")
+    }
+    return sorted(names)
+
+
+def compare_external(runs: Mapping[str, list[RunLog]]) -> dict[str, Any]:
+    """Per external set and arm: each seed's score of the base model (``initial``), at the end
+    (``final``), their difference (``gain``) and the same run's gain on the synthetic test set
+    (``test_gain``), each summarised over seeds (mean, t interval, n). {} without sets."""
+    runs = all_arms(runs)
+    out: dict[str, Any] = {}
+    for name in external_sets(runs):
+        per_arm: dict[str, Any] = {}
+        for arm in ARMS:
+            rows = []
+            for r in runs[arm]:
+                scores = r.column(f"external/{name}/metric")
+                rows.append(
+                    {
+                        "seed": r.seed,
+                        "initial": float(scores[0]),
+                        "final": float(scores[-1]),
+                        "gain": float(scores[-1] - scores[0]),
+                        "test_gain": float(r.test[-1] - r.test[0]),
+                    }
+                )
+            stats = {k: summarise([x[k] for x in rows]) for k in EXTERNAL_KEYS}
+            per_arm[arm] = {"seeds": rows, "stats": stats, "n_seeds": len(rows)}
+        out[name] = per_arm
+    return out
 
 
 def json_ready(value: Any) -> Any:

@@ -147,6 +147,19 @@ class VLM(ABC):
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write a safetensors checkpoint directory (atomically); return its path."""
 
+    @abstractmethod
+    def fit_image(self, image: np.ndarray) -> np.ndarray:
+        """``image`` (any size, RGB uint8) resized to the model's input the way the family's
+        own preprocessing resizes it, still RGB uint8: an external set's photographs are fitted
+        once, and the preprocessing then leaves them as they are."""
+
+    @abstractmethod
+    def caption_scores(
+        self, images: Sequence[np.ndarray], options: Sequence[Sequence[str]]
+    ) -> list[np.ndarray]:
+        """For each image, a score per caption of its ``options`` (higher: the model prefers it);
+        an external set's choice among its captions."""
+
 
 def subset_metrics(
     vlm: VLM, samples: Sequence[Sample], results: Sequence[Any], prefix: str = "test"

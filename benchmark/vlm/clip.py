@@ -54,6 +54,7 @@ import torch.nn.functional as F
 from open_clip.transformer import text_global_pool
 from PIL import Image
 from safetensors.torch import save_file
+from torchvision.transforms import CenterCrop, Resize
 
 from benchmark.config import ClipVLMConfig
 from benchmark.fileio import atomic_directory
@@ -473,6 +474,40 @@ class ClipVLM(VLM):
             for loss, sim, ok in zip(losses, sims.tolist(), correct, strict=True):
                 results.append(ClipResult(loss, sim[0], sim[1], sim[2], bool(ok)))
         return results
+
+    def fit_image(self, image: np.ndarray) -> np.ndarray:
+        """open_clip's inference transform up to the tensor (its resize and centre crop)."""
+        pil = Image.fromarray(image).convert("RGB")
+        for step in getattr(self.preprocess, "transforms", []):
+            if not isinstance(step, Resize | CenterCrop):
+                break
+            pil = step(pil)
+        return np.asarray(pil)
+
+    @torch.inference_mode()
+    def caption_scores(
+        self, images: Sequence[np.ndarray], options: Sequence[Sequence[str]]
+    ) -> list[np.ndarray]:
+        """Cosine similarity of each image to each of its captions (``eval_batch_size`` images a
+        batch; the locked trunk's features as in ``evaluate``)."""
+        self.model.eval()
+        out: list[np.ndarray] = []
+        groups = list(chunks(range(len(images)), self.config.eval_batch_size))
+        for group in progress(groups, desc="clip caption scores"):
+            texts = self.texts_tensor([t for i in group for t in options[i]])
+            if self.config.lock_image:
+                head = self._split_image_tower()[1]
+                zi, zt, _ = self._features(
+                    self.locked_features([images[i] for i in group]), texts, head
+                )
+            else:
+                zi, zt, _ = self.features(self.images_tensor([images[i] for i in group]), texts)
+            start = 0
+            for row, i in enumerate(group):
+                end = start + len(options[i])
+                out.append((zt[start:end] @ zi[row]).cpu().numpy())
+                start = end
+        return out
 
     def j2(self, results: Sequence[ClipResult]) -> float:
         """J2 = L^2 (eq. 3), L the NegCLIP loss over the episode's samples."""

@@ -42,6 +42,7 @@ from typing import Any, ClassVar, cast
 
 import numpy as np
 import torch
+from PIL import Image
 from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers
 from transformers import (
     PaliGemmaConfig,
@@ -50,6 +51,7 @@ from transformers import (
     PreTrainedTokenizerFast,
     SiglipImageProcessor,
 )
+from transformers.image_utils import SizeDict
 
 import benchmark.vlm.locnet  # noqa: F401  (registers the built-in vision tower)
 from benchmark.captions import OPPOSITE, TERMS, caption, parse_terms, question, rubric_score
@@ -75,6 +77,9 @@ PROMPT_END = "\n"  # the processor ends every prompt with a newline
 ATTENTION = r"language_model\.layers\.\d+\.self_attn\.(q_proj|k_proj|v_proj|o_proj)"
 LANGUAGE_MODEL = r"(^|\.)language_model\."
 MAX_SCORE = 6  # J2 = (6 - mean S_PG)^2, eq. 3
+# the prompt after which an external set's captions are scored as answers (PaliGemma's own
+# captioning task prefix; the built-in model's tokenizer reads words it does not know as <unk>)
+CHOICE_PROMPT = "caption en"
 
 
 @dataclass(frozen=True)
@@ -377,6 +382,45 @@ class PaligemmaVLM(VLM):
             PaligemmaResult(a, parse_terms(a), rubric_score(a, s.record.terms))
             for a, s in zip(answers, samples, strict=True)
         ]
+
+    def fit_image(self, image: np.ndarray) -> np.ndarray:
+        """The image processor's own resize (to its height x width, its resampling filter, on
+        the uint8 channels-first tensor it makes of an array)."""
+        proc = self.processor.image_processor
+        rgb = np.asarray(Image.fromarray(image).convert("RGB"))
+        tensor = torch.from_numpy(rgb.copy()).permute(2, 0, 1)[None]
+        size = SizeDict(height=proc.size["height"], width=proc.size["width"])
+        out = proc.resize(tensor, size=size, resample=proc.resample)
+        return out[0].permute(1, 2, 0).contiguous().numpy()
+
+    @torch.inference_mode()
+    def caption_scores(
+        self, images: Sequence[np.ndarray], options: Sequence[Sequence[str]]
+    ) -> list[np.ndarray]:
+        """Each caption's mean token log-likelihood as the answer to ``CHOICE_PROMPT`` about its
+        image (the mean, so that a longer caption is not penalised for its length)."""
+        self.model.eval()
+        pairs = [(i, text) for i, opts in enumerate(options) for text in opts]
+        flat: list[float] = []
+        for chunk in progress(
+            list(chunks(pairs, self.config.eval_batch_size)), desc="paligemma caption scores"
+        ):
+            batch = self.inputs(
+                [images[i] for i, _ in chunk], [CHOICE_PROMPT] * len(chunk), [t for _, t in chunk]
+            )
+            labels = batch.pop("labels")
+            with autocast(self.device):
+                logits = self.model(**batch).logits.float()
+            target = labels[:, 1:]
+            mask = (target != -100) & (batch["attention_mask"][:, 1:] == 1)
+            logp = logits[:, :-1].log_softmax(-1).gather(-1, target.clamp(min=0)[..., None])
+            per_token = logp[..., 0] * mask
+            flat += (per_token.sum(1) / mask.sum(1).clamp(min=1)).tolist()
+        out, start = [], 0
+        for opts in options:
+            out.append(np.array(flat[start : start + len(opts)]))
+            start += len(opts)
+        return out
 
     def j2(self, results: Sequence[PaligemmaResult]) -> float:
         """J2 = (6 - mean S_PG)^2 (eq. 3) over the episode's results."""

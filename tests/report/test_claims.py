@@ -216,3 +216,44 @@ def test_runs_without_the_control_say_it_was_not_measured() -> None:
     (row,) = [r for r in claims(runs, comparison) if r[0].startswith("Every arm's gain")]
     assert row[2] == "not measured (n = 0 per-arm seeds; no control recorded)"
     assert "sac n/a" in row[1]
+
+
+def _with_external(runs: dict[str, list[RunLog]], gains: dict[str, list[float]]) -> None:
+    """Each run scores an external set 'photos': 0.5 for the base model, then 0.5 + gain."""
+    for arm, logs in runs.items():
+        for log, gain in zip(logs, gains[arm], strict=True):
+            for i, row in enumerate(log.iterations):
+                row["external/photos/metric"] = 0.5 + (gain if i == len(log.iterations) - 1 else 0)
+
+
+@pytest.mark.parametrize(
+    ("gains", "expected"),
+    [
+        ({"sac": [0.10, 0.12, 0.11], "random": [0.05, 0.07, 0.06]}, "supported (n = 3 per-arm"),
+        ({"sac": [0.10, 0.12, 0.11], "random": [0.05, -0.05, 0.0]}, "inconclusive (n = 3 per-arm"),
+        ({"sac": [0.10, 0.12, 0.11], "random": [-0.1, -0.12, -0.11]}, "contradicted (n = 3 per"),
+    ],
+)
+def test_the_external_claim_wants_every_arms_gain_there_above_zero(
+    gains: dict[str, list[float]], expected: str
+) -> None:
+    runs = _three_seeds(0.05, 0.04)
+    _with_external(runs, gains)
+    comparison = compare(runs)
+    for arm in ("sac", "random"):
+        stats = comparison["external"]["photos"][arm]["stats"]
+        assert stats["gain"]["mean"] == pytest.approx(np.mean(gains[arm]))
+        assert stats["initial"]["mean"] == pytest.approx(0.5) and stats["gain"]["n"] == 3
+        test = [log.test[-1] - log.test[0] for log in runs[arm]]
+        assert stats["test_gain"]["mean"] == pytest.approx(np.mean(test))
+    (row,) = [r for r in claims(runs, comparison) if "carry over to photos" in r[0]]
+    assert row[2].startswith(expected)
+    if "contradicted" in row[2]:
+        assert row[2].endswith("below 0: random)")
+
+
+def test_runs_without_external_sets_have_no_external_block_or_claim() -> None:
+    runs = _three_seeds(0.05, 0.04)
+    comparison = compare(runs)
+    assert "external" not in comparison
+    assert not [r for r in claims(runs, comparison) if "carry over" in r[0]]
