@@ -435,6 +435,7 @@ def test_every_episode_logs_the_hardness_j2_squares(finished: Path) -> None:
             assert (terms > 0) == (int(row["batch_size"]) > 0)  # a batch too small: none
 
 
+@pytest.mark.slow
 def test_the_loop_discount_carries_j2_back_to_the_first_placements(project: Path) -> None:
     """Two copies of the loop's SAC learn from one real episode that differs only in J2: with
     the loop's discount the critic's value of the episode's first placement moves with J2; with
