@@ -34,6 +34,7 @@ own preprocessing resizes (``VLM.fit_image``), once per set and model.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import re
@@ -379,10 +380,7 @@ def convert(spec: ExternalSetParams, out: str | Path, root: Path | None = None) 
             lines.append(json.dumps(item.to_dict()))
         (tmp / MANIFEST).write_text("\n".join(lines) + "\n")
     written = read_external(ExternalSetParams(spec.name, str(Path(out).resolve())), root)
-    return ExternalSet(
-        written.name, written.source, written.image_dir, written.items,
-        written.content_hash, source.skipped,
-    )  # fmt: skip
+    return dataclasses.replace(written, skipped=source.skipped)
 
 
 # ---------------------------------------------------------------------------- scoring

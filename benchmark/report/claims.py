@@ -327,6 +327,24 @@ def _claim_dense(comparison: dict[str, Any]) -> tuple[str, str, str]:
     )
 
 
+def _every_arm_above_zero(gain: Mapping[str, Mapping[str, Any]]) -> str:
+    """The per-arm verdict on ``gain`` (arm -> its stat over seeds): supported if every arm's
+    interval lies above 0, contradicted if one lies below (naming them), else inconclusive; n is
+    the fewest seeds of an arm, and too few give no verdict (``gate``)."""
+    n = min(int(g["n"]) for g in gain.values())
+    too_few = gate(n, "per-arm")
+    if too_few:
+        return too_few
+    sides = {arm: _side(g) for arm, g in gain.items()}
+    below = [arm for arm, side in sides.items() if side == "below 0"]
+    level = [arm for arm, side in sides.items() if side == "includes 0"]
+    if below:
+        return _verdict("contradicted", n, "per-arm", f"below 0: {', '.join(below)}")
+    if level:
+        return _verdict("inconclusive", n, "per-arm", f"includes 0: {', '.join(level)}")
+    return _verdict("supported", n, "per-arm", "every interval above 0")
+
+
 def _claim_grounded(comparison: dict[str, Any]) -> tuple[str, str, str]:
     """Every arm's final metric above its image-shuffled control (the gain needs the image)."""
     arms = comparison["arms"]
@@ -339,20 +357,9 @@ def _claim_grounded(comparison: dict[str, Any]) -> tuple[str, str, str]:
         "Every arm's gain is grounded (not in the paper): its final test metric is above its "
         "image-shuffled control, the same questions asked of other test images"
     )
-    n = min(int(gain[arm]["n"]) for arm in present)
-    if n == 0:
+    if min(int(gain[arm]["n"]) for arm in present) == 0:
         return claim, found, _verdict("not measured", 0, "per-arm", "no control recorded")
-    too_few = gate(n, "per-arm")
-    if too_few:
-        return claim, found, too_few
-    sides = {arm: _side(gain[arm]) for arm in present}
-    if all(side == "above 0" for side in sides.values()):
-        return claim, found, _verdict("supported", n, "per-arm", "every interval above 0")
-    below = [arm for arm, side in sides.items() if side == "below 0"]
-    if below:
-        return claim, found, _verdict("contradicted", n, "per-arm", f"below 0: {', '.join(below)}")
-    level = [arm for arm, side in sides.items() if side == "includes 0"]
-    return claim, found, _verdict("inconclusive", n, "per-arm", f"includes 0: {', '.join(level)}")
+    return claim, found, _every_arm_above_zero(gain)
 
 
 def _claims_external(comparison: dict[str, Any]) -> list[tuple[str, str, str]]:
@@ -372,21 +379,7 @@ def _claims_external(comparison: dict[str, Any]) -> list[tuple[str, str, str]]:
             f"Gains on the synthetic test set carry over to {name} (not in the paper: its "
             "sim2real question): every arm's score there ends above the base model's"
         )
-        n = min(int(gain[arm]["n"]) for arm in present)
-        too_few = gate(n, "per-arm")
-        if too_few:
-            out.append((claim, found, too_few))
-            continue
-        sides = {arm: _side(gain[arm]) for arm in present}
-        below = [arm for arm, side in sides.items() if side == "below 0"]
-        level = [arm for arm, side in sides.items() if side == "includes 0"]
-        if not below and not level:
-            verdict = _verdict("supported", n, "per-arm", "every interval above 0")
-        elif below:
-            verdict = _verdict("contradicted", n, "per-arm", f"below 0: {', '.join(below)}")
-        else:
-            verdict = _verdict("inconclusive", n, "per-arm", f"includes 0: {', '.join(level)}")
-        out.append((claim, found, verdict))
+        out.append((claim, found, _every_arm_above_zero(gain)))
     return out
 
 
