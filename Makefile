@@ -25,7 +25,7 @@ $(STAMP): pyproject.toml requirements.lock
 	$(PY) -m pip install --quiet --no-deps --editable .
 	@touch $(STAMP)
 
-# requirements.lock from pyproject.toml (README, "Dependencies"): the pins already there are
+# requirements.lock from pyproject.toml (docs/guide.md, "Dependencies"): the pins already there are
 # kept where they still fit; `make lock UPGRADE="--upgrade-package torch"` moves one.
 LOCK_PLATFORM := --python-version 3.11 --python-platform x86_64-manylinux_2_28
 UPGRADE ?=
@@ -47,7 +47,7 @@ lint: setup
 
 # ENGINE=local (default): the independent runs side by side on this machine (Ray, one per core);
 # ENGINE=dvc: one after another by `dvc repro`; ENGINE=ray [ADDRESS=host:port]: on a cluster
-# (README, "Run on a cluster"). The run files are the same whichever made them.
+# (docs/guide.md, "Run on a cluster"). The run files are the same whichever made them.
 ENGINE ?= local
 ADDRESS ?=
 bench: setup

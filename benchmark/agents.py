@@ -1,4 +1,4 @@
-"""The two data-generation arms (SPEC section 6; the paper's section 5.1).
+"""The two data-generation arms (spec section 6; the paper's section 5.1).
 
 ``sac``: stable-baselines3's SAC, pre-trained on the intrinsic (feasibility) reward alone for P
 steps, then updated every step inside the loop. ``random``: uniform actions, no learning, the
@@ -25,9 +25,6 @@ from stable_baselines3.common.logger import Logger
 from benchmark.config import AgentParams, Profile, SimParams
 from benchmark.fileio import atomic_directory, atomic_write_json
 from benchmark.sim.backends import make_env, profile_env_kwargs
-
-# What a pre-trained agent depends on besides its params (dvc.yaml's agent stage lists the same)
-AGENT_CODE_PATHS = ("agents.py", "config.py", "sim")
 
 
 def quiet(model: SAC) -> SAC:
@@ -157,7 +154,7 @@ def pretrain_sac(
 def agent_inputs(profile: Profile, seed: int) -> dict[str, Any]:
     """What the pre-trained agent of ``seed`` is made from: its params, the simulator's, the
     torch threads, the seed and the code (``AGENT_CODE_PATHS``), as JSON would hold them."""
-    from benchmark.checkpoint import code_digest
+    from benchmark.provenance import AGENT_CODE_PATHS, code_digest
 
     made_from = {
         "seed": seed,
@@ -185,7 +182,7 @@ def pretrain_agent(profile: Profile, seed: int, out_dir: str | Path) -> tuple[Pr
         done = json.loads(record.read_text())
         if done.get("inputs") == inputs:
             return PretrainReport(**done), False
-    from benchmark.checkpoint import torch_threads
+    from benchmark.provenance import torch_threads
 
     env_kwargs = profile_env_kwargs(profile.sim, profile.loop.t0)
     with torch_threads(profile.threads):  # SAC's small networks gain nothing from more

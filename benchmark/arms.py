@@ -1,4 +1,4 @@
-"""The arms of the benchmark as data (SPEC section 6): how each acts, learns, is rewarded and draws.
+"""The arms of the benchmark as data (spec section 6): how each acts, learns, is rewarded and draws.
 
 An arm is a record, and the loop (``benchmark/loop.py``) branches on its fields, never on its
 name:

@@ -2,8 +2,8 @@
 
 With ``engine`` local (the default) or ray, DVC makes the runs' inputs (the agents pre-trained
 beside the base model's training, then recorded), ``rls3 grid`` makes the runs on Ray, side by
-side, and DVC then records them (README, "The pipeline" and "Run on a cluster"); ``dvc`` makes
-every stage by ``dvc repro``, one after another, with the same files.
+side, and DVC then records them (docs/guide.md, "The pipeline" and "Run on a cluster");
+``dvc`` makes every stage by ``dvc repro``, one after another, with the same files.
 """
 
 from __future__ import annotations
@@ -17,8 +17,7 @@ from pathlib import Path
 
 from benchmark.config import load_params
 from benchmark.fileio import atomic_write_json
-from benchmark.reference import fingerprint
-from benchmark.report import machine
+from benchmark.reference import fingerprint, machine
 
 
 def _dvc(env: dict[str, str], *targets: str) -> int:
@@ -52,13 +51,11 @@ def _inputs(model: str, env: dict[str, str]) -> int:
     and the agents' pre-training (``rls3 pretrain-agent``, one thread each), side by side, one
     per core, then ``dvc repro agent``, which finds each agent made from its inputs and
     records it."""
-    from benchmark import cli
-
     code = _dvc(env, "check", "datasets")
     if code != 0:
         return code
     profile = load_params().active
-    seeds = cli.agent_seeds(profile)  # as the agent stage's slots
+    seeds = profile.agent_seeds  # as the agent stage's slots
     jobs = {f"base_model@{model}": [sys.executable, "-m", "dvc", "repro", f"base_model@{model}"]}
     for s in range(seeds):
         jobs[f"agent of seed {s}"] = [
@@ -81,8 +78,6 @@ def bench(
 ) -> int:
     """Run ``dvc repro report@model`` (after the grid, with ``engine`` local or ray) and write
     ``results/report/model/bench.json`` with its wall time; returns the exit code."""
-    from benchmark import cli
-
     bin_dir = str(Path(sys.executable).parent)
     env = {**os.environ, "PATH": bin_dir + os.pathsep + os.environ.get("PATH", "")}
     if yes:
@@ -98,10 +93,10 @@ def bench(
         code = _inputs(model, env)
         if code != 0:
             return code
-        grid = ["grid", "--model", model, "--engine", engine]
-        code = cli.main([*grid, *(["--address", address] if address else [])])
-        if code != 0:
-            return code
+        from benchmark.grid import format_report, run_grid_file
+
+        # a run that fails, or a cluster that refuses, raises: `rls3` says it in one line
+        print(format_report(run_grid_file("params.yaml", model, engine=engine, address=address)))
     print(f"rls3 bench: `dvc repro {target}` (every stage it needs; cached stages are skipped)")
     done = subprocess.run([sys.executable, "-m", "dvc", "repro", target], env=env, check=False)
     seconds = time.perf_counter() - start

@@ -1,4 +1,4 @@
-"""Spatial captions: geometry -> spatial terms -> text (SPEC section 4; the paper's section 4.3).
+"""Spatial captions: geometry -> spatial terms -> text (spec section 4; the paper's section 4.3).
 
 For a reference object A and a subject object B, ``d = centre(B) - centre(A)`` is classified in
 the camera's horizontal frame (``behind`` = the viewing direction projected on the floor, away
@@ -11,8 +11,8 @@ and under mirroring left/right):
 
 - horizontal sector boundaries (22.5 + 45k deg) belong to the *axis* sector, the one with a
   single term: at exactly 22.5 deg off "behind" the subject is "behind", not "behind" + "right";
-- elevation 20 deg belongs to the horizontal-only band, 75 deg to the mixed band (SPEC: |e| <= 20
-  and 20 < |e| <= 75).
+- elevation 20 deg belongs to the horizontal-only band, 75 deg to the mixed band (spec:
+  |e| <= 20 and 20 < |e| <= 75).
 
 The rubric S_PG (``rubric_score``) reads "all correct" as "every true term was stated": the
 base score counts correct terms only, and the two penalties then apply on top, so all true terms
@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
-# Canonical order: vertical, depth, lateral (SPEC section 4, "Canonical order and grammar").
+# Canonical order: vertical, depth, lateral (spec section 4, "Canonical order and grammar").
 TERMS: tuple[str, ...] = ("above", "below", "behind", "in front of", "left", "right")
 OPPOSITE: dict[str, str] = {
     "above": "below",
@@ -182,7 +182,7 @@ def parse_terms(text: str) -> tuple[str, ...]:
 
 
 def rubric_score(answer_text: str, true_terms: Sequence[str]) -> int:
-    """The rubric score S_PG in 1..5 of a generated answer (SPEC section 4; paper section 4.4)."""
+    """The rubric score S_PG in 1..5 of a generated answer (spec section 4; paper section 4.4)."""
     truth = set(_canonical(true_terms))
     answered = set(parse_terms(answer_text))
     correct = len(answered & truth)

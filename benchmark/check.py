@@ -1,7 +1,7 @@
 """``rls3 check``: what would make a long stage fail, found in seconds before any starts.
 
 Run by ``make bench`` (through ``dvc repro``) and as the pipeline's first DVC stage; each stage
-that trains or runs waits for it. It checks the active profile (SPEC sections 5 and 7):
+that trains or runs waits for it. It checks the active profile (spec sections 5 and 7):
 
 - each model's ``weights``: the path exists, is the family's, its weights are safetensors (a
   pickle is refused), they load, and the checkpoint's image size is ``sim.image_size``;
@@ -104,7 +104,8 @@ def _check_external(report: Report, profile: Profile, name: str) -> None:
 
 
 def _check_weights(report: Report, profile: Profile, name: str, model: str) -> None:
-    from benchmark.vlm.weights import WeightsError, inspect
+    from benchmark.vlm.pointer import WeightsError
+    from benchmark.vlm.weights import inspect
 
     key = f"profiles.{name}.{model}.weights"
     w = profile.model(model).weights
@@ -141,7 +142,7 @@ def _check_device(report: Report, profile: Profile, name: str) -> None:
         report.fail(
             key,
             "cuda, but no CUDA device is visible (torch.cuda.is_available() is False): run on a "
-            'machine with a GPU (README, "GPU"), or choose a CPU profile (profile: bench)',
+            'machine with a GPU (docs/guide.md, "GPU"), or choose a CPU profile (profile: bench)',
         )
 
 

@@ -1,4 +1,4 @@
-"""A run's checkpoint (SPEC section 6, "resume"): what a killed run needs to continue after its
+"""A run's checkpoint (spec section 6, "resume"): what a killed run needs to continue after its
 last completed iteration, written atomically at the end of every iteration.
 
 It holds the VLM, SAC with its replay buffer (the arms that learn), every RNG state (NumPy's and
@@ -9,11 +9,8 @@ base model, agent and ``code_digest``). A checkpoint made from other inputs is n
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
 import json
 import random
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,56 +42,6 @@ class RunState:
     iterations: list[dict[str, Any]] = field(default_factory=list)
     episodes: list[dict[str, Any]] = field(default_factory=list)
     losses: list[dict[str, Any]] = field(default_factory=list)
-
-
-def files_digest(path: Path) -> str:
-    """SHA-256 over a file, or over a directory's files (relative names and bytes, sorted)."""
-    digest = hashlib.sha256()
-    root = path if path.is_dir() else path.parent
-    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
-    for f in files:
-        digest.update(str(f.relative_to(root)).encode())
-        with f.open("rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-    return digest.hexdigest()
-
-
-CODE_ROOT = Path(__file__).resolve().parent  # the ``benchmark`` package
-# What a run's results depend on (dvc.yaml's run stages list the same): a change to any of these
-# files makes a run with a checkpoint start afresh.
-CODE_PATHS = (
-    "loop.py", "arms.py", "agents.py", "captions.py", "config.py", "datasets.py", "external.py",
-    "fileio.py", "tracking.py", "checkpoint.py", "sim", "vlm",
-)  # fmt: skip
-
-
-@contextlib.contextmanager
-def torch_threads(count: int) -> Iterator[None]:
-    """torch's intra-op threads set to ``count`` (the profile's ``threads``: the order of a
-    run's sums, so its files, depend on it), and restored afterwards."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(count)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
-def code_digest(root: Path | None = None, paths: tuple[str, ...] = CODE_PATHS) -> str:
-    """SHA-256 over the source the runs depend on (``paths`` under ``root``; default
-    ``CODE_PATHS``); bytecode caches are left out, so importing the code does not change it."""
-    root = root or CODE_ROOT
-    digest = hashlib.sha256()
-    for name in paths:
-        path = root / name
-        files = sorted(path.rglob("*")) if path.is_dir() else [path]
-        for f in files:
-            if not f.is_file() or "__pycache__" in f.parts or f.suffix == ".pyc":
-                continue
-            digest.update(str(f.relative_to(root)).encode())
-            digest.update(f.read_bytes())
-    return digest.hexdigest()
 
 
 def torch_rng_states() -> dict[str, torch.Tensor]:

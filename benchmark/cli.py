@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from benchmark.config import ARMS, BACKENDS, MODELS, Profile
+from benchmark.config import ARMS, BACKENDS, MODELS
 from benchmark.grid import ENGINES
 
 
@@ -156,7 +156,7 @@ def _perf_gpu(args: argparse.Namespace) -> int:
 
 
 def _add_captions_commands(sub: argparse._SubParsersAction) -> None:
-    """The ``captions`` group (spatial captions, SPEC section 4)."""
+    """The ``captions`` group (spatial captions, spec section 4)."""
     captions = sub.add_parser("captions", help="spatial captions of simulator samples")
     captions_sub = captions.add_subparsers(dest="captions_command", required=True)
     stats = captions_sub.add_parser(
@@ -195,7 +195,7 @@ def _captions_stats(args: argparse.Namespace) -> int:
 
 
 def _add_vlm_commands(sub: argparse._SubParsersAction) -> None:
-    """The VLM commands (``pretrain-vlm``, ``perf vlm``; SPEC section 5)."""
+    """The VLM commands (``pretrain-vlm``, ``perf vlm``; spec section 5)."""
     pre = sub.add_parser(
         "pretrain-vlm",
         help="base-train a built-in VLM on object lists (no spatial terms); measure it",
@@ -236,7 +236,7 @@ def _pretrain_vlm(args: argparse.Namespace) -> int:
     params = load_params(args.params, args.profile)
     profile = params.active
     weights = profile.model(args.model).weights
-    if weights is not None:  # real weights: recorded, not trained (SPEC 5, "Real weights")
+    if weights is not None:  # real weights: recorded, not trained (spec section 5, "Real weights")
         key = f"profiles.{params.profile}.{args.model}.weights"
         info = record_weights(args.model, weights.path, weights.arch, args.out, key)
         print(
@@ -254,7 +254,7 @@ def _pretrain_vlm(args: argparse.Namespace) -> int:
         seed=args.seed,
         **{k: v for k, v in given.items() if v is not None},
     )
-    from benchmark.checkpoint import torch_threads
+    from benchmark.provenance import torch_threads
 
     # the profile's threads, as the runs: `make bench` trains the agents beside this stage,
     # one thread each (two OpenMP threads sharing a core with another process run far slower)
@@ -286,7 +286,7 @@ def _perf_vlm(args: argparse.Namespace) -> int:
 
 
 def _add_probe_commands(sub: argparse._SubParsersAction) -> None:
-    """Measurements of the models themselves (``probe learnability``; SPEC section 5)."""
+    """Measurements of the models themselves (``probe learnability``; spec section 5)."""
     probe = sub.add_parser("probe", help="measurements of the built-in models themselves")
     probe_sub = probe.add_subparsers(dest="probe_command", required=True)
     learn = probe_sub.add_parser(
@@ -385,7 +385,7 @@ def _params_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_loop_commands(sub: argparse._SubParsersAction) -> None:
-    """The stages of the loop (SPEC sections 2 and 6)."""
+    """The stages of the loop (spec sections 2 and 6)."""
     build = sub.add_parser("build-datasets", help="the fixed validation and test sets")
     _params_arguments(build)
     build.add_argument("--out", type=Path, default=Path("datasets"), help="directory to write")
@@ -418,12 +418,6 @@ def _seed_slot_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def agent_seeds(profile: Profile) -> int:
-    """How many pre-trained agents the runs use (seeds 0..n-1): one per seed of the model with
-    the most; both models' runs of a seed share its agent."""
-    return max(profile.clip.seeds, profile.paligemma.seeds)
-
-
 def _skip_slot(out: Path, seed: int, seeds: int, profile: str, what: dict[str, object]) -> int:
     """Write the marker of an unused seed slot (replacing whatever the slot held before)."""
     from benchmark.fileio import atomic_directory, atomic_write_json
@@ -453,7 +447,7 @@ def _pretrain_agent(args: argparse.Namespace) -> int:
     params = load_params(args.params, args.profile)
     p = params.active
     out = args.out or Path("results") / "agents" / f"seed{args.seed}"
-    seeds = agent_seeds(p)
+    seeds = p.agent_seeds
     if args.seed_slot and args.seed >= seeds:
         return _skip_slot(out, args.seed, seeds, params.profile, {"agent": "sac"})
     from benchmark.agents import pretrain_agent
@@ -521,10 +515,10 @@ def _add_external_commands(sub: argparse._SubParsersAction) -> None:
 
 
 def _eval(args: argparse.Namespace) -> int:
-    from benchmark.checkpoint import torch_threads
     from benchmark.config import load_params
     from benchmark.external import metric_name, read_external, score
     from benchmark.fileio import atomic_write_json
+    from benchmark.provenance import torch_threads
     from benchmark.vlm import vlm_loader
 
     params = load_params(args.params, args.profile)
@@ -578,7 +572,7 @@ def _convert_external(args: argparse.Namespace) -> int:
 
 
 def _add_grid_command(sub: argparse._SubParsersAction) -> None:
-    """``rls3 grid`` (SPEC section 9, "Beyond one machine")."""
+    """``rls3 grid`` (spec section 9, "Beyond one machine")."""
     grid = sub.add_parser(
         "grid", help="one model's (arm, seed) runs as Ray tasks, on this machine or a cluster"
     )
@@ -603,21 +597,12 @@ def _add_grid_command(sub: argparse._SubParsersAction) -> None:
 
 
 def _grid(args: argparse.Namespace) -> int:
-    import yaml
+    from benchmark.grid import format_report, run_grid_file
 
-    from benchmark.config import load_params
-    from benchmark.grid import format_report, run_grid
-
-    load_params(args.params, args.profile)  # a bad file or value: the usual clear error
-    data = yaml.safe_load(Path(args.params).read_text())
-    if args.profile is not None:
-        data["profile"] = args.profile
-    if args.engine == "local" and (args.address or args.insecure):
-        flag = "--address" if args.address else "--insecure"
-        raise ValueError(f"{flag} is for joining a cluster: use it with --engine ray")
-    report = run_grid(  # --engine ray: checks the cluster first (GridError: one line)
-        data,
+    report = run_grid_file(  # --engine ray: checks the cluster first (GridError: one line)
+        args.params,
         args.model,
+        profile=args.profile,
         engine=args.engine,
         address=args.address,
         insecure=args.insecure,
@@ -631,7 +616,7 @@ def _grid(args: argparse.Namespace) -> int:
 
 
 def _add_pipeline_commands(sub: argparse._SubParsersAction) -> None:
-    """The report and ``bench`` (SPEC sections 1 and 8)."""
+    """The report and ``bench`` (spec sections 1 and 8)."""
     report = sub.add_parser("report", help="the benchmark report of one model, from its runs")
     report.add_argument("--model", choices=MODELS, help="the model to report")
     report.add_argument(
@@ -656,7 +641,7 @@ def _add_pipeline_commands(sub: argparse._SubParsersAction) -> None:
         default="local",
         choices=["dvc", *ENGINES],
         help="local (default): the runs side by side on this machine by `rls3 grid`, then `dvc "
-        "repro` records them; ray: the same on a cluster (README, 'Run on a cluster'); dvc: "
+        "repro` records them; ray: the same on a cluster (docs/guide.md, 'Run on a cluster'); dvc: "
         "every stage by `dvc repro`, one run after another (the same files)",
     )
     bench.add_argument("--address", default=None, help="with --engine ray: the cluster")

@@ -125,7 +125,7 @@ class DatasetParams:
     test: PositiveInt = 300  # samples from the test environment
     seed: Int = 2025
     # sets of real photographs (or any images) scored beside the test set at every test
-    # evaluation of every run (SPEC 6, "external sets"); [] for none
+    # evaluation of every run (spec section 6, "external sets"); [] for none
     external: tuple[ExternalSetParams, ...] = ()
 
     def __post_init__(self) -> None:
@@ -165,7 +165,7 @@ class EarlyStopping:
 
 @dataclass(frozen=True, config=SCHEMA)
 class GridParams:
-    """What each run of ``rls3 grid`` asks of Ray (README, "Run on a cluster")."""
+    """What each run of ``rls3 grid`` asks of Ray (docs/guide.md, "Run on a cluster")."""
 
     cpus: PositiveFloat = 1.0  # CPU cores Ray reserves per run (torch's threads: ``threads``)
     gpus: NonNegativeFloat = 0.0  # GPUs per run (a fraction shares one)
@@ -277,7 +277,7 @@ def _path_alone(value: Any) -> Any:
 
 @dataclass(frozen=True, config=SCHEMA)
 class Weights:
-    """Real pretrained weights of one model (SPEC section 5): a local path, never a hub name.
+    """Real pretrained weights of one model (spec section 5): a local path, never a hub name.
 
     In params.yaml: a path (``weights: /weights/paligemma-3b-pt-224``) or a mapping with the
     open_clip architecture of a bare ``.safetensors`` file (``{path: ..., arch: ViT-B-32}``).
@@ -359,6 +359,12 @@ class Profile:
         if name not in MODELS:
             raise ParamsError(f"params: model = {name!r} is not allowed; expected one of {MODELS}")
         return self.clip if name == "clip" else self.paligemma
+
+    @property
+    def agent_seeds(self) -> int:
+        """How many pre-trained agents the runs use (seeds 0..n-1): one per seed of the model
+        with the most; both models' runs of a seed share its agent."""
+        return max(self.clip.seeds, self.paligemma.seeds)
 
 
 @dataclass(frozen=True, config=SCHEMA)

@@ -1,4 +1,4 @@
-"""The fixed evaluation sets (SPEC section 6; the paper's section 5.3): build, write, read.
+"""The fixed evaluation sets (spec section 6; the paper's section 5.3): build, write, read.
 
 Validation comes from the train environment, test from the test environment; both are drawn
 once by a uniform random placement policy, seeded, and are identical for every arm and seed.
@@ -31,8 +31,8 @@ from PIL import Image
 from benchmark.captions import CaptionRecord
 from benchmark.config import SimParams
 from benchmark.fileio import atomic_directory
+from benchmark.samples import Sample
 from benchmark.sampling import collect_samples
-from benchmark.vlm.base import Sample
 
 FORMAT_VERSION = 1
 SPLITS: dict[str, str] = {"validation": "train", "test": "test"}  # split -> environment

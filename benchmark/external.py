@@ -1,5 +1,5 @@
 """External evaluation sets: photographs (or any images) beside the synthetic test set, the
-paper's sim2real question (SPEC sections 6 and 8; datasets/README.md, "External sets").
+paper's sim2real question (spec sections 6 and 8; datasets/README.md, "External sets").
 
 A set is a list of items, each an image with its true caption and one or more alternative
 captions that differ from it (What'sUp's four relation captions, VSR's caption with its

@@ -14,7 +14,7 @@ where and when each run happens:
 - the driver shows each run as queued, running (where, which attempt) or done.
 
 Results land in ``results/`` as with ``dvc repro``: on a cluster, ``results/`` and ``datasets/``
-must be one shared filesystem mounted at the same path on every node (README, "Run on a
+must be one shared filesystem mounted at the same path on every node (docs/guide.md, "Run on a
 cluster"). DVC stays the table of contents: after a grid, ``dvc repro`` finds each run finished
 with unchanged inputs and records it in seconds (dvc.yaml's comments).
 
@@ -38,7 +38,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from benchmark.config import ARMS, BUDGET_ARMS, Params, parse_params
+import yaml
+
+from benchmark.config import ARMS, BUDGET_ARMS, Params, load_params, parse_params
 from benchmark.fileio import atomic_write_json
 
 ENGINES = ("local", "ray")
@@ -47,7 +49,7 @@ CONNECT_SECONDS = 5.0  # how long the pre-flight waits for the head to answer
 _TOKEN_HELP = (
     "create one on the head with `ray get-auth-token --generate` (it prints the token and keeps "
     "it in the head's ~/.ray/auth_token), then copy it to this machine's ~/.ray/auth_token or to "
-    "a file named by RAY_AUTH_TOKEN_PATH (README, 'Run on a cluster')"
+    "a file named by RAY_AUTH_TOKEN_PATH (docs/guide.md, 'Run on a cluster')"
 )
 
 
@@ -314,7 +316,7 @@ def check_cluster(address: str | None, insecure: bool = False) -> ClusterCheck:
             reason = f"{resolved}: {reason}"
         raise GridError(
             f"nothing answers at {where} ({reason}): start the head there with "
-            f"`RAY_AUTH_MODE=token ray start --head --port {port}` (README, 'Run on a "
+            f"`RAY_AUTH_MODE=token ray start --head --port {port}` (docs/guide.md, 'Run on a "
             f"cluster'), or pass --address HOST:PORT of a running head"
         ) from err
     status = gcs_status(resolved)
@@ -323,7 +325,7 @@ def check_cluster(address: str | None, insecure: bool = False) -> ClusterCheck:
             raise GridError(
                 f"the Ray cluster at {where} runs without authentication (anyone who reaches "
                 f"it can run code on its nodes): restart it with RAY_AUTH_MODE=token on the "
-                f"head and every node (README, 'Run on a cluster'), or pass --insecure to "
+                f"head and every node (docs/guide.md, 'Run on a cluster'), or pass --insecure to "
                 f"join it anyway"
             )
         warning = (
@@ -383,6 +385,40 @@ def _format(runs: list[tuple[str, int]], snapshot: dict[str, dict[str, Any]]) ->
               for s in ("queued", "running", "done")}  # fmt: skip
     head = ", ".join(f"{n} {s}" for s, n in counts.items())
     return f"grid: {head}\n" + "\n".join(lines)
+
+
+def run_grid_file(
+    params: str | Path,
+    model: str,
+    *,
+    profile: str | None = None,
+    engine: str = "local",
+    address: str | None = None,
+    insecure: bool = False,
+    results: str | Path = "results",
+    datasets: str | Path = "datasets",
+    num_cpus: int | None = None,
+) -> GridReport:
+    """``run_grid`` of the params file ``params`` (``profile``: instead of its ``profile:``),
+    as ``rls3 grid`` and ``make bench`` run it. The file is validated first (a bad value is the
+    usual error naming its key); an ``address`` or ``insecure`` is for ``engine`` ray only."""
+    load_params(params, profile)
+    data = yaml.safe_load(Path(params).read_text())
+    if profile is not None:
+        data["profile"] = profile
+    if engine == "local" and (address or insecure):
+        flag = "--address" if address else "--insecure"
+        raise ValueError(f"{flag} is for joining a cluster: use it with --engine ray")
+    return run_grid(
+        data,
+        model,
+        engine=engine,
+        address=address,
+        insecure=insecure,
+        results=results,
+        datasets=datasets,
+        num_cpus=num_cpus,
+    )
 
 
 def run_grid(

@@ -1,4 +1,4 @@
-"""Algorithm 1 of the paper (SPEC sections 2 and 6): one run of one arm, one model, one seed.
+"""Algorithm 1 of the paper (spec sections 2 and 6): one run of one arm, one model, one seed.
 
 ``Run.iterate`` is the algorithm, in the paper's order and line numbers:
 
@@ -16,7 +16,7 @@
   ``benchmark/external.py``: photographs with a true caption and alternatives) is scored at the
   same points with the family's metric: ``external/<name>/metric`` and per term.
 
-Arms (SPEC section 6) are records (``benchmark/arms.py``) and the loop reads their fields, never
+Arms (spec section 6) are records (``benchmark/arms.py``) and the loop reads their fields, never
 their names: how the agent acts (the seed's pre-trained SAC, or uniform actions), whether it
 learns, the VLM reward's form (none, the paper's beta * J2 on the episode's last step, or dense:
 each valid step its own sample's share; ``extrinsic_rewards``) and how line 14 draws the batch
@@ -62,15 +62,17 @@ from stable_baselines3.common.vec_env import DummyVecEnv
 from benchmark.agents import load_sac
 from benchmark.arms import Arm, arm_of
 from benchmark.captions import TERMS, describe_sample, term_key
-from benchmark.checkpoint import Checkpoint, RunState, code_digest, files_digest, torch_threads
+from benchmark.checkpoint import Checkpoint, RunState
 from benchmark.config import ARMS, BUDGET_ARMS, MODELS, Profile
 from benchmark.datasets import Dataset, derangement, read_dataset, shuffled_images
 from benchmark.external import ExternalSet, read_external, score
 from benchmark.fileio import atomic_write_csv, atomic_write_json
+from benchmark.provenance import code_digest, files_digest, torch_threads
+from benchmark.samples import Sample
 from benchmark.sim.backends import make_env, profile_env_kwargs
 from benchmark.tracking import RunTracker, flatten, metric_rows, run_tags, tracking_uri
 from benchmark.vlm import vlm_loader
-from benchmark.vlm.base import VLM, Sample, subset_metrics
+from benchmark.vlm.base import VLM, subset_metrics
 
 PHASES = (
     "simulation",

@@ -210,7 +210,7 @@ def run(
 ) -> dict[str, Any]:
     """Every part of ``config``; the JSON written to ``out``. A part that fails is recorded with
     its error and the others still run."""
-    from benchmark.report import machine
+    from benchmark.reference import machine
 
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     result: dict[str, Any] = {

@@ -1,4 +1,4 @@
-"""Base training of the built-in models (``rls3 pretrain-vlm``; SPEC 5, "Embedded defaults").
+"""Base training of the built-in models (``rls3 pretrain-vlm``; spec section 5).
 
 No pretrained weights can be downloaded, so each built-in model is trained here on scenes of the
 *train* environment described without spatial terms: it learns which objects are there (and,
@@ -28,7 +28,7 @@ on the *test* environment and written next to the checkpoint:
   where each object is by the same image-only localisation objective. Stage 2 (``base_examples``,
   tower frozen): projector and language model learn the objects prompt, answered by the object
   list in vocabulary order; detection ("detect red mug", answered by four <loc> tokens of its
-  box); and the position question of SPEC section 4, answered by detecting the two objects it
+  box); and the position question of spec section 4, answered by detecting the two objects it
   names. No spatial word is ever shown to the language model (``text_words`` records every word
   it saw). Spatial skill: the mean rubric score on the test environment (1.0: no answer has a
   term) against two image-blind baselines, another sample's terms (chance) and the best single
@@ -62,17 +62,16 @@ from benchmark.config import (
     PaligemmaPretrainConfig,
 )
 from benchmark.fileio import atomic_write_json
+from benchmark.samples import Sample, progress
 from benchmark.sampling import collect_samples
 from benchmark.sim.camera import ImageObject, image_objects
 from benchmark.sim.scenes import object_names
 from benchmark.vlm.base import (
     OBJECTS_PROMPT,
-    Sample,
     autocast,
     chunks,
     object_list_caption,
     parse_object_names,
-    progress,
     seed_everything,
 )
 from benchmark.vlm.clip import (
@@ -616,10 +615,12 @@ def record_weights(
     out: str | os.PathLike[str] | None = None,
     key: str = "weights",
 ) -> dict[str, Any]:
-    """The base model of a profile with real weights (SPEC 5): the checkpoint at ``path`` checked
-    and recorded (``weights.record``: path, files, sizes, content digest), not trained; its
-    measurements file says so. A checkpoint that cannot be used is a ValueError naming ``key``."""
-    from benchmark.vlm.weights import WeightsError, inspect, record
+    """The base model of a profile with real weights (spec section 5): the checkpoint at
+    ``path`` checked and recorded (``pointer.record``: path, files, sizes, content digest), not
+    trained; its measurements file says so. A checkpoint that cannot be used is a ValueError
+    naming ``key``."""
+    from benchmark.vlm.pointer import WeightsError, record
+    from benchmark.vlm.weights import inspect
 
     start = time.perf_counter()
     try:

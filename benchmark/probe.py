@@ -1,4 +1,4 @@
-"""The learnability probe (``rls3 probe learnability``; SPEC section 5, "Learnability").
+"""The learnability probe (``rls3 probe learnability``; spec section 5, "Learnability").
 
 Can the base model learn the relations at all? From the base checkpoint, the loop's own
 ``finetune`` (with the profile's fine-tuning config, locked image trunk included) runs on a fixed
@@ -12,7 +12,7 @@ test set (``datasets/test``, the one every run is scored on) is scored before an
   text priors (which captions are common, which negatives are odd) gains on the control as well.
 
 One draw of train samples is one draw: the probe fine-tunes ``draws`` fresh copies of the base,
-each on its own draw of samples, and reports the mean and the range; the targets (SPEC section 5)
+each on its own draw of samples, and reports the mean and the range; the targets (spec section 5)
 are checked on the mean and written with the figures, so the DVC metric says
 whether the embedded default can learn: CLIP accuracy from <= 0.35 to >= 0.60, the control within
 0.10 of its base value and at least 0.20 below the fine-tuned accuracy, every term above its base
@@ -35,12 +35,9 @@ import numpy as np
 from benchmark.captions import rubric_score
 from benchmark.config import LearnabilityConfig
 from benchmark.datasets import derangement, read_dataset, shuffled_images
+from benchmark.samples import Sample
 from benchmark.sampling import collect_samples
-from benchmark.vlm.base import (
-    VLM,
-    Sample,
-    subset_metrics,
-)
+from benchmark.vlm.base import VLM, subset_metrics
 from benchmark.vlm.paligemma import PaligemmaVLM
 
 
@@ -67,7 +64,7 @@ def score(
 def targets(
     before: dict[str, float], after: dict[str, float], model: str = "clip"
 ) -> dict[str, bool]:
-    """SPEC section 5's learnability contract, each point on its own: CLIP's accuracy targets,
+    """spec section 5's learnability contract, each point on its own: CLIP's accuracy targets,
     or PaliGemma's rubric at least 0.8 above both image-blind controls after fine-tuning."""
     terms = [k for k in before if k.startswith("test/term/")]
     every_term = all(after.get(k, -1.0) > before[k] for k in terms)

@@ -52,6 +52,25 @@ def cpuinfo(key: str) -> str | None:
     return None
 
 
+def machine() -> str:
+    """The machine in words: CPU model and cores, memory, GPU if any."""
+    cpu = cpuinfo("model name") or platform.processor() or platform.machine()
+    memory = ""
+    meminfo = Path("/proc/meminfo")
+    if meminfo.is_file():
+        kib = int(meminfo.read_text().split()[1])
+        memory = f", {kib / 2**20:.0f} GiB memory"
+    gpu = "no GPU"
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            gpu = torch.cuda.get_device_name(0)
+    except ImportError:  # pragma: no cover - torch is a dependency
+        pass
+    return f"{cpu}, {os.cpu_count()} cores{memory}, {gpu}; {platform.system()} {platform.release()}"
+
+
 def fingerprint(threads: int, lock: Path = Path("requirements.lock")) -> dict[str, Any]:
     """What the bits of a run depend on beyond its inputs: the CPU (vendor and model), the
     instruction set torch dispatches to, torch's CPU threads per run, the lock file's SHA-256,

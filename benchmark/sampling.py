@@ -1,4 +1,4 @@
-"""Sampling (SPEC sections 3 and 4): valid samples of a uniform random policy in the placement
+"""Sampling (spec sections 3 and 4): valid samples of a uniform random policy in the placement
 environment, each with its image, its metadata and a seeded caption. The fixed datasets, the
 built-in models' base training and the learnability probe all draw their samples here."""
 
@@ -11,7 +11,7 @@ import gymnasium as gym
 import numpy as np
 
 from benchmark.captions import CaptionRecord, describe_sample, n_terms_counts, term_counts
-from benchmark.vlm.base import Sample, progress
+from benchmark.samples import Sample, progress
 
 if TYPE_CHECKING:
     from benchmark.config import SimParams

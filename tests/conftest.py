@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 import torch
 
+from benchmark.samples import Sample
 from benchmark.sampling import collect_samples
-from benchmark.vlm.base import Sample
 from tests.pipeline import copy_repository, dvc
 
 # Nothing in these tests may reach a hub; loaders are given local paths only.

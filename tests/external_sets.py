@@ -12,8 +12,8 @@ from pathlib import Path
 
 from PIL import Image
 
+from benchmark.samples import Sample
 from benchmark.sampling import collect_samples
-from benchmark.vlm.base import Sample
 
 # What'sUp's controlled-image prepositions (file name part, caption phrase) and our terms
 WHATSUP = {

@@ -1,4 +1,5 @@
-"""The arms: the random agent, and SAC pre-training against the valid-rate contract (SPEC 3)."""
+"""The arms: the random agent, and SAC pre-training against the valid-rate contract
+(spec section 3)."""
 
 from pathlib import Path
 

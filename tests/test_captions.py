@@ -1,4 +1,4 @@
-"""Tests of benchmark.captions (SPEC section 4): geometry, grammar, negatives, parsing, rubric."""
+"""Tests of benchmark.captions (spec section 4): geometry, grammar, negatives, parsing, rubric."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The container's files (SPEC section 9): lint, layout, the compose services, the entry point.
+"""The container's files (spec section 9): lint, layout, the compose services, the entry point.
 
 No Docker engine runs here: `make docker-test` builds the image for real with buildah (docker/
 README.md); these checks run in `make test`."""

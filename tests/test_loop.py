@@ -349,7 +349,7 @@ def test_random_hardest_draws_the_eta_n_hardest_samples_under_the_vlm_before_fin
     import copy
 
     from benchmark.captions import describe_sample
-    from benchmark.vlm.base import Sample
+    from benchmark.samples import Sample
 
     run = _fresh_run(project, tmp_path, finished, "random-hardest")
     try:
@@ -490,12 +490,12 @@ def test_a_run_starts_afresh_when_its_code_changed(
     finished: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A finished run whose code changed since its checkpoint runs again, not its old summary."""
-    import benchmark.checkpoint
+    import benchmark.provenance
 
     shutil.copytree(finished, tmp_path / "project", dirs_exist_ok=True)
     code = tmp_path / "benchmark"
     shutil.copytree(ROOT / "benchmark", code, ignore=shutil.ignore_patterns("__pycache__"))
-    monkeypatch.setattr(benchmark.checkpoint, "CODE_ROOT", code)
+    monkeypatch.setattr(benchmark.provenance, "CODE_ROOT", code)
     os.environ.pop("MLFLOW_TRACKING_URI", None)
     params = load_params(ROOT / "params.yaml", "smoke")
     results, datasets = tmp_path / "project" / "results", tmp_path / "project" / "datasets"
@@ -507,7 +507,7 @@ def test_a_run_starts_afresh_when_its_code_changed(
     again = run_from_params(params, "clip", "sac", 0, results=results, datasets=datasets)
     assert again["mlflow_run_id"] != old["mlflow_run_id"]  # a new run, from iteration 0
     held = run_dir(results, "clip", "sac", 0) / "checkpoint" / "inputs.json"
-    assert json.loads(held.read_text())["code"] == benchmark.checkpoint.code_digest(code)
+    assert json.loads(held.read_text())["code"] == benchmark.provenance.code_digest(code)
 
 
 def test_a_run_scores_each_external_set_at_every_test_and_a_changed_set_starts_it_afresh(

@@ -26,8 +26,9 @@ from benchmark.pretrain import (
     random_terms_answers,
     run,
 )
+from benchmark.samples import Sample
 from benchmark.sim.scenes import object_names
-from benchmark.vlm.base import Sample, parse_object_names
+from benchmark.vlm.base import parse_object_names
 from benchmark.vlm.clip import ClipVLM
 from benchmark.vlm.paligemma import PaligemmaVLM
 

@@ -1,6 +1,7 @@
-"""The pipeline with real weights (SPEC 5 and 7): a full-size open_clip ViT-B-32 and a PaliGemma
-of the real model class, both saved locally and randomly initialised, named by ``weights:`` in
-the smoke profile; ``dvc repro`` of both reports, end to end, with no base training."""
+"""The pipeline with real weights (spec sections 5, 7): a full-size open_clip ViT-B-32 and a
+PaliGemma of the real model class, both saved locally and randomly initialised, named by
+``weights:`` in the smoke profile; ``dvc repro`` of both reports, end to end, with no base
+training."""
 
 from __future__ import annotations
 

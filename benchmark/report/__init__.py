@@ -1,4 +1,4 @@
-"""The benchmark report (SPEC section 8; the paper's section 6, Figs. 5-9), from the runs alone.
+"""The benchmark report (spec section 8; the paper's section 6, Figs. 5-9), from the runs alone.
 
 ``write_report(results, model, out, margin)`` reads every finished run of one model under
 ``results/runs/{model}/{arm}/seed{S}`` (the files ``rls3 run`` writes) for the five arms
@@ -85,7 +85,6 @@ from benchmark.report.markdown import (
     NULL_MEANS,
     TABLE_ROWS,
     hardness_rows,
-    machine,
     write_index,
     write_report,
 )
@@ -190,7 +189,6 @@ __all__ = [
     "json_ready",
     "left_right_share",
     "load_runs",
-    "machine",
     "mean_curve",
     "normalised_auc",
     "pair_verdict",

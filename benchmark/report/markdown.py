@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
-import platform
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -21,7 +19,7 @@ import numpy as np
 from benchmark.arms import REGISTRY
 from benchmark.config import ARMS
 from benchmark.fileio import atomic_write_csv, atomic_write_json, atomic_write_text
-from benchmark.reference import cpuinfo, fingerprint, format_fingerprint, write_run_files
+from benchmark.reference import fingerprint, format_fingerprint, machine, write_run_files
 from benchmark.report.claims import caveats, claims, decomposition, term_verdicts
 from benchmark.report.figures import (
     efficiency_grid,
@@ -59,25 +57,6 @@ NULL_MEANS = (
     "random run for that seed, a metric the arm never reached, runs that did not record it, or "
     "a single seed (which gives no interval)."
 )
-
-
-def machine() -> str:
-    """The machine in words: CPU model and cores, memory, GPU if any."""
-    cpu = cpuinfo("model name") or platform.processor() or platform.machine()
-    memory = ""
-    meminfo = Path("/proc/meminfo")
-    if meminfo.is_file():
-        kib = int(meminfo.read_text().split()[1])
-        memory = f", {kib / 2**20:.0f} GiB memory"
-    gpu = "no GPU"
-    try:
-        import torch
-
-        if torch.cuda.is_available():
-            gpu = torch.cuda.get_device_name(0)
-    except ImportError:  # pragma: no cover - torch is a dependency
-        pass
-    return f"{cpu}, {os.cpu_count()} cores{memory}, {gpu}; {platform.system()} {platform.release()}"
 
 
 def _stage_seconds(results: Path, model: str, runs: dict[str, list[RunLog]]) -> dict[str, float]:

@@ -1,4 +1,4 @@
-"""The placement environment (SPEC section 3; the paper's section 4.1-4.2 and Fig. 3).
+"""The placement environment (spec section 3; the paper's section 4.1-4.2 and Fig. 3).
 
 Each step moves one active object. The slot to move goes round-robin over the 3 active objects
 (``slot = step % 3``); the active scene goes round-robin over the environment's scenes every
@@ -397,7 +397,7 @@ class PlacementEnv(gym.Env[np.ndarray, np.ndarray]):
 
     # ------------------------------------------------------------------ samples
     def sample_metadata(self, moved: str | None = None) -> dict[str, Any]:
-        """The ground truth of the active scene as it is now (SPEC section 3, "Sample")."""
+        """The ground truth of the active scene as it is now (spec section 3, "Sample")."""
         world = self.world
         objects = []
         for slot, name in enumerate(self._active[self._scene]):

@@ -1,4 +1,4 @@
-"""The VLMs under test (SPEC section 5): CLIP through open_clip, PaliGemma through transformers.
+"""The VLMs under test (spec section 5): CLIP through open_clip, PaliGemma through transformers.
 
 Both families implement ``base.VLM``; ``load_vlm`` picks one by name. The family modules are
 imported on demand (transformers takes seconds to import).
@@ -14,7 +14,8 @@ from typing import Any
 import torch
 
 from benchmark.config import MODELS, ClipVLMConfig, PaligemmaVLMConfig
-from benchmark.vlm.base import VLM, Sample
+from benchmark.samples import Sample
+from benchmark.vlm.base import VLM
 
 FAMILIES = MODELS  # config.MODELS: the one list of model families
 

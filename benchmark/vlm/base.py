@@ -1,7 +1,6 @@
-"""What both VLM families share: the sample, the interface, the device, checkpoints on disk.
+"""What both VLM families share: the interface, the device, checkpoints on disk.
 
-A *sample* is one valid simulator step described by the caption generator: its image and its
-``CaptionRecord`` (SPEC sections 3-4). A family (``clip``, ``paligemma``) implements ``VLM``:
+A family (``clip``, ``paligemma``) implements ``VLM``:
 ``evaluate`` gives per-sample results, ``j2`` the extrinsic reward of eq. 3 over them, ``metric``
 the validation/test metric (higher is better), ``finetune`` K epochs (CLIP) or K steps
 (PaliGemma) on a batch, ``save`` a safetensors checkpoint that the family's ``load`` reads back.
@@ -12,40 +11,21 @@ from __future__ import annotations
 import contextlib
 import os
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
-from benchmark.captions import TERMS, CaptionRecord, term_key
+from benchmark.captions import TERMS, term_key
+from benchmark.samples import Sample
 
 T = TypeVar("T")
 
-PROGRESS_DELAY_S = 3.0  # a progress bar appears only on loops that run longer than this
-
-
-@dataclass(frozen=True)
-class Sample:
-    """One VLM sample: the rendered image and its captions (and the simulator's metadata)."""
-
-    image: np.ndarray  # H x W x 3, uint8
-    record: CaptionRecord
-    metadata: Mapping[str, Any] | None = None
-
-    def object_names(self) -> tuple[str, ...]:
-        """Names of the active objects in the image (empty without metadata)."""
-        if self.metadata is None:
-            return ()
-        return tuple(o["name"] for o in self.metadata["objects"])
-
-
 # ---------------------------------------------------------------------------- object lists
 
-# Base training describes scenes without spatial terms (SPEC section 5, "Embedded defaults").
+# Base training describes scenes without spatial terms (spec section 5, "Embedded defaults").
 OBJECTS_PROMPT = "What objects are in the image?"
 
 
@@ -61,9 +41,6 @@ def parse_object_names(text: str, vocabulary: Sequence[str]) -> tuple[str, ...]:
     return tuple(n for n in vocabulary if f" {n} " in lowered)
 
 
-# ---------------------------------------------------------------------------- configs
-
-
 # ---------------------------------------------------------------------------- device, progress
 
 
@@ -77,13 +54,6 @@ def autocast(device: torch.device) -> contextlib.AbstractContextManager[Any]:
     if device.type == "cuda":
         return torch.autocast("cuda", dtype=torch.bfloat16)
     return contextlib.nullcontext()
-
-
-def progress(
-    iterable: Iterable[T] | None = None, *, total: int | None = None, desc: str = ""
-) -> Any:
-    """A tqdm bar that only shows on loops longer than ``PROGRESS_DELAY_S``."""
-    return tqdm(iterable, total=total, desc=desc, delay=PROGRESS_DELAY_S, leave=False)
 
 
 def chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:

@@ -1,4 +1,4 @@
-"""The CLIP family through open_clip (SPEC section 5; the paper's eq. 1 and section 4.4).
+"""The CLIP family through open_clip (spec section 5; the paper's eq. 1 and section 4.4).
 
 Models come from open_clip's own factory, tokenizer and transforms:
 
@@ -25,7 +25,7 @@ the projection and the text tower. For a timm tower (the built-in one) the trunk
 locked and its projection trains; for other towers the whole image tower is locked. The paper
 fine-tunes the whole CLIP, which is ``lock_image: false``.
 
-Loss (eq. 1, NegCLIP form, SPEC section 5): for N images with features z_i and 3N texts (the N
+Loss (eq. 1, NegCLIP form, spec section 5): for N images with features z_i and 3N texts (the N
 positives w_i, then the N term-swapped and the N order-swapped negatives),
 ``L = (L_i2t + L_t2i) / 2`` where ``L_i2t`` is the cross-entropy of image i over all 3N texts
 with target w_i, and ``L_t2i`` that of positive w_i over the N images with target z_i. Without
@@ -59,13 +59,12 @@ from torchvision.transforms import CenterCrop, Resize
 from benchmark.config import ClipVLMConfig
 from benchmark.fileio import atomic_directory
 from benchmark.quiet import expected_random_init
+from benchmark.samples import Sample, progress
 from benchmark.vlm.base import (
     VLM,
-    Sample,
     autocast,
     chunks,
     default_device,
-    progress,
     require_path,
     seed_everything,
 )
@@ -266,10 +265,10 @@ class ClipVLM(VLM):
         ``path`` is a directory in open_clip's local format (``open_clip_config.json`` and a
         ``.safetensors`` file, e.g. one written by ``save``), or, with ``arch`` an open_clip
         architecture name (e.g. ``ViT-B-32``), a ``.safetensors`` file or a directory (a hub
-        cache) holding one; or a base model that ``weights.record`` wrote, which loads the
+        cache) holding one; or a base model that ``pointer.record`` wrote, which loads the
         checkpoint it records.
         """
-        from benchmark.vlm.weights import resolve
+        from benchmark.vlm.pointer import resolve
 
         register_builtin()
         config = config or ClipVLMConfig()

@@ -1,4 +1,4 @@
-"""The built-in CLIP's image trunk: where each object is, kept up to the pooling (SPEC section 5).
+"""The built-in CLIP's image trunk: where each object is, kept up to the pooling (spec section 5).
 
 A small convolutional network at fine resolution (a 32 x 32 grid at 64 px) ends in two maps per
 object of the vocabulary: a *heat map* (logits over the grid) and a *depth map*. The pooling is

@@ -1,4 +1,4 @@
-"""The PaliGemma family through transformers and peft (SPEC section 5; the paper's section 4.4).
+"""The PaliGemma family through transformers and peft (spec section 5; the paper's section 4.4).
 
 One loader for every checkpoint: ``PaliGemmaForConditionalGeneration.from_pretrained`` and
 ``PaliGemmaProcessor.from_pretrained`` on a local directory (safetensors only, no hub access).
@@ -19,7 +19,7 @@ beforehand) or the built-in small model, which ``build_builtin`` writes with
   (``<pad>`` 0, ``<eos>`` 1, ``<bos>`` 2, ``<unk>`` 3, ``<image>`` 4, and the newline that ends a
   prompt); the processor adds PaliGemma's 1024 ``<locNNNN>`` tokens, used by detection.
 
-Evaluation asks the question of SPEC section 4, decodes greedily, parses the answer's spatial
+Evaluation asks the question of spec section 4, decodes greedily, parses the answer's spatial
 terms and scores them with the rubric; J2 = (6 - mean S_PG)^2 (eq. 3). Fine-tuning trains the
 language model's self-attention projections (q, k, v, o) only, as the paper does, or a LoRA
 adapter on the same modules through peft (merged back into the weights at the end of each
@@ -57,16 +57,15 @@ import benchmark.vlm.locnet  # noqa: F401  (registers the built-in vision tower)
 from benchmark.captions import OPPOSITE, TERMS, caption, parse_terms, question, rubric_score
 from benchmark.config import PaligemmaVLMConfig
 from benchmark.fileio import atomic_directory
+from benchmark.samples import Sample, progress
 from benchmark.sim.scenes import object_names
 from benchmark.vlm.base import (
     OBJECTS_PROMPT,
     VLM,
-    Sample,
     autocast,
     chunks,
     default_device,
     object_list_caption,
-    progress,
     require_path,
     seed_everything,
 )
@@ -296,8 +295,8 @@ class PaligemmaVLM(VLM):
         device: torch.device | None = None,
     ) -> PaligemmaVLM:
         """Load model and processor from a local checkpoint directory (safetensors only), or
-        the checkpoint that a base model written by ``weights.record`` records."""
-        from benchmark.vlm.weights import resolve
+        the checkpoint that a base model written by ``pointer.record`` records."""
+        from benchmark.vlm.pointer import resolve
 
         p = require_path(resolve(path)[0], "PaliGemma checkpoint")
         if not (p / "config.json").is_file():

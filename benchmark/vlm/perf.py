@@ -16,8 +16,8 @@ from dataclasses import dataclass
 
 import torch
 
+from benchmark.samples import Sample
 from benchmark.sampling import collect_samples
-from benchmark.vlm.base import Sample
 from benchmark.vlm.clip import ClipVLM, ClipVLMConfig, negclip_loss, sample_texts
 from benchmark.vlm.paligemma import PaligemmaVLM, PaligemmaVLMConfig, freeze_all_but
 

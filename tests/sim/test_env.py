@@ -41,7 +41,7 @@ def test_registered_ids_make_the_env() -> None:
 
 @pytest.mark.parametrize("environment", ["train", "test"])
 def test_a_uniform_random_policy_is_valid_on_40_to_70_percent(environment: str) -> None:
-    """SPEC section 3's valid-rate contract; 3000 steps put the standard error near 1%."""
+    """spec section 3's valid-rate contract; 3000 steps put the standard error near 1%."""
     env = PlacementEnv(environment, t0=64, render_images=False)  # type: ignore[arg-type]
     env.reset(seed=123)
     rewards = [r for r, _ in _random_steps(env, 3000, seed=7)]

@@ -1,4 +1,4 @@
-"""The scene and object data: the contract of SPEC section 3 on the shipped files."""
+"""The scene and object data: the contract of spec section 3 on the shipped files."""
 
 import re
 

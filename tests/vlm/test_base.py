@@ -9,10 +9,10 @@ import pytest
 
 from benchmark.captions import describe_sample
 from benchmark.fileio import atomic_directory
+from benchmark.samples import Sample
 from benchmark.sampling import collect_samples
 from benchmark.sim.scenes import object_names
 from benchmark.vlm.base import (
-    Sample,
     object_list_caption,
     parse_object_names,
     require_path,

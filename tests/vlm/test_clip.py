@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import save_file
 
-from benchmark.vlm.base import Sample
+from benchmark.samples import Sample
 from benchmark.vlm.clip import (
     BUILTIN_MODEL,
     ClipResult,

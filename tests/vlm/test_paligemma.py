@@ -9,7 +9,7 @@ import torch
 from transformers import PaliGemmaForConditionalGeneration
 
 from benchmark.captions import rubric_score
-from benchmark.vlm.base import Sample
+from benchmark.samples import Sample
 from benchmark.vlm.paligemma import (
     PaligemmaResult,
     PaligemmaVLM,

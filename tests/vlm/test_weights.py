@@ -1,4 +1,4 @@
-"""Real weights (SPEC 5): checkpoints are checked, recorded and followed; pickles are refused."""
+"""Real weights (spec section 5): checkpoints checked, recorded and followed; pickles refused."""
 
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ from safetensors.torch import save_file
 
 from benchmark.vlm.clip import BUILTIN_MODEL, ClipVLM
 from benchmark.vlm.paligemma import PaligemmaVLM
-from benchmark.vlm.weights import WeightsError, inspect, record, resolve
+from benchmark.vlm.pointer import WeightsError, record, resolve
+from benchmark.vlm.weights import inspect
 from tests.checkpoints import save_small_paligemma, save_vit_b32
 
 

@@ -1,0 +1,87 @@
+"""dvc.yaml's code dependencies: each stage lists every module its code imports, and the run and
+agent stages list exactly the one list a run or an agent records as its code
+(``provenance.CODE_PATHS``, ``AGENT_CODE_PATHS``). A module a stage imports but does not list
+would let DVC call a result up to date after the code that made it changed."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import yaml
+
+from benchmark.provenance import AGENT_CODE_PATHS, CODE_PATHS
+from tests.code_graph import ROOT, import_closure
+
+# The module (or package) that each stage's command runs; `check` runs on every repro.
+ENTRIES = {
+    "scene_preview": "benchmark/sim/preview.py",
+    "datasets": "benchmark/datasets.py",
+    "base_model": "benchmark/pretrain.py",
+    "probe_learnability": "benchmark/probe.py",
+    "agent": "benchmark/agents.py",
+    "run_sac": "benchmark/loop.py",
+    "run_random": "benchmark/loop.py",
+    "run_sac_dense": "benchmark/loop.py",
+    "run_sac_nofeedback": "benchmark/loop.py",
+    "run_random_hardest": "benchmark/loop.py",
+    "report": "benchmark/report",
+    "report_index": "benchmark/report",
+}
+
+
+def stages() -> dict[str, dict[str, Any]]:
+    raw = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    return {name: stage.get("do", stage) for name, stage in raw.items()}
+
+
+def code_deps(stage: dict[str, Any]) -> list[str]:
+    deps = [d if isinstance(d, str) else next(iter(d)) for d in stage.get("deps", [])]
+    return [d for d in deps if d.startswith("benchmark")]
+
+
+def covered(file: str, deps: list[str]) -> bool:
+    return any(file == d or file.startswith(d + "/") for d in deps)
+
+
+def test_every_stage_with_code_is_named_here() -> None:
+    with_code = {name for name, stage in stages().items() if code_deps(stage)}
+    assert with_code == set(ENTRIES)
+
+
+@pytest.mark.parametrize("name", sorted(ENTRIES))
+def test_a_stage_lists_every_module_it_imports(name: str) -> None:
+    deps = code_deps(stages()[name])
+    missing = sorted(f for f in import_closure(ENTRIES[name]) if not covered(f, deps))
+    assert not missing, f"dvc.yaml stage {name}: add {missing} to its deps"
+    assert all((ROOT / d).exists() for d in deps), deps
+
+
+def test_run_stages_list_the_code_a_run_records() -> None:
+    expected = [f"benchmark/{p}" for p in CODE_PATHS]
+    runs = {n: code_deps(s) for n, s in stages().items() if n.startswith("run_")}
+    assert len(runs) == 5
+    for name, deps in runs.items():
+        assert deps == expected, f"dvc.yaml stage {name}: its code deps differ from CODE_PATHS"
+
+
+def test_the_agent_stage_lists_the_code_an_agent_records() -> None:
+    assert code_deps(stages()["agent"]) == [f"benchmark/{p}" for p in AGENT_CODE_PATHS]
+
+
+def test_the_recorded_code_covers_what_it_imports() -> None:
+    """A change to any module the loop (an agent's training) imports starts a run (trains an
+    agent) afresh: the digest covers it."""
+    for entry, paths in (
+        ("benchmark/loop.py", CODE_PATHS),
+        ("benchmark/agents.py", AGENT_CODE_PATHS),
+    ):
+        listed = [f"benchmark/{p}" for p in paths]
+        assert {f for f in import_closure(entry) if not covered(f, listed)} == set(), entry
+
+
+def test_the_closure_follows_imports_inside_functions() -> None:
+    """The helper sees a function-level import (the package imports heavy modules lazily)."""
+    closure = import_closure("benchmark/agents.py")
+    assert "benchmark/provenance.py" in closure  # imported inside a function only
+    assert not any(f.startswith("benchmark/vlm/") for f in closure)  # agents never load a VLM
