@@ -278,7 +278,7 @@ def estimate_base_training(profile: Profile, model: str) -> float:
 
     config: Any = profile.model(model).pretrain
     start = time.perf_counter()
-    samples = collect_samples("train", ESTIMATE_SAMPLES, 0, image_size=profile.sim.image_size)
+    samples = collect_samples("train", ESTIMATE_SAMPLES, 0, sim=profile.sim, t0=profile.loop.t0)
     render = (time.perf_counter() - start) / ESTIMATE_SAMPLES
     vlm = load_vlm(model)
     vlm.finetune(samples, 1)  # warm-up

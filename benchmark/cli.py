@@ -223,7 +223,7 @@ def _add_vlm_commands(sub: argparse._SubParsersAction) -> None:
         default=None,
         help="test samples to measure on (default: params)",
     )
-    pre.add_argument("--seed", type=int, default=0)
+    pre.add_argument("--seed", type=int, default=None, help="default: params")
     pre.set_defaults(func=_pretrain_vlm)
 
 
@@ -247,11 +247,10 @@ def _pretrain_vlm(args: argparse.Namespace) -> int:
         return 0
     length = "epochs" if args.model == "clip" else "steps"
     given = {"samples": args.samples, "test_samples": args.test_samples, length: args.steps}
+    given["seed"] = args.seed
     config = override(
         profile.model(args.model).pretrain,
         f"profiles.{params.profile}.{args.model}.pretrain",
-        image_size=profile.sim.image_size,
-        seed=args.seed,
         **{k: v for k, v in given.items() if v is not None},
     )
     from benchmark.provenance import torch_threads
@@ -259,7 +258,7 @@ def _pretrain_vlm(args: argparse.Namespace) -> int:
     # the profile's threads, as the runs: `make bench` trains the agents beside this stage,
     # one thread each (two OpenMP threads sharing a core with another process run far slower)
     with torch_threads(profile.threads):
-        info = run(config, args.out)
+        info = run(config, profile.sim, profile.loop.t0, args.out)
     print(json.dumps(info["test"], indent=2))
     print(f"base training took {info['train_seconds']:.0f} s")
     print(f"wrote {info['checkpoint']} and {metrics_path(Path(info['checkpoint']))}")
@@ -323,7 +322,6 @@ def _probe_learnability(args: argparse.Namespace) -> int:
     config = override(
         profile.model(args.model).probe,
         f"profiles.{params.profile}.{args.model}.probe",
-        image_size=profile.sim.image_size,
         **{k: v for k, v in given.items() if v is not None},
     )
     base = args.base or Path("results") / "vlm" / args.model / "base"
@@ -333,7 +331,9 @@ def _probe_learnability(args: argparse.Namespace) -> int:
             f"{args.model}` first"
         )
     loader = vlm_loader(args.model, profile.model(args.model).finetune, config.seed)
-    result = learnability(lambda: loader(base), args.datasets, config, args.model)
+    result = learnability(
+        lambda: loader(base), args.datasets, config, args.model, sim=profile.sim, t0=profile.loop.t0
+    )
     out = atomic_write_json(args.out or default_out(args.model), result)
     print(format_result(result))
     print(f"wrote {out}")
@@ -436,7 +436,7 @@ def _build_datasets(args: argparse.Namespace) -> int:
     p = load_params(args.params, args.profile).active
     for split, size in (("validation", p.datasets.validation), ("test", p.datasets.test)):
         seed = p.datasets.seed + (0 if split == "validation" else 1)
-        ds = build_dataset(split, size, seed, p.sim.image_size, args.out, sim=p.sim)
+        ds = build_dataset(split, size, seed, args.out, sim=p.sim, t0=p.loop.t0)
         print(f"wrote {args.out / split}: {size} samples, content hash {ds.content_hash[:16]}")
     return 0
 

@@ -29,10 +29,8 @@ MODELS = ("clip", "paligemma")
 # the arms (benchmark/arms.py); every arm but sac runs on the sac run's budget (same seed)
 ARMS, BUDGET_ARMS = _arms.ARMS, _arms.BUDGET_ARMS
 BACKENDS = ("embedded", "unity")  # sim.backend (benchmark/sim/backends.py)
-DEVICES = ("auto", "cuda")
 MAX_SEEDS = 10  # dvc.yaml has one stage per seed slot 0..MAX_SEEDS-1
 
-Model = Literal["clip", "paligemma"]
 Backend = Literal["embedded", "unity"]
 # what PaliGemma's fine-tuning trains: the paper's attention projections of the language model,
 # or the whole language model (its embeddings, attention, MLPs and norms; the tower and the
@@ -51,7 +49,6 @@ NonNegativeInt = Annotated[int, Strict(), Field(ge=0)]
 PositiveFloat = Annotated[float, Strict(), Field(gt=0)]
 NonNegativeFloat = Annotated[float, Strict(), Field(ge=0)]
 Fraction = Annotated[float, Strict(), Field(ge=0, le=1)]
-ImageSize = Literal[32, 64, 224]
 
 SCHEMA = ConfigDict(extra="forbid")  # every class below; frozen too: a config is a value
 
@@ -232,7 +229,6 @@ class ClipPretrainConfig:
     weight_decay: Float = 0.1
     swap_prob: Fraction = 1.0  # object swaps while collecting: decorrelates objects from scenes
     test_samples: PositiveInt = 300  # test-environment samples for the measurements
-    image_size: ImageSize = 64  # of the rendered images, px (the model resizes to its own)
     seed: Int = 0
 
 
@@ -253,7 +249,6 @@ class PaligemmaPretrainConfig:
     lr: PositiveFloat = 1e-3  # stage-2 AdamW peak of a one-cycle schedule
     swap_prob: Fraction = 1.0  # object swaps while collecting: decorrelates objects from scenes
     test_samples: PositiveInt = 200  # test-environment samples for the measurements
-    image_size: ImageSize = 64
     seed: Int = 0
 
 
@@ -267,7 +262,6 @@ class LearnabilityConfig:
     # independent train sets (seeds seed, seed + 1, ...): the figures are their mean and range,
     # and the targets are checked on the mean (one draw of samples is one draw)
     draws: PositiveInt = 3
-    image_size: PositiveInt = 64  # px, the profile's
 
 
 def _path_alone(value: Any) -> Any:
@@ -378,15 +372,6 @@ class Params:
     def active(self) -> Profile:
         """The profile ``profile`` names."""
         return self.profiles[self.profile]
-
-
-def pretrain_config(model: str, **values: Any) -> ClipPretrainConfig | PaligemmaPretrainConfig:
-    """The base-training config of ``model`` from ``values`` (None values and the rest: the
-    defaults)."""
-    if model not in MODELS:
-        raise ValueError(f"model must be one of {list(MODELS)}, got {model!r}")
-    given = {k: v for k, v in values.items() if v is not None}
-    return (ClipPretrainConfig if model == "clip" else PaligemmaPretrainConfig)(**given)
 
 
 # ---------------------------------------------------------------------------- errors
@@ -500,6 +485,53 @@ def override(config: T, key: str, **changes: Any) -> T:
 
 _PARAMS: TypeAdapter[Params] = TypeAdapter(Params)
 
+# params.yaml is the one home of every knob the pipeline reads: a key the file leaves out is an
+# error, not a default from the code. The exceptions are keys a stage fills in itself (a run
+# seeds its own VLM) and keys whose absence has a meaning (an external set's images where its
+# layout keeps them; the short form of weights, a path without an architecture).
+FILLED_BY_STAGES: dict[type, frozenset[str]] = {
+    ClipVLMConfig: frozenset({"seed"}),
+    PaligemmaVLMConfig: frozenset({"seed"}),
+}
+OPTIONAL_KEYS: dict[type, frozenset[str]] = {
+    ExternalSetParams: frozenset({"images"}),
+    Weights: frozenset({"arch"}),
+    PaligemmaWeights: frozenset({"arch"}),
+}
+
+
+def missing_keys(data: Any, schema: Any = Params, key: str = "") -> list[str]:
+    """The keys of ``schema`` that ``data`` (a loaded params mapping) leaves out, as key paths
+    (``profiles.bench.loop.t0``), nested blocks, lists of blocks and named profiles included."""
+    tp, _ = _strip(schema)
+    if not isinstance(data, Mapping):
+        return []
+    if typing.get_origin(tp) is dict:  # the profiles, by name
+        value_type = typing.get_args(tp)[1]
+        return [m for name, v in data.items() for m in missing_keys(v, value_type, f"{key}.{name}")]
+    if not dataclasses.is_dataclass(tp):
+        return []
+    hints = typing.get_type_hints(tp, include_extras=True)
+    skip = FILLED_BY_STAGES.get(tp, frozenset()) | OPTIONAL_KEYS.get(tp, frozenset())  # type: ignore[call-overload]
+    missing: list[str] = []
+    for f in dataclasses.fields(tp):
+        path = f"{key}.{f.name}".lstrip(".")
+        if f.name in skip:
+            continue
+        if f.name not in data:
+            missing.append(path)
+            continue
+        inner, _ = _strip(hints[f.name])
+        value = data[f.name]
+        if typing.get_origin(inner) is tuple and isinstance(value, list):
+            item = typing.get_args(inner)[0]
+            missing += [
+                m for i, v in enumerate(value) for m in missing_keys(v, item, f"{path}[{i}]")
+            ]
+        else:
+            missing += missing_keys(value, hints[f.name], path)
+    return missing
+
 
 def parse_params(data: Any, source: str = "params.yaml") -> Params:
     """Validate a loaded params mapping."""
@@ -516,6 +548,21 @@ def parse_params(data: Any, source: str = "params.yaml") -> Params:
         raise ParamsError(
             f"params: profile = {params.profile!r} is not allowed; expected one of "
             f"{sorted(params.profiles)}"
+        )
+    missing = missing_keys(data)
+    if missing:
+        found = _field_type(
+            Params,
+            tuple(
+                int(p) if p.isdigit() else p
+                for p in missing[0].replace("[", ".").replace("]", "").split(".")
+            ),
+        )
+        what = f" ({allowed(*found)})" if found else ""
+        more = f", and {len(missing) - 1} more" if len(missing) > 1 else ""
+        raise ParamsError(
+            f"params: missing key {missing[0]}{what}{more}: {source} sets every knob the pipeline "
+            "reads (the code holds no default for them); add it"
         )
     return params
 

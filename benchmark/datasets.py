@@ -88,25 +88,25 @@ def build_dataset(
     split: str,
     size: int,
     seed: int,
-    image_size: int,
     out_dir: str | Path,
     *,
-    sim: SimParams | None = None,
+    sim: SimParams,
+    t0: int,
 ) -> Dataset:
     """Generate the ``split`` set (``validation`` or ``test``) and write it to ``out_dir/split``,
-    on ``sim.backend`` (embedded if None)."""
+    in the environment of the profile's ``sim`` block and ``t0`` (``collect_samples``)."""
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}; choose one of {sorted(SPLITS)}")
     if size < 1:
         raise ValueError(f"dataset size must be >= 1, got {size}")
     environment = SPLITS[split]
-    samples = collect_samples(environment, size, seed, image_size=image_size, sim=sim)
+    samples = collect_samples(environment, size, seed, sim=sim, t0=t0)
     manifest = {
         "name": split,
         "environment": environment,
         "size": size,
         "seed": seed,
-        "image_size": image_size,
+        "image_size": sim.image_size,
         "policy": "uniform random placement",
         "format_version": FORMAT_VERSION,
         "content_hash": content_hash(samples),

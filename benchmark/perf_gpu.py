@@ -108,13 +108,15 @@ class GpuPerfConfig:
 
 
 def _vlm_part(model: str, config: GpuPerfConfig, device: torch.device) -> dict[str, Any]:
+    from benchmark.config import SimParams
     from benchmark.sampling import collect_samples
     from benchmark.vlm.clip import ClipVLM, ClipVLMConfig
     from benchmark.vlm.paligemma import PaligemmaVLM, PaligemmaVLMConfig, build_model
     from benchmark.vlm.perf import time_paths
 
     batch = config.clip_batch if model == "clip" else config.paligemma_batch
-    samples = collect_samples("train", batch, 0, image_size=config.image_size)
+    sim = SimParams(image_size=config.image_size)  # a timing, not a profile's samples
+    samples = collect_samples("train", batch, 0, sim=sim, t0=32)
     start = time.perf_counter()
     vlm: ClipVLM | PaligemmaVLM
     if model == "clip":
@@ -151,9 +153,10 @@ def _renderer() -> str:
 
     os.environ[RENDERER_ENV] = "egl"
     try:
+        from benchmark.config import SimParams
         from benchmark.sampling import collect_samples
 
-        collect_samples("train", 1, 0, image_size=32)
+        collect_samples("train", 1, 0, sim=SimParams(image_size=32), t0=32)
     except RuntimeError:
         os.environ[RENDERER_ENV] = "tiny"
     return os.environ[RENDERER_ENV]
@@ -195,7 +198,7 @@ def _timed_loop(config: GpuPerfConfig, params_file: Path) -> dict[str, Any]:
         )
         for split, size in (("validation", p.datasets.validation), ("test", p.datasets.test)):
             seed = p.datasets.seed + (0 if split == "validation" else 1)
-            build_dataset(split, size, seed, p.sim.image_size, scratch / "datasets")
+            build_dataset(split, size, seed, scratch / "datasets", sim=p.sim, t0=p.loop.t0)
         agent = dataclasses.replace(p.agent, pretrain_steps=p.agent.learning_starts + 1)
         env_kwargs = profile_env_kwargs(p.sim, p.loop.t0)
         pretrain_sac(agent, 0, scratch / "agents" / "seed0", env_kwargs=env_kwargs, eval_steps=50)

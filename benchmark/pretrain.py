@@ -57,10 +57,7 @@ import torch
 import torch.nn.functional as F
 
 from benchmark.captions import caption, rubric_score
-from benchmark.config import (
-    ClipPretrainConfig,
-    PaligemmaPretrainConfig,
-)
+from benchmark.config import ClipPretrainConfig, PaligemmaPretrainConfig, SimParams
 from benchmark.fileio import atomic_write_json
 from benchmark.samples import Sample, progress
 from benchmark.sampling import collect_samples
@@ -92,6 +89,8 @@ from benchmark.vlm.paligemma import (
     term_sets,
 )
 
+BUILTIN_IMAGE_SIZES = (32, 64, 224)  # px: the sizes the built-in models are made for
+
 
 def _optimizer_step(
     loss: torch.Tensor,
@@ -121,21 +120,26 @@ def _one_cycle(
     )
 
 
-def _collect_train(config: ClipPretrainConfig | PaligemmaPretrainConfig) -> list[Sample]:
+def _collect_train(
+    config: ClipPretrainConfig | PaligemmaPretrainConfig, sim: SimParams, t0: int
+) -> list[Sample]:
+    """Train-environment samples in the profile's environment, at the base training's swap
+    rate (objects decorrelated from scenes)."""
+    if sim.image_size not in BUILTIN_IMAGE_SIZES:
+        raise ValueError(
+            f"sim.image_size = {sim.image_size}: the built-in models train at one of "
+            f"{list(BUILTIN_IMAGE_SIZES)} px"
+        )
     return collect_samples(
-        "train",
-        config.samples,
-        config.seed,
-        image_size=config.image_size,
-        swap_prob=config.swap_prob,
+        "train", config.samples, config.seed, sim=sim, t0=t0, swap_prob=config.swap_prob
     )
 
 
-def _collect_test(config: ClipPretrainConfig | PaligemmaPretrainConfig) -> list[Sample]:
-    """Test-environment samples as the benchmark draws them (default swap rate), seed + 1."""
-    return collect_samples(
-        "test", config.test_samples, config.seed + 1, image_size=config.image_size
-    )
+def _collect_test(
+    config: ClipPretrainConfig | PaligemmaPretrainConfig, sim: SimParams, t0: int
+) -> list[Sample]:
+    """Test-environment samples as the benchmark draws them (the profile's swap rate), seed + 1."""
+    return collect_samples("test", config.test_samples, config.seed + 1, sim=sim, t0=t0)
 
 
 # ---------------------------------------------------------------------------- CLIP
@@ -258,13 +262,16 @@ def base_training_captions(samples: Sequence[Sample], rng: np.random.Generator) 
     return [object_list_caption(rng.permutation(s.object_names()).tolist()) for s in samples]
 
 
-def pretrain_clip(config: ClipPretrainConfig) -> tuple[ClipVLM, dict[str, Any]]:
+def pretrain_clip(
+    config: ClipPretrainConfig, sim: SimParams, t0: int
+) -> tuple[ClipVLM, dict[str, Any]]:
     """Train the built-in CLIP on object lists of train scenes, and its image trunk on where each
-    object is (image-only, from the metadata); measure it on test scenes."""
+    object is (image-only, from the metadata); measure it on test scenes. The scenes are those of
+    the profile's ``sim`` block and ``t0``."""
     start = time.perf_counter()
     seed_everything(config.seed)
     rng = np.random.default_rng(config.seed)
-    samples = _collect_train(config)
+    samples = _collect_train(config, sim, t0)
     vlm = ClipVLM.builtin(
         ClipVLMConfig(lr=config.lr, weight_decay=config.weight_decay, seed=config.seed)
     )
@@ -316,7 +323,7 @@ def pretrain_clip(config: ClipPretrainConfig) -> tuple[ClipVLM, dict[str, Any]]:
         slots = torch.cat([trunk.slots(*trunk.maps(b)) for b in images.split(256)])
         trunk.slot_mean.copy_(slots.mean(dim=0))
     train_s = time.perf_counter() - start
-    test = _collect_test(config)
+    test = _collect_test(config, sim, t0)
     metrics = measure_clip(vlm, test, config.seed)
     metrics.update(measure_localisation(trunk, vlm.images_tensor([s.image for s in test]), test))
     info = {
@@ -565,18 +572,21 @@ def pretrain_captioning(
     return losses
 
 
-def pretrain_paligemma(config: PaligemmaPretrainConfig) -> tuple[PaligemmaVLM, dict[str, Any]]:
-    """Train the built-in PaliGemma (vision tower, then captioning); measure it on test scenes."""
+def pretrain_paligemma(
+    config: PaligemmaPretrainConfig, sim: SimParams, t0: int
+) -> tuple[PaligemmaVLM, dict[str, Any]]:
+    """Train the built-in PaliGemma (vision tower, then captioning); measure it on test scenes
+    (those of the profile's ``sim`` block and ``t0``)."""
     start = time.perf_counter()
     seed_everything(config.seed)
     rng = np.random.default_rng(config.seed)
-    samples = _collect_train(config)
+    samples = _collect_train(config, sim, t0)
     vlm = PaligemmaVLM.builtin(PaligemmaVLMConfig(seed=config.seed))
     vision_losses = pretrain_vision_tower(vlm, samples, config)
     words: set[str] = set()
     losses = pretrain_captioning(vlm, samples, config, rng, words)
     train_s = time.perf_counter() - start
-    test = _collect_test(config)
+    test = _collect_test(config, sim, t0)
     metrics = measure_paligemma(vlm, test, config.seed)
     tower = vlm.model.get_encoder("image")
     metrics.update(measure_localisation(tower.trunk, vlm.pixels([s.image for s in test]), test))
@@ -642,14 +652,18 @@ def record_weights(
 
 
 def run(
-    config: ClipPretrainConfig | PaligemmaPretrainConfig, out: str | os.PathLike[str] | None = None
+    config: ClipPretrainConfig | PaligemmaPretrainConfig,
+    sim: SimParams,
+    t0: int,
+    out: str | os.PathLike[str] | None = None,
 ) -> dict[str, Any]:
-    """Base-train a built-in model, write its checkpoint and measurements; return the latter."""
+    """Base-train a built-in model in the profile's environment (``sim``, ``t0``), write its
+    checkpoint and measurements; return the latter."""
     vlm: ClipVLM | PaligemmaVLM
     if isinstance(config, ClipPretrainConfig):
-        vlm, info = pretrain_clip(config)
+        vlm, info = pretrain_clip(config, sim, t0)
     else:
-        vlm, info = pretrain_paligemma(config)
+        vlm, info = pretrain_paligemma(config, sim, t0)
     target = Path(out) if out is not None else default_out(info["model"])
     vlm.save(target)
     info["checkpoint"] = str(target)

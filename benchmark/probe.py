@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from benchmark.captions import rubric_score
-from benchmark.config import LearnabilityConfig
+from benchmark.config import LearnabilityConfig, SimParams
 from benchmark.datasets import derangement, read_dataset, shuffled_images
 from benchmark.samples import Sample
 from benchmark.sampling import collect_samples
@@ -98,11 +98,13 @@ def _draw(
     test: Sequence[Sample],
     control: Sequence[Sample],
     donors: np.ndarray,
+    sim: SimParams,
+    t0: int,
 ) -> dict[str, Any]:
     """One draw: ``vlm`` (a fresh base, modified in place) fine-tuned on ``config.samples``
     random-placement samples drawn with ``seed``, then scored."""
     start = time.perf_counter()
-    train = collect_samples("train", config.samples, seed, image_size=config.image_size)
+    train = collect_samples("train", config.samples, seed, sim=sim, t0=t0)
     collected = time.perf_counter()
     k = finetune_steps(vlm, len(train), config.epochs)
     losses = vlm.finetune(train, k, seed=seed)
@@ -123,10 +125,17 @@ def _draw(
 
 
 def learnability(
-    load: Callable[[], VLM], datasets: str | Path, config: LearnabilityConfig, model: str = "clip"
+    load: Callable[[], VLM],
+    datasets: str | Path,
+    config: LearnabilityConfig,
+    model: str,
+    *,
+    sim: SimParams,
+    t0: int,
 ) -> dict[str, Any]:
     """Run the probe: ``load()`` gives a fresh base model; ``config.draws`` draws of train
-    samples (seeds ``config.seed``, ``config.seed + 1``, ...) each fine-tune one. The figures
+    samples (seeds ``config.seed``, ``config.seed + 1``, ...; in the profile's environment,
+    ``sim`` and ``t0``) each fine-tune one. The figures
     after fine-tuning are the draws' mean (``after``) and range (``after_range``); the
     targets are checked on the mean."""
     start = time.perf_counter()
@@ -137,7 +146,7 @@ def learnability(
     before = score(vlm, test, control, donors)
     scored = time.perf_counter()
     draws = [
-        _draw(vlm if d == 0 else load(), config.seed + d, config, test, control, donors)
+        _draw(vlm if d == 0 else load(), config.seed + d, config, test, control, donors, sim, t0)
         for d in range(config.draws)
     ]
     after = {key: float(np.mean([d["after"][key] for d in draws])) for key in draws[0]["after"]}

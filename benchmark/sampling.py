@@ -22,28 +22,26 @@ def collect_samples(
     n: int,
     seed: int,
     *,
-    image_size: int = 64,
-    t0: int = 32,
-    swap_prob: float = 0.25,
-    sim: SimParams | None = None,
+    sim: SimParams,
+    t0: int,
+    swap_prob: float | None = None,
 ) -> list[Sample]:
-    """``n`` valid samples of a uniform random policy in ``PlacementEnv(environment)``, seeded.
+    """``n`` valid samples of a uniform random policy in ``environment``, seeded.
 
-    The same seed gives the same images and captions (the simulator and the caption draw are
-    both seeded from ``seed``). ``swap_prob`` is the environment's object swap probability;
-    ``sim`` (a ``SimParams``) picks the backend, embedded if None.
+    The environment is the profile's: its ``sim`` block (backend, image size, swap probability,
+    scene period, step cap) and the loop's ``t0``, as the runs see it; ``swap_prob``, where
+    given, replaces the sim block's (base training decorrelates objects from scenes). The same
+    seed gives the same images and captions (the simulator and the caption draw are both seeded
+    from ``seed``).
     """
-    from benchmark.sim.backends import make_env  # the simulator is only needed here
+    from benchmark.sim.backends import make_env, profile_env_kwargs  # only needed here
 
     if n < 0:
         raise ValueError(f"n must be >= 0, got {n}")
-    env = make_env(
-        environment,  # type: ignore[arg-type]
-        sim=sim,
-        t0=t0,
-        image_size=image_size,
-        swap_prob=swap_prob,
-    )
+    kwargs = profile_env_kwargs(sim, t0)
+    if swap_prob is not None:
+        kwargs["swap_prob"] = swap_prob
+    env = make_env(environment, sim=sim, **kwargs)  # type: ignore[arg-type]
     rng = np.random.default_rng(seed)
     samples: list[Sample] = []
     try:

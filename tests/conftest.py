@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 import torch
 
+from benchmark.config import SimParams
 from benchmark.samples import Sample
 from benchmark.sampling import collect_samples
 from tests.pipeline import copy_repository, dvc
@@ -80,10 +81,10 @@ def one_torch_thread() -> Iterator[None]:
 @pytest.fixture(scope="session")
 def train_samples() -> list[Sample]:
     """32 samples of the train environment at 64 px (seed 0)."""
-    return collect_samples("train", 32, seed=0, image_size=64)
+    return collect_samples("train", 32, seed=0, sim=SimParams(), t0=32)
 
 
 @pytest.fixture(scope="session")
 def test_samples() -> list[Sample]:
     """16 samples of the test environment at 64 px (seed 1)."""
-    return collect_samples("test", 16, seed=1, image_size=64)
+    return collect_samples("test", 16, seed=1, sim=SimParams(), t0=32)

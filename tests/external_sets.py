@@ -12,6 +12,7 @@ from pathlib import Path
 
 from PIL import Image
 
+from benchmark.config import SimParams
 from benchmark.samples import Sample
 from benchmark.sampling import collect_samples
 
@@ -38,7 +39,7 @@ def single_term_samples(n: int, terms: tuple[str, ...], seed: int = 11) -> list[
     out: list[Sample] = []
     draw = 0
     while len(out) < n:
-        batch = collect_samples("test", 4 * n, seed + draw, image_size=64)
+        batch = collect_samples("test", 4 * n, seed + draw, sim=SimParams(), t0=32)
         out += [s for s in batch if len(s.record.terms) == 1 and s.record.terms[0] in terms]
         draw += 1
     return out[:n]

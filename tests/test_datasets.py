@@ -7,13 +7,16 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
+from benchmark.config import SimParams
 from benchmark.datasets import build_dataset, read_dataset
 
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, object]:
     out = tmp_path_factory.mktemp("datasets")
-    return out, build_dataset("validation", 12, seed=5, image_size=32, out_dir=out)
+    return out, build_dataset(
+        "validation", 12, seed=5, out_dir=out, sim=SimParams(image_size=32), t0=32
+    )
 
 
 def test_reading_back_gives_identical_records_images_and_metadata(built) -> None:
@@ -32,8 +35,12 @@ def test_reading_back_gives_identical_records_images_and_metadata(built) -> None
 
 def test_the_same_seed_rebuilds_the_same_content_and_another_seed_does_not(built, tmp_path) -> None:
     _, ds = built
-    again = build_dataset("validation", 12, seed=5, image_size=32, out_dir=tmp_path)
-    other = build_dataset("validation", 12, seed=6, image_size=32, out_dir=tmp_path / "o")
+    again = build_dataset(
+        "validation", 12, seed=5, out_dir=tmp_path, sim=SimParams(image_size=32), t0=32
+    )
+    other = build_dataset(
+        "validation", 12, seed=6, out_dir=tmp_path / "o", sim=SimParams(image_size=32), t0=32
+    )
     assert again.content_hash == ds.content_hash
     assert other.content_hash != ds.content_hash
 
@@ -53,7 +60,7 @@ def test_a_modified_image_is_detected(built, tmp_path) -> None:
 
 
 def test_test_split_comes_from_the_test_environment(tmp_path) -> None:
-    ds = build_dataset("test", 4, seed=1, image_size=16, out_dir=tmp_path)
+    ds = build_dataset("test", 4, seed=1, out_dir=tmp_path, sim=SimParams(image_size=16), t0=32)
     assert {s.metadata["environment"] for s in ds.samples} == {"test"}
     assert read_dataset(tmp_path / "test").manifest["environment"] == "test"
 
@@ -62,4 +69,4 @@ def test_clear_errors_for_missing_sets_and_unknown_splits(tmp_path) -> None:
     with pytest.raises(FileNotFoundError, match="rls3 build-datasets"):
         read_dataset(tmp_path / "nowhere")
     with pytest.raises(ValueError, match="unknown split 'train'"):
-        build_dataset("train", 4, seed=1, image_size=16, out_dir=tmp_path)
+        build_dataset("train", 4, seed=1, out_dir=tmp_path, sim=SimParams(image_size=16), t0=32)

@@ -17,7 +17,7 @@ from mlflow.tracking import MlflowClient
 from benchmark.agents import pretrain_sac
 from benchmark.arms import ARMS, BUDGET_ARMS, arm_of
 from benchmark.cli import main
-from benchmark.config import load_params, pretrain_config
+from benchmark.config import ClipPretrainConfig, load_params
 from benchmark.datasets import build_dataset
 from benchmark.external import read_external
 from benchmark.loop import run_dir, run_from_params
@@ -41,14 +41,17 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Datasets, a pre-trained SAC and a base CLIP for seed 0, as the pipeline makes them."""
     root = tmp_path_factory.mktemp("project")
     p = load_params(ROOT / "params.yaml", "smoke").active
-    build_dataset("validation", p.datasets.validation, 1, p.sim.image_size, root / "datasets")
-    build_dataset("test", p.datasets.test, 2, p.sim.image_size, root / "datasets")
+    for split, size, seed in (
+        ("validation", p.datasets.validation, 1),
+        ("test", p.datasets.test, 2),
+    ):
+        build_dataset(split, size, seed, root / "datasets", sim=p.sim, t0=p.loop.t0)
     env_kwargs = profile_env_kwargs(p.sim, p.loop.t0)  # as `rls3 pretrain-agent` does
     pretrain_sac(
         p.agent, 0, root / "results" / "agents" / "seed0", env_kwargs=env_kwargs, eval_steps=50
     )
-    config = pretrain_config("clip", samples=48, epochs=1, test_samples=16, seed=0)
-    pretrain_vlm(config, root / "results" / "vlm" / "clip" / "base")
+    config = ClipPretrainConfig(samples=48, epochs=1, test_samples=16, seed=0)
+    pretrain_vlm(config, p.sim, p.loop.t0, root / "results" / "vlm" / "clip" / "base")
     return root
 
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from benchmark.captions import parse_terms
-from benchmark.config import pretrain_config
+from benchmark.config import SimParams
 from benchmark.pretrain import (
     ClipPretrainConfig,
     PaligemmaPretrainConfig,
@@ -64,20 +64,19 @@ def test_random_terms_answers_keep_the_objects_and_take_another_samples_terms(
     assert own < len(train_samples)  # the terms are not the sample's own
 
 
-def test_pretrain_config_validates_and_maps_the_cli_knobs() -> None:
-    assert pretrain_config("clip", samples=10, epochs=None) == ClipPretrainConfig(samples=10)
-    assert pretrain_config("paligemma", steps=7).steps == 7  # type: ignore[union-attr]
-    with pytest.raises(ValueError, match="image_size"):
-        ClipPretrainConfig(image_size=48)
-    with pytest.raises(ValueError, match="model must be one of"):
-        pretrain_config("blip")
+def test_base_training_refuses_an_image_size_the_built_in_models_are_not_made_for(
+    tmp_path: Path,
+) -> None:
+    with pytest.raises(ValueError, match=r"sim.image_size = 48: .*\[32, 64, 224\]"):
+        run(ClipPretrainConfig(samples=4), SimParams(image_size=48), 32, tmp_path / "base")
+    assert not (tmp_path / "base").exists()
 
 
 def test_a_tiny_clip_base_training_writes_a_loadable_checkpoint_and_metrics(
     tmp_path: Path,
 ) -> None:
     config = ClipPretrainConfig(samples=32, epochs=1, batch_size=16, test_samples=12)
-    info = run(config, tmp_path / "base")
+    info = run(config, SimParams(), 32, tmp_path / "base")
     saved = json.loads(metrics_path(tmp_path / "base").read_text())
     assert saved == info and (tmp_path / "base_metrics.json").is_file()
     for key in ("spatial_accuracy", "object_accuracy", "object_accuracy_one_replaced"):
@@ -91,7 +90,7 @@ def test_a_tiny_paligemma_base_training_writes_a_loadable_checkpoint_and_metrics
     config = PaligemmaPretrainConfig(
         samples=16, vision_steps=2, vision_batch_size=4, steps=2, batch_size=8, test_samples=6
     )
-    info = run(config, tmp_path / "base")
+    info = run(config, SimParams(), 32, tmp_path / "base")
     assert json.loads(metrics_path(tmp_path / "base").read_text()) == info
     assert 1.0 <= info["test"]["spatial_score"] <= 5.0
     assert info["test"]["spatial_chance"] <= info["test"]["spatial_best_constant"] <= 5.0
@@ -134,7 +133,7 @@ def test_the_paligemma_language_model_never_sees_a_spatial_word_in_base_training
     config = PaligemmaPretrainConfig(
         samples=24, vision_steps=1, vision_batch_size=8, steps=6, batch_size=8, test_samples=4
     )
-    _, info = pretrain_paligemma(config)
+    _, info = pretrain_paligemma(config, SimParams(), 32)
     spatial = {w for term in TERMS for w in term.split()} - {"in", "of"}
     seen = set(info["text_words"])
     assert not seen & spatial and parse_terms(" ".join(seen)) == ()
@@ -178,7 +177,7 @@ def test_the_clip_text_tower_never_sees_a_spatial_word_in_base_training() -> Non
     from benchmark.captions import TERMS
 
     config = ClipPretrainConfig(samples=48, epochs=2, batch_size=16, test_samples=8)
-    _, info = pretrain_clip(config)
+    _, info = pretrain_clip(config, SimParams(), 32)
     spatial = {w for term in TERMS for w in term.split()} | {"to"}  # "to the left of"
     seen = set(info["text_words"])
     assert not seen & spatial

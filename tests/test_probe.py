@@ -10,6 +10,7 @@ import pytest
 
 from benchmark.captions import rubric_score
 from benchmark.cli import main
+from benchmark.config import SimParams
 from benchmark.datasets import build_dataset, derangement, read_dataset, shuffled_images
 from benchmark.pretrain import ClipPretrainConfig, PaligemmaPretrainConfig
 from benchmark.pretrain import run as pretrain
@@ -29,9 +30,11 @@ ROOT = Path(__file__).resolve().parents[1]
 def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A test set and a (tiny) base CLIP, as the pipeline lays them out."""
     root = tmp_path_factory.mktemp("probe")
-    build_dataset("test", 24, 2, 64, root / "datasets")
+    build_dataset("test", 24, 2, root / "datasets", sim=SimParams(), t0=32)
     pretrain(
         ClipPretrainConfig(samples=48, epochs=1, batch_size=16, test_samples=8),
+        SimParams(),
+        32,
         root / "results" / "vlm" / "clip" / "base",
     )
     return root
@@ -52,7 +55,9 @@ def test_the_control_never_pairs_a_sample_with_its_own_image(n: int) -> None:
 
 def test_the_probe_scores_the_same_test_samples_before_and_after(project: Path) -> None:
     config = LearnabilityConfig(samples=16, epochs=2, seed=5, draws=1)
-    result = learnability(lambda: _load(project), project / "datasets", config)
+    result = learnability(
+        lambda: _load(project), project / "datasets", config, "clip", sim=SimParams(), t0=32
+    )
     test = read_dataset(project / "datasets" / "test").samples
     assert result["test_samples"] == len(test) == 24
     assert result["sample_passes"] == 32
@@ -67,7 +72,7 @@ def test_the_probe_scores_the_same_test_samples_before_and_after(project: Path) 
 
     # "after" is that same base fine-tuned by the loop's own finetune, same samples and seed
     tuned = _load(project)
-    tuned.finetune(collect_samples("train", 16, 5, image_size=64), 2, seed=5)
+    tuned.finetune(collect_samples("train", 16, 5, sim=SimParams(), t0=32), 2, seed=5)
     assert result["after"]["metric"] == tuned.metric(tuned.evaluate(test))
     assert result["after"]["control"] == tuned.metric(tuned.evaluate(control))
     assert result["gain"] == result["after"]["metric"] - result["before"]["metric"]
@@ -81,13 +86,15 @@ def test_the_figures_after_fine_tuning_are_the_mean_and_range_of_independent_dra
     """Two draws: each a fresh base fine-tuned on its own samples (seeds 5 and 6); the report's
     "after" is their mean, "after_range" their min and max, and the targets read the mean."""
     config = LearnabilityConfig(samples=16, epochs=2, seed=5, draws=2)
-    result = learnability(lambda: _load(project), project / "datasets", config)
+    result = learnability(
+        lambda: _load(project), project / "datasets", config, "clip", sim=SimParams(), t0=32
+    )
     test = read_dataset(project / "datasets" / "test").samples
     control = shuffled_images(test, derangement(len(test), config.seed))
     metrics = []
     for seed in (5, 6):
         tuned = _load(project)
-        tuned.finetune(collect_samples("train", 16, seed, image_size=64), 2, seed=seed)
+        tuned.finetune(collect_samples("train", 16, seed, sim=SimParams(), t0=32), 2, seed=seed)
         metrics.append((tuned.metric(tuned.evaluate(test)), tuned.metric(tuned.evaluate(control))))
     assert [d["seed"] for d in result["per_draw"]] == [5, 6] and result["draws"] == 2
     assert [d["after"]["metric"] for d in result["per_draw"]] == [m[0] for m in metrics]
@@ -111,18 +118,20 @@ def test_paligemmas_controls_are_other_samples_images_and_other_samples_terms(
         PaligemmaPretrainConfig(
             samples=16, vision_steps=2, vision_batch_size=8, steps=2, batch_size=8, test_samples=4
         ),
+        SimParams(),
+        32,
         base,
     )
     config = LearnabilityConfig(samples=12, epochs=2, seed=5, draws=1)
     load = lambda: PaligemmaVLM.load(base, PaligemmaVLMConfig(batch_size=8))  # noqa: E731
-    result = learnability(load, project / "datasets", config, "paligemma")
+    result = learnability(load, project / "datasets", config, "paligemma", sim=SimParams(), t0=32)
     assert result["finetune_k"] == 2 * 2  # 12 samples in minibatches of 8: 2 steps an epoch
     assert set(result["targets"]) == set(targets(result["before"], result["after"], "paligemma"))
 
     test = read_dataset(project / "datasets" / "test").samples
     donors = derangement(len(test), config.seed)
     tuned = load()
-    tuned.finetune(collect_samples("train", 12, 5, image_size=64), 4, seed=5)
+    tuned.finetune(collect_samples("train", 12, 5, sim=SimParams(), t0=32), 4, seed=5)
     answers = tuned.evaluate(test)
     assert result["after"]["metric"] == tuned.metric(answers)
     assert result["after"]["control"] == tuned.metric(tuned.evaluate(shuffled_images(test, donors)))
@@ -151,12 +160,14 @@ def test_a_model_that_learnt_only_text_priors_has_a_grounded_gain_of_about_0(
         PaligemmaPretrainConfig(
             samples=16, vision_steps=2, vision_batch_size=8, steps=2, batch_size=8, test_samples=4
         ),
+        SimParams(),
+        32,
         base,
     )
-    build_dataset("test", 96, 2, 64, tmp_path / "datasets")
+    build_dataset("test", 96, 2, tmp_path / "datasets", sim=SimParams(), t0=32)
     test = read_dataset(tmp_path / "datasets" / "test").samples
     control = shuffled_images(test, derangement(len(test), 7))
-    train = collect_samples("train", 64, 5, image_size=64)
+    train = collect_samples("train", 64, 5, sim=SimParams(), t0=32)
     image_blind = shuffled_images(train, derangement(len(train), 11))
     assert all(s.image is not t.image for s, t in zip(image_blind, train, strict=True))
     vlm = PaligemmaVLM.load(base, PaligemmaVLMConfig(lr=3e-3, batch_size=16))

@@ -61,6 +61,7 @@ from benchmark.sim.world import SceneWorld
 
 N_ACTIVE = 3
 OBS_SIZE = 32
+MAX_STEPS_FACTOR = 8  # a library default only: the pipeline passes its sim.max_steps_factor
 BOX_SPAN = 1.5  # the box frame (surface fields) leaves room for 1.5 box half-widths out
 MIN_MOVE = 0.1  # m: a placement must move the object's centre at least this far
 SURFACE_INSET = 0.05  # m: the action spans each surface less this margin on every side
@@ -111,7 +112,7 @@ class PlacementEnv(gym.Env[np.ndarray, np.ndarray]):
         Args:
             environment: ``train`` (5 scenes) or ``test`` (3 other scenes).
             t0: valid samples that end an episode (the paper's T0).
-            max_steps: step cap of an episode (default ``8 * t0``).
+            max_steps: step cap of an episode (default ``MAX_STEPS_FACTOR * t0``).
             image_size: side of the rendered square images, px.
             swap_prob: probability that the next object to move is swapped for an inactive one.
             scene_period: steps between changes of the active scene.
@@ -126,7 +127,7 @@ class PlacementEnv(gym.Env[np.ndarray, np.ndarray]):
         self.environment = environment
         self.scenes: tuple[Scene, ...] = environment_scenes(environment)
         self.t0 = t0
-        self.max_steps = max_steps if max_steps is not None else 8 * t0
+        self.max_steps = max_steps if max_steps is not None else MAX_STEPS_FACTOR * t0
         self.image_size = image_size
         self.swap_prob = swap_prob
         self.scene_period = scene_period

@@ -32,7 +32,7 @@ import gymnasium as gym
 import numpy as np
 
 from benchmark.sim import unity_contract as uc
-from benchmark.sim.env import OBS_SIZE
+from benchmark.sim.env import MAX_STEPS_FACTOR, OBS_SIZE
 from benchmark.sim.scenes import Environment, environment_scenes
 from benchmark.sim.unity_contract import UnityBackendError
 
@@ -121,7 +121,7 @@ class UnityPlacementEnv(gym.Env[np.ndarray, np.ndarray]):
             raise UnityBackendError(f"sim.unity.build: {path} is not executable (chmod +x it)")
         self.environment = environment
         self.scene_names = [s.name for s in environment_scenes(environment)]
-        max_steps = max_steps if max_steps is not None else 8 * t0
+        max_steps = max_steps if max_steps is not None else MAX_STEPS_FACTOR * t0
         self.render_images = render_images
         self.build = path
         self._worker: int | None = None

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import torch
 
+from benchmark.config import SimParams
 from benchmark.samples import Sample
 from benchmark.sampling import collect_samples
 from benchmark.vlm.clip import ClipVLM, ClipVLMConfig, negclip_loss, sample_texts
@@ -119,7 +120,7 @@ def measure(model: str, batch: int = 32, rounds: int = 3, seed: int = 0) -> VlmP
     if batch < 2 or rounds < 1:
         raise ValueError(f"need batch >= 2 and rounds >= 1, got batch={batch}, rounds={rounds}")
     torch.manual_seed(seed)
-    samples = collect_samples("train", batch, seed)
+    samples = collect_samples("train", batch, seed, sim=SimParams(), t0=32)  # 64 px
     return time_paths(model, samples, rounds)
 
 

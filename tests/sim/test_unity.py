@@ -191,15 +191,15 @@ def test_the_datasets_and_the_agents_pretraining_run_on_the_unity_backend(tmp_pa
     p = load_params(ROOT / "params.yaml", "smoke").active
     unity = SimParams(backend="unity", unity=UnityParams(build=str(PLAYER)), image_size=16)
     hashes = [
-        build_dataset("test", 12, 5, 16, tmp_path / name, sim=sim).content_hash
-        for name, sim in (("embedded", None), ("unity", unity))
+        build_dataset("test", 12, 5, tmp_path / name, sim=sim, t0=32).content_hash
+        for name, sim in (("embedded", SimParams(image_size=16)), ("unity", unity))
     ]
     assert hashes[0] == hashes[1]
     agent = dataclasses.replace(p.agent, pretrain_steps=120, learning_starts=100)
     kwargs = profile_env_kwargs(p.sim, p.loop.t0)
     reports = [
         pretrain_sac(agent, 0, tmp_path / f"sac-{name}", env_kwargs=kwargs, sim=sim, eval_steps=40)
-        for name, sim in (("embedded", None), ("unity", unity))
+        for name, sim in (("embedded", SimParams(image_size=16)), ("unity", unity))
     ]
     assert reports[0].valid_rate_before == reports[1].valid_rate_before
     assert reports[0].valid_rate_after == reports[1].valid_rate_after

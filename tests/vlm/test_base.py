@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from benchmark.captions import describe_sample
+from benchmark.config import SimParams
 from benchmark.fileio import atomic_directory
 from benchmark.samples import Sample
 from benchmark.sampling import collect_samples
@@ -20,13 +21,13 @@ from benchmark.vlm.base import (
 
 
 def test_collect_samples_is_seeded_and_describes_each_image(train_samples: list[Sample]) -> None:
-    again = collect_samples("train", 32, seed=0, image_size=64)
+    again = collect_samples("train", 32, seed=0, sim=SimParams(), t0=32)
     assert len(again) == 32
     for a, b in zip(train_samples, again, strict=True):
         assert a.image.shape == (64, 64, 3) and a.image.dtype == np.uint8
         assert np.array_equal(a.image, b.image)
         assert a.record == b.record
-    other = collect_samples("train", 4, seed=1, image_size=64)
+    other = collect_samples("train", 4, seed=1, sim=SimParams(), t0=32)
     assert not np.array_equal(other[0].image, train_samples[0].image)
     s = train_samples[0]
     assert s.metadata is not None and s.metadata["environment"] == "train"
