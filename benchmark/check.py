@@ -37,7 +37,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from benchmark.config import MODELS, Params, Profile
+from benchmark.config import Params, Profile
+from benchmark.families import MODELS
 from benchmark.fileio import atomic_write_json
 
 YES_ENV = "RLS3_YES"
@@ -273,6 +274,7 @@ def estimate_base_training(profile: Profile, model: str) -> float:
     """Seconds that base-training the built-in ``model`` with the profile's block would take
     here: rendering measured on a few samples at the profile's image size, plus training
     measured as one fine-tuning step of the built-in model on them, per sample pass."""
+    from benchmark.families import family
     from benchmark.sampling import collect_samples
     from benchmark.vlm import load_vlm
 
@@ -285,10 +287,7 @@ def estimate_base_training(profile: Profile, model: str) -> float:
     start = time.perf_counter()
     vlm.finetune(samples, 1)
     per_pass = (time.perf_counter() - start) / ESTIMATE_SAMPLES
-    if model == "clip":
-        passes = config.samples * config.epochs
-    else:
-        passes = config.vision_steps * config.vision_batch_size + config.steps * config.batch_size
+    passes = family(model).part("base_training_passes")(config)
     return float(render * (config.samples + config.test_samples) + per_pass * passes)
 
 

@@ -11,7 +11,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from benchmark.config import ARMS, BACKENDS, MODELS
+from benchmark.config import ARMS, BACKENDS
+from benchmark.families import MODELS, family
 from benchmark.grid import ENGINES
 
 
@@ -94,7 +95,7 @@ def _add_perf_commands(sub: argparse._SubParsersAction) -> None:
     gpu.add_argument(
         "--parts",
         nargs="+",
-        default=["clip", "paligemma", "loop"],
+        default=[*MODELS, "loop"],
         choices=[*MODELS, "loop"],
     )
     gpu.add_argument(
@@ -141,7 +142,7 @@ def _perf_gpu(args: argparse.Namespace) -> int:
 
     parts = tuple(args.parts)
     if args.small:
-        config = GpuPerfConfig.small(parts)
+        config = GpuPerfConfig.small_run(parts)
     elif not torch.cuda.is_available():
         raise ValueError(
             "rls3 perf gpu needs a CUDA device (none is visible); --small runs the same code "
@@ -245,7 +246,7 @@ def _pretrain_vlm(args: argparse.Namespace) -> int:
             f"no base training; wrote {info['checkpoint']}"
         )
         return 0
-    length = "epochs" if args.model == "clip" else "steps"
+    length = family(args.model).pretrain_length
     given = {"samples": args.samples, "test_samples": args.test_samples, length: args.steps}
     given["seed"] = args.seed
     config = override(
@@ -258,7 +259,7 @@ def _pretrain_vlm(args: argparse.Namespace) -> int:
     # the profile's threads, as the runs: `make bench` trains the agents beside this stage,
     # one thread each (two OpenMP threads sharing a core with another process run far slower)
     with torch_threads(profile.threads):
-        info = run(config, profile.sim, profile.loop.t0, args.out)
+        info = run(args.model, config, profile.sim, profile.loop.t0, args.out)
     print(json.dumps(info["test"], indent=2))
     print(f"base training took {info['train_seconds']:.0f} s")
     print(f"wrote {info['checkpoint']} and {metrics_path(Path(info['checkpoint']))}")

@@ -15,7 +15,7 @@ import typing
 from collections.abc import Mapping
 from dataclasses import field
 from pathlib import Path
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar, cast
 
 import annotated_types
 import yaml
@@ -23,9 +23,9 @@ from pydantic import BeforeValidator, ConfigDict, Field, Strict, TypeAdapter, Va
 from pydantic.dataclasses import dataclass
 
 from benchmark import arms as _arms
+from benchmark.families import MODELS
 
 T = TypeVar("T")
-MODELS = ("clip", "paligemma")
 # the arms (benchmark/arms.py); every arm but sac runs on the sac run's budget (same seed)
 ARMS, BUDGET_ARMS = _arms.ARMS, _arms.BUDGET_ARMS
 BACKENDS = ("embedded", "unity")  # sim.backend (benchmark/sim/backends.py)
@@ -352,7 +352,8 @@ class Profile:
         """The block of model ``name``."""
         if name not in MODELS:
             raise ParamsError(f"params: model = {name!r} is not allowed; expected one of {MODELS}")
-        return self.clip if name == "clip" else self.paligemma
+        block: ClipParams | PaligemmaParams = getattr(self, name)  # a field per family
+        return block
 
     @property
     def agent_seeds(self) -> int:
@@ -512,7 +513,8 @@ def missing_keys(data: Any, schema: Any = Params, key: str = "") -> list[str]:
     if not dataclasses.is_dataclass(tp):
         return []
     hints = typing.get_type_hints(tp, include_extras=True)
-    skip = FILLED_BY_STAGES.get(tp, frozenset()) | OPTIONAL_KEYS.get(tp, frozenset())  # type: ignore[call-overload]
+    cls = cast(type, tp)
+    skip = FILLED_BY_STAGES.get(cls, frozenset()) | OPTIONAL_KEYS.get(cls, frozenset())
     missing: list[str] = []
     for f in dataclasses.fields(tp):
         path = f"{key}.{f.name}".lstrip(".")

@@ -48,6 +48,7 @@ from PIL import Image
 
 from benchmark.captions import TERMS, parse_terms, question, rubric_score, term_key
 from benchmark.config import ExternalSetParams
+from benchmark.families import family
 from benchmark.fileio import atomic_directory
 
 MANIFEST = "captions.jsonl"  # the rls3 layout's captions file
@@ -390,7 +391,7 @@ def score(vlm: Any, external: ExternalSet, images: Sequence[np.ndarray]) -> dict
     """The family's metric on the set (``metric``) and per spatial term (``term/<key>``, over
     the items whose true caption states it); ``images`` fitted by ``vlm.fit_image``."""
     items = external.items
-    if vlm.family == "paligemma" and external.asks_questions:
+    if family(vlm.family).answers_questions and external.asks_questions:
         answers = vlm.generate(
             list(images), [question(str(i.subject), str(i.reference)) for i in items]
         )
@@ -408,8 +409,7 @@ def score(vlm: Any, external: ExternalSet, images: Sequence[np.ndarray]) -> dict
 
 def metric_name(vlm_family: str, external: ExternalSet) -> str:
     """What ``score``'s metric is for this family and set, in words."""
-    if vlm_family == "paligemma" and external.asks_questions:
+    f = family(vlm_family)
+    if f.answers_questions and external.asks_questions:
         return "rubric S_PG (1-5) of the answer to the position question"
-    if vlm_family == "paligemma":
-        return "accuracy: the true caption is the most likely answer"
-    return "accuracy: the true caption scores above every alternative"
+    return f.external_choice

@@ -63,9 +63,10 @@ from benchmark.agents import load_sac
 from benchmark.arms import Arm, arm_of
 from benchmark.captions import TERMS, describe_sample, term_key
 from benchmark.checkpoint import Checkpoint, RunState
-from benchmark.config import ARMS, BUDGET_ARMS, MODELS, Profile
+from benchmark.config import ARMS, BUDGET_ARMS, Profile
 from benchmark.datasets import Dataset, derangement, read_dataset, shuffled_images
 from benchmark.external import ExternalSet, read_external, score
+from benchmark.families import MODELS
 from benchmark.fileio import atomic_write_csv, atomic_write_json
 from benchmark.provenance import code_digest, files_digest, torch_threads
 from benchmark.samples import Sample

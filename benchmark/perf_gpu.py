@@ -7,10 +7,10 @@ Three parts, each a ratio and absolute figures from one run, written to a JSON f
    the paper) in samples/s, against the bare forward and forward/backward/AdamW on the same
    tensors (``vlm.perf.time_paths``);
 2. ``paligemma``: a PaliGemma with the real 3B configuration (SigLIP So400m/14 at 224 px, Gemma
-   2B: ``PALIGEMMA_3B``), randomly initialised, fp32 weights and bf16 autocast: greedy
-   ``evaluate`` and one attention-only ``finetune`` step against the bare ``generate`` and step;
-   its tokenizer is the built-in closed-vocabulary one (Gemma's is not shipped), so prompts are
-   a few tokens shorter than with Gemma's;
+   2B: ``vlm.paligemma.perf.PALIGEMMA_3B``), randomly initialised, fp32 weights and bf16
+   autocast: greedy ``evaluate`` and one attention-only ``finetune`` step against the bare
+   ``generate`` and step; its tokenizer is the built-in closed-vocabulary one (Gemma's is not
+   shipped), so prompts are a few tokens shorter than with Gemma's;
 3. ``loop``: one iteration of the ``paper`` profile (E = 20 episodes of T0 = 200 samples, K = 10
    epochs) on the sac arm with the ViT-B-32 above as its ``weights``, split by phase
    (``loop.perf_loop``), rendered with PyBullet's EGL plugin where it loads (``RLS3_RENDERER``),
@@ -34,101 +34,39 @@ from typing import Any
 
 import torch
 
+from benchmark.families import MODELS
 from benchmark.fileio import atomic_write_json
 
-# google/paligemma-3b-pt-224's architecture (its config.json), for a random initialisation
-PALIGEMMA_3B: dict[str, Any] = {
-    "projection_dim": 2048,
-    "hidden_size": 2048,
-    "vision_config": {
-        "model_type": "siglip_vision_model",
-        "hidden_size": 1152,
-        "intermediate_size": 4304,
-        "num_hidden_layers": 27,
-        "num_attention_heads": 16,
-        "patch_size": 14,
-        "image_size": 224,
-        "projection_dim": 2048,
-        "vision_use_head": False,  # PaliGemma reads every patch token: no pooling head
-    },
-    "text_config": {
-        "model_type": "gemma",
-        "hidden_size": 2048,
-        "intermediate_size": 16384,
-        "num_hidden_layers": 18,
-        "num_attention_heads": 8,
-        "num_key_value_heads": 1,
-        "head_dim": 256,
-        "vocab_size": 257216,
-        "max_position_embeddings": 8192,
-    },
-}
-# the same layout, tiny: ``--small`` and the tests
-PALIGEMMA_SMALL: dict[str, Any] = {
-    "projection_dim": 64,
-    "hidden_size": 64,
-    "vision_config": {
-        "model_type": "siglip_vision_model",
-        "hidden_size": 32,
-        "intermediate_size": 64,
-        "num_hidden_layers": 2,
-        "num_attention_heads": 2,
-        "patch_size": 8,
-        "image_size": 32,
-    },
-    "text_config": {
-        "model_type": "gemma",
-        "hidden_size": 64,
-        "intermediate_size": 128,
-        "num_hidden_layers": 2,
-        "num_attention_heads": 2,
-        "num_key_value_heads": 1,
-        "head_dim": 32,
-        "max_position_embeddings": 256,
-    },
-}
-PARTS = ("clip", "paligemma", "loop")
+PARTS = (*MODELS, "loop")  # a part per family, then one loop iteration
 
 
 @dataclasses.dataclass(frozen=True)
 class GpuPerfConfig:
-    """Sizes of one ``rls3 perf gpu`` run."""
+    """Sizes of one ``rls3 perf gpu`` run (each family's model and batch: its
+    ``perf.gpu_model``)."""
 
     image_size: int = 224
-    clip_batch: int = 64  # the paper profile's CLIP fine-tuning batch
-    paligemma_batch: int = 16  # the paper profile's PaliGemma fine-tuning batch
     rounds: int = 3
     profile: str = "paper"
-    paligemma: str = "3b"  # or "small"
+    small: bool = False  # test sizes: each family's small model, the smoke profile
     parts: tuple[str, ...] = PARTS
 
     @classmethod
-    def small(cls, parts: tuple[str, ...] = PARTS) -> GpuPerfConfig:
-        return cls(32, 4, 4, 1, "smoke", "small", parts)
+    def small_run(cls, parts: tuple[str, ...] = PARTS) -> GpuPerfConfig:
+        return cls(32, 1, "smoke", True, parts)
 
 
 def _vlm_part(model: str, config: GpuPerfConfig, device: torch.device) -> dict[str, Any]:
     from benchmark.config import SimParams
+    from benchmark.families import family
     from benchmark.sampling import collect_samples
-    from benchmark.vlm.clip import ClipVLM, ClipVLMConfig
-    from benchmark.vlm.paligemma import PaligemmaVLM, PaligemmaVLMConfig, build_model
     from benchmark.vlm.perf import time_paths
 
-    batch = config.clip_batch if model == "clip" else config.paligemma_batch
+    start = time.perf_counter()
+    vlm, batch = family(model).part("gpu_model")(config.small, config.image_size, device)
+    build = time.perf_counter() - start
     sim = SimParams(image_size=config.image_size)  # a timing, not a profile's samples
     samples = collect_samples("train", batch, 0, sim=sim, t0=32)
-    start = time.perf_counter()
-    vlm: ClipVLM | PaligemmaVLM
-    if model == "clip":
-        clip_config = ClipVLMConfig(batch_size=batch, eval_batch_size=batch, lock_image=False)
-        vlm = ClipVLM.random("ViT-B-32", config.image_size, clip_config, device)
-    else:
-        spec = PALIGEMMA_3B if config.paligemma == "3b" else PALIGEMMA_SMALL
-        with torch.device(device):  # initialise 3B parameters where they will live
-            model_, processor = build_model(spec)
-        pg_config = PaligemmaVLMConfig(batch_size=batch, eval_batch_size=batch)
-        vlm = PaligemmaVLM(model_, processor, pg_config, device)
-    build = time.perf_counter() - start
     params = sum(p.numel() for p in vlm.model.parameters())
     perf = time_paths(model, samples, config.rounds, vlm)
     result = {
@@ -217,7 +155,7 @@ def run(
 
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     result: dict[str, Any] = {
-        "command": "rls3 perf gpu" + (" --small" if config.profile == "smoke" else ""),
+        "command": "rls3 perf gpu" + (" --small" if config.small else ""),
         "config": asdict(config),
         "device": torch.cuda.get_device_name(0) if device.type == "cuda" else "cpu",
         "machine": machine(),
@@ -243,7 +181,7 @@ def run(
 def format_report(result: dict[str, Any]) -> str:
     """The figures as a few lines: samples/s and API/bare ratios, the loop's phases."""
     lines = [f"{result['command']}: device {result['device']}, {result.get('wall_seconds')} s"]
-    for part in ("clip", "paligemma"):
+    for part in MODELS:
         r = result.get(part)
         if r is None:
             continue
@@ -269,4 +207,4 @@ def format_report(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["PALIGEMMA_3B", "PALIGEMMA_SMALL", "GpuPerfConfig", "format_report", "run"]
+__all__ = ["GpuPerfConfig", "format_report", "run"]

@@ -32,13 +32,14 @@ CODE_ROOT = Path(__file__).resolve().parent  # the ``benchmark`` package
 # change to any of them makes a run with a checkpoint start afresh.
 CODE_PATHS = (
     "loop.py", "arms.py", "agents.py", "captions.py", "config.py", "datasets.py", "external.py",
-    "fileio.py", "tracking.py", "checkpoint.py", "provenance.py", "samples.py", "sampling.py",
-    "quiet.py", "sim", "vlm",
+    "families.py", "fileio.py", "tracking.py", "checkpoint.py", "provenance.py", "samples.py",
+    "sampling.py", "quiet.py", "sim", "vlm",
 )  # fmt: skip
 # What a pre-trained agent depends on besides its params: every module ``agents`` imports (the
 # agent stage's deps in dvc.yaml, kept equal by the same test).
 AGENT_CODE_PATHS = (
-    "agents.py", "arms.py", "config.py", "fileio.py", "provenance.py", "quiet.py", "sim",
+    "agents.py", "arms.py", "config.py", "families.py", "fileio.py", "provenance.py", "quiet.py",
+    "sim",
 )  # fmt: skip
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from benchmark.perf_gpu import PALIGEMMA_SMALL
 from benchmark.vlm.clip import ClipVLM
-from benchmark.vlm.paligemma import build_model
+from benchmark.vlm.paligemma.builtin import build_model
+from benchmark.vlm.paligemma.perf import PALIGEMMA_SMALL
 
 
 def save_vit_b32(out: Path, image_size: int = 32) -> Path:

@@ -27,7 +27,8 @@ from benchmark.external import (
     score,
 )
 from benchmark.vlm.clip import ClipVLM
-from benchmark.vlm.paligemma import CHOICE_PROMPT, PaligemmaVLM, build_builtin
+from benchmark.vlm.paligemma import CHOICE_PROMPT, PaligemmaVLM
+from benchmark.vlm.paligemma.builtin import build_builtin
 from tests.external_sets import write_vsr, write_whatsup, write_whatsup_coco_qa
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 from benchmark.cli import main
-from benchmark.perf_gpu import PALIGEMMA_3B
+from benchmark.vlm.paligemma.perf import PALIGEMMA_3B
 
 
 def test_the_small_run_measures_every_part_and_writes_the_json(tmp_path: Path, capsys) -> None:

@@ -10,27 +10,22 @@ import pytest
 import torch
 
 from benchmark.captions import parse_terms
-from benchmark.config import SimParams
-from benchmark.pretrain import (
-    ClipPretrainConfig,
-    PaligemmaPretrainConfig,
-    absent_lists,
-    base_examples,
-    base_training_captions,
-    metrics_path,
-    object_targets,
-    pretrain_captioning,
-    pretrain_clip,
-    pretrain_paligemma,
-    pretrain_vision_tower,
-    random_terms_answers,
-    run,
-)
+from benchmark.config import ClipPretrainConfig, PaligemmaPretrainConfig, SimParams
+from benchmark.pretrain import metrics_path, run
 from benchmark.samples import Sample
 from benchmark.sim.scenes import object_names
 from benchmark.vlm.base import parse_object_names
+from benchmark.vlm.basetraining import object_targets
 from benchmark.vlm.clip import ClipVLM
+from benchmark.vlm.clip.pretrain import absent_lists, base_training_captions, pretrain_clip
 from benchmark.vlm.paligemma import PaligemmaVLM
+from benchmark.vlm.paligemma.pretrain import (
+    base_examples,
+    pretrain_captioning,
+    pretrain_paligemma,
+    pretrain_vision_tower,
+    random_terms_answers,
+)
 
 
 @pytest.mark.parametrize("replaced", [1, 3])
@@ -68,7 +63,7 @@ def test_base_training_refuses_an_image_size_the_built_in_models_are_not_made_fo
     tmp_path: Path,
 ) -> None:
     with pytest.raises(ValueError, match=r"sim.image_size = 48: .*\[32, 64, 224\]"):
-        run(ClipPretrainConfig(samples=4), SimParams(image_size=48), 32, tmp_path / "base")
+        run("clip", ClipPretrainConfig(samples=4), SimParams(image_size=48), 32, tmp_path / "base")
     assert not (tmp_path / "base").exists()
 
 
@@ -76,7 +71,7 @@ def test_a_tiny_clip_base_training_writes_a_loadable_checkpoint_and_metrics(
     tmp_path: Path,
 ) -> None:
     config = ClipPretrainConfig(samples=32, epochs=1, batch_size=16, test_samples=12)
-    info = run(config, SimParams(), 32, tmp_path / "base")
+    info = run("clip", config, SimParams(), 32, tmp_path / "base")
     saved = json.loads(metrics_path(tmp_path / "base").read_text())
     assert saved == info and (tmp_path / "base_metrics.json").is_file()
     for key in ("spatial_accuracy", "object_accuracy", "object_accuracy_one_replaced"):
@@ -90,7 +85,7 @@ def test_a_tiny_paligemma_base_training_writes_a_loadable_checkpoint_and_metrics
     config = PaligemmaPretrainConfig(
         samples=16, vision_steps=2, vision_batch_size=4, steps=2, batch_size=8, test_samples=6
     )
-    info = run(config, SimParams(), 32, tmp_path / "base")
+    info = run("paligemma", config, SimParams(), 32, tmp_path / "base")
     assert json.loads(metrics_path(tmp_path / "base").read_text()) == info
     assert 1.0 <= info["test"]["spatial_score"] <= 5.0
     assert info["test"]["spatial_chance"] <= info["test"]["spatial_best_constant"] <= 5.0
@@ -145,7 +140,7 @@ def test_base_examples_name_detect_and_locate_the_asked_pair(train_samples: list
     """Objects prompt: the present objects; detection: the box around the projected centre;
     the position question: both named objects' boxes, subject first, and no spatial term."""
     from benchmark.sim.camera import image_objects
-    from benchmark.vlm.paligemma import parse_box
+    from benchmark.vlm.paligemma.detection import parse_box
 
     samples = train_samples[:9]
     prompts, answers = base_examples(samples, 3, 3, np.random.default_rng(0))

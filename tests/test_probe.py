@@ -10,9 +10,8 @@ import pytest
 
 from benchmark.captions import rubric_score
 from benchmark.cli import main
-from benchmark.config import SimParams
+from benchmark.config import ClipPretrainConfig, PaligemmaPretrainConfig, SimParams
 from benchmark.datasets import build_dataset, derangement, read_dataset, shuffled_images
-from benchmark.pretrain import ClipPretrainConfig, PaligemmaPretrainConfig
 from benchmark.pretrain import run as pretrain
 from benchmark.probe import (
     LearnabilityConfig,
@@ -32,6 +31,7 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("probe")
     build_dataset("test", 24, 2, root / "datasets", sim=SimParams(), t0=32)
     pretrain(
+        "clip",
         ClipPretrainConfig(samples=48, epochs=1, batch_size=16, test_samples=8),
         SimParams(),
         32,
@@ -104,7 +104,7 @@ def test_the_figures_after_fine_tuning_are_the_mean_and_range_of_independent_dra
         min(m[0] for m in metrics),
         max(m[0] for m in metrics),
     ]
-    assert result["targets"] == targets(result["before"], result["after"])
+    assert result["targets"] == targets(result["before"], result["after"], "clip")
 
 
 def test_paligemmas_controls_are_other_samples_images_and_other_samples_terms(
@@ -115,6 +115,7 @@ def test_paligemmas_controls_are_other_samples_images_and_other_samples_terms(
     against the terms of that same other sample."""
     base = tmp_path / "base"
     pretrain(
+        "paligemma",
         PaligemmaPretrainConfig(
             samples=16, vision_steps=2, vision_batch_size=8, steps=2, batch_size=8, test_samples=4
         ),
@@ -157,6 +158,7 @@ def test_a_model_that_learnt_only_text_priors_has_a_grounded_gain_of_about_0(
     on the deranged images, catches that.)"""
     base = tmp_path / "base"
     pretrain(
+        "paligemma",
         PaligemmaPretrainConfig(
             samples=16, vision_steps=2, vision_batch_size=8, steps=2, batch_size=8, test_samples=4
         ),
@@ -195,13 +197,13 @@ def test_paligemmas_targets_ask_a_rubric_0_8_above_both_controls() -> None:
 def test_the_targets_fail_when_the_model_does_not_gain_or_learns_a_text_prior() -> None:
     before = {"metric": 0.30, "control": 0.25, "test/term/left": 0.3, "test/term/above": 0.3}
     good = {"metric": 0.65, "control": 0.30, "test/term/left": 0.7, "test/term/above": 0.6}
-    assert all(targets(before, good).values())
+    assert all(targets(before, good, "clip").values())
     prior = {**good, "control": 0.50}  # the control rose with the model: text priors
-    assert not targets(before, prior)["control_within_0.10_of_base"]
-    assert not targets(before, prior)["control_0.20_below_finetuned"]
+    assert not targets(before, prior, "clip")["control_within_0.10_of_base"]
+    assert not targets(before, prior, "clip")["control_0.20_below_finetuned"]
     flat = {**good, "metric": 0.40, "test/term/above": 0.3}
-    assert not targets(before, flat)["finetuned_at_least_0.60"]
-    assert not targets(before, flat)["every_term_above_base"]
+    assert not targets(before, flat, "clip")["finetuned_at_least_0.60"]
+    assert not targets(before, flat, "clip")["every_term_above_base"]
 
 
 def test_the_command_writes_the_figures_and_names_a_bad_param(
@@ -229,7 +231,7 @@ def test_the_command_writes_the_figures_and_names_a_bad_param(
     assert code == 0
     written = json.loads(out.read_text())
     assert written["model"] == "clip" and written["finetune_config"]["lock_image"] is True
-    assert set(written["targets"]) == set(targets(written["before"], written["after"]))
+    assert set(written["targets"]) == set(targets(written["before"], written["after"], "clip"))
     assert "sample passes" in capsys.readouterr().out
 
     params = tmp_path / "params.yaml"

@@ -89,8 +89,6 @@ from benchmark.report.markdown import (
     write_report,
 )
 from benchmark.report.runs import (
-    HARDNESS_NAME,
-    METRIC_NAME,
     RunLog,
     all_arms,
     complete_episode_hardness,
@@ -145,13 +143,11 @@ __all__ = [
     "DIFFERENCES",
     "DIFF_KEYS",
     "EQUIVALENCE_ALPHA",
-    "HARDNESS_NAME",
     "INTERVAL",
     "LINE_STYLES",
     "MARKERS",
     "METRICS_KEY",
     "METRIC_KEYS",
-    "METRIC_NAME",
     "MIN_SEEDS_FOR_VERDICT",
     "NULL_MEANS",
     "N_TERMS",

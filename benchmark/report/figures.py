@@ -15,7 +15,8 @@ import numpy as np
 
 from benchmark.captions import TERMS, term_key
 from benchmark.config import ARMS
-from benchmark.report.runs import HARDNESS_NAME, METRIC_NAME, RunLog
+from benchmark.families import family
+from benchmark.report.runs import RunLog
 from benchmark.report.stats import (
     N_TERMS,
     batch_term_shares,
@@ -115,7 +116,7 @@ def fig_efficiency(runs: dict[str, list[RunLog]], model: str, path: Path) -> Pat
             )
             ax.fill_between(grid, curves.min(0), curves.max(0), color=c, alpha=0.08)
         ax.set_xlabel("cumulative generated samples (environment steps)")
-        ax.set_ylabel(f"test {METRIC_NAME[model]}")
+        ax.set_ylabel(f"test {family(model).metric_name}")
         ax.set_title(f"{model}: efficiency (small marks: iterations; band: min-max over seeds)")
         ax.legend(fontsize=8)
         ax.grid(alpha=0.3)
@@ -160,7 +161,7 @@ def fig_terms(runs: dict[str, list[RunLog]], model: str, path: Path) -> Path:
             f"(mean over seeds):\n{legend}",
             fontsize=9,
         )
-        ax.set_ylabel(f"test {METRIC_NAME[model]}")
+        ax.set_ylabel(f"test {family(model).metric_name}")
         ax.set_title(f"{model}: per-term score (mean ± std over seeds)", fontsize=10)
         ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
         ax.grid(axis="y", alpha=0.3)
@@ -184,7 +185,7 @@ def fig_n_terms(runs: dict[str, list[RunLog]], model: str, path: Path) -> Path:
             ax.xaxis.get_major_locator().set_params(integer=True)
             ax.set_xlabel("iteration (0: the base model)")
             ax.grid(alpha=0.3)
-        axes[0].set_ylabel(f"test {METRIC_NAME[model]}")
+        axes[0].set_ylabel(f"test {family(model).metric_name}")
         axes[-1].legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
         fig.suptitle(
             f"{model}: score by number of spatial terms (mean over seeds, up to the shortest run)",
@@ -297,7 +298,7 @@ def fig_validation(runs: dict[str, list[RunLog]], model: str, path: Path) -> Pat
             )
         ax.xaxis.get_major_locator().set_params(integer=True)
         ax.set_xlabel("iteration (dashed lines: where runs stopped)")
-        ax.set_ylabel(f"validation {METRIC_NAME[model]}")
+        ax.set_ylabel(f"validation {family(model).metric_name}")
         ax.set_title(f"{model}: validation curve and early-stopping points ({len(logs)} seeds)")
         ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
         ax.grid(alpha=0.3)
@@ -379,7 +380,7 @@ def fig_hardness(runs: dict[str, list[RunLog]], model: str, path: Path) -> Path:
         start=1,
         labels=(
             "iteration",
-            f"hardness: {HARDNESS_NAME[model]}\nhigher = harder for the VLM,\n"
+            f"hardness: {family(model).hardness_name}\nhigher = harder for the VLM,\n"
             "under the VLM before that iteration's fine-tuning",
             f"{model}: hardness of each arm's generated samples (band: min-max over seeds)",
         ),
@@ -397,7 +398,7 @@ def fig_grounded(runs: dict[str, list[RunLog]], model: str, path: Path) -> Path:
         start=0,
         labels=(
             "iteration (0: the base model)",
-            f"test {METRIC_NAME[model]}\nminus its image-shuffled control\n"
+            f"test {family(model).metric_name}\nminus its image-shuffled control\n"
             "(0: nothing learnt needs the image)",
             f"{model}: grounded gain of each arm (band: min-max over seeds)",
         ),

@@ -18,6 +18,7 @@ import numpy as np
 
 from benchmark.arms import REGISTRY
 from benchmark.config import ARMS
+from benchmark.families import family
 from benchmark.fileio import atomic_write_csv, atomic_write_json, atomic_write_text
 from benchmark.reference import fingerprint, format_fingerprint, machine, write_run_files
 from benchmark.report.claims import caveats, claims, decomposition, term_verdicts
@@ -34,7 +35,7 @@ from benchmark.report.figures import (
     fig_validation,
     present_arms,
 )
-from benchmark.report.runs import HARDNESS_NAME, METRIC_NAME, RunLog, load_runs
+from benchmark.report.runs import RunLog, load_runs
 from benchmark.report.stats import (
     BOOTSTRAP_REPS,
     BOOTSTRAP_SEED,
@@ -255,7 +256,7 @@ def _finetune_line(model: str, summary: dict[str, Any]) -> str:
     (a locked image tower, the whole language model trained), said so in bold."""
     if "finetune" not in summary:
         return "not recorded by these runs."
-    unit = "epochs" if model == "clip" else "steps"
+    unit = family(model).k_unit
     cfg = ", ".join(
         f"{k} {v!r}" if isinstance(v, str) else f"{k} {v}" for k, v in summary["finetune"].items()
     )
@@ -333,15 +334,15 @@ def _setting(
         "- Arms: "
         + "; ".join(f"`{arm}`, {REGISTRY[arm].question}" for arm in ARMS if n[arm])
         + ".",
-        f"- Test metric: {METRIC_NAME[model]}, on the fixed test set (test environment, "
+        f"- Test metric: {family(model).metric_name}, on the fixed test set (test environment, "
         f"content hash `{first['dataset_hashes']['test'][:12]}`).",
         f"- Equivalence margin: delta = {as_number(comparison['margin']):g} in the test metric, "
         f"set by the params key `{comparison['margin_key']}` (fixed in params.yaml, not estimated "
         "from these runs): two arms are equivalent within ±delta when the 90% interval of "
         "their paired difference lies inside ±delta.",
-        f"- Hardness of a generated sample: {HARDNESS_NAME[model]}, under the VLM before that "
-        "iteration's fine-tuning (higher: harder for the VLM); an iteration's is the mean over "
-        "its complete episodes (T0 samples, evaluated as one group as for J2: a budget arm's "
+        f"- Hardness of a generated sample: {family(model).hardness_name}, under the VLM before "
+        "that iteration's fine-tuning (higher: harder for the VLM); an iteration's is the mean "
+        "over its complete episodes (T0 samples, evaluated as one group as for J2: a budget arm's "
         "last, shorter episode has fewer negatives and a lower loss, and is left out).",
         f"- Fine-tuning per iteration: {_finetune_line(model, first)}",
         f"- Base model: {_base_line(results, model)}",

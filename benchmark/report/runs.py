@@ -14,12 +14,6 @@ import numpy as np
 
 from benchmark.config import ARMS
 
-METRIC_NAME = {"clip": "accuracy (caption above both negatives)", "paligemma": "rubric score 1-5"}
-HARDNESS_NAME = {
-    "clip": "per-sample contrastive loss (eq. 1)",
-    "paligemma": "6 - rubric score",
-}
-
 
 @dataclass
 class RunLog:

@@ -85,6 +85,7 @@ class VLM(ABC):
     """A vision-language model under test: evaluate, reward, fine-tune, save."""
 
     family: ClassVar[str]
+    config: Any  # the family's config (``ClipVLMConfig``, ``PaligemmaVLMConfig``)
 
     @abstractmethod
     def evaluate(self, samples: Sequence[Sample]) -> list[Any]:

@@ -1,6 +1,7 @@
 """``rls3 perf vlm``: throughput of the VLM API against the bare model, as ratios from one run.
 
-On one batch of simulator samples, in alternating rounds: ``evaluate`` against the bare
+On one batch of simulator samples, in alternating rounds (the paths are each family's
+``perf.perf_paths``): ``evaluate`` against the bare
 inference of the same model on pre-built tensors (CLIP: both encoders; PaliGemma: greedy
 ``generate`` with the same settings), and one ``finetune`` step (the whole batch as one
 minibatch) against the bare forward + backward + AdamW step on pre-built tensors. The ratio
@@ -17,10 +18,10 @@ from dataclasses import dataclass
 import torch
 
 from benchmark.config import SimParams
+from benchmark.families import family
 from benchmark.samples import Sample
 from benchmark.sampling import collect_samples
-from benchmark.vlm.clip import ClipVLM, ClipVLMConfig, negclip_loss, sample_texts
-from benchmark.vlm.paligemma import PaligemmaVLM, PaligemmaVLMConfig, freeze_all_but
+from benchmark.vlm.base import VLM
 
 
 @dataclass(frozen=True)
@@ -37,86 +38,16 @@ class VlmPerf:
     finetune_bare: float
 
 
+# what a family's ``perf.perf_paths(samples, vlm)`` gives: the device, then the API's evaluate,
+# the bare inference, the API's one-step finetune and the bare step, each a function to time
 Paths = tuple[
     str, Callable[[], object], Callable[[], object], Callable[[], object], Callable[[], object]
 ]
 
 
-def _clip_paths(samples: list[Sample], vlm: ClipVLM | None = None) -> Paths:
-    if vlm is None:
-        config = ClipVLMConfig(batch_size=len(samples), eval_batch_size=len(samples))
-        vlm = ClipVLM.builtin(config)
-    images = vlm.images_tensor([s.image for s in samples])
-    tokens = vlm.texts_tensor(sample_texts(samples))
-    optimizer = vlm.optimizer()
-
-    def bare_eval() -> object:
-        vlm.model.eval()  # as ``evaluate`` does; ``bare_step`` leaves the model training
-        with torch.inference_mode():
-            return vlm.features(images, tokens)
-
-    def bare_step() -> object:
-        vlm.model.train()
-        zi, zt, scale = vlm.features(images, tokens)
-        loss = negclip_loss(zi, zt, scale)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        return loss
-
-    return (
-        str(vlm.device),
-        lambda: vlm.evaluate(samples),
-        bare_eval,
-        lambda: vlm.finetune(samples, 1),
-        bare_step,
-    )
-
-
-def _paligemma_paths(samples: list[Sample], vlm: PaligemmaVLM | None = None) -> Paths:
-    if vlm is None:
-        vlm = PaligemmaVLM.builtin(
-            PaligemmaVLMConfig(batch_size=len(samples), eval_batch_size=len(samples))
-        )
-    config = vlm.config
-    images = [s.image for s in samples]
-    questions = [s.record.question for s in samples]
-    prompts = vlm.inputs(images, questions)
-    train = vlm.inputs(images, questions, [s.record.answer for s in samples])
-    params = freeze_all_but(vlm.model, config.trainable)
-    optimizer = torch.optim.AdamW(params, lr=config.lr)
-    vlm.model.requires_grad_(False)
-
-    def bare_eval() -> object:
-        with torch.inference_mode():
-            return vlm.model.generate(
-                **prompts, max_new_tokens=config.max_new_tokens, do_sample=False, num_beams=1
-            )
-
-    def bare_step() -> object:
-        freeze_all_but(vlm.model, config.trainable)
-        vlm.model.train()
-        loss = vlm.loss(train)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        vlm.model.requires_grad_(False)
-        vlm.model.eval()
-        return loss
-
-    return (
-        str(vlm.device),
-        lambda: vlm.evaluate(samples),
-        bare_eval,
-        lambda: vlm.finetune(samples, 1),
-        bare_step,
-    )
-
-
 def measure(model: str, batch: int = 32, rounds: int = 3, seed: int = 0) -> VlmPerf:
     """Time the four paths of ``model`` on one batch, alternating, after one warm-up round."""
-    if model not in ("clip", "paligemma"):
-        raise ValueError(f"model must be clip or paligemma, got {model!r}")
+    family(model)  # another name: a ValueError listing the families
     if batch < 2 or rounds < 1:
         raise ValueError(f"need batch >= 2 and rounds >= 1, got batch={batch}, rounds={rounds}")
     torch.manual_seed(seed)
@@ -124,18 +55,10 @@ def measure(model: str, batch: int = 32, rounds: int = 3, seed: int = 0) -> VlmP
     return time_paths(model, samples, rounds)
 
 
-def time_paths(
-    model: str, samples: list[Sample], rounds: int, vlm: ClipVLM | PaligemmaVLM | None = None
-) -> VlmPerf:
+def time_paths(model: str, samples: list[Sample], rounds: int, vlm: VLM | None = None) -> VlmPerf:
     """``measure`` on given samples and, if given, a given model (its config's batch sizes
     should hold the whole batch: ``finetune`` then takes one step, like the bare path)."""
-    if vlm is None:
-        paths = _clip_paths(samples) if model == "clip" else _paligemma_paths(samples)
-    elif isinstance(vlm, ClipVLM):
-        paths = _clip_paths(samples, vlm)
-    else:
-        paths = _paligemma_paths(samples, vlm)
-    device, *timed = paths
+    device, *timed = family(model).part("perf_paths")(samples, vlm)
     batch = len(samples)
     totals = [0.0] * len(timed)
     for r in range(rounds + 1):  # round 0 warms up allocators and lazy inits

@@ -27,11 +27,8 @@ import struct
 from pathlib import Path
 from typing import Any, cast
 
-import torch
-
 from benchmark.vlm.pointer import Checkpoint, WeightsError
 
-OPEN_CLIP_CONFIG = "open_clip_config.json"
 PICKLE_SUFFIXES = frozenset({".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle"})
 HOW = 'docs/guide.md, "Real weights"'
 
@@ -69,14 +66,14 @@ def safetensors_header(file: Path) -> dict[str, Any]:
     return tensors
 
 
-def _numel(shape: list[int]) -> int:
+def numel(shape: list[int]) -> int:
     n = 1
     for s in shape:
         n *= s
     return n
 
 
-def _weight_files(path: Path) -> list[Path]:
+def weight_files(path: Path) -> list[Path]:
     """The checkpoint's ``.safetensors`` files; pickled weights alone are refused."""
     if path.is_file():
         if path.suffix != ".safetensors":
@@ -100,7 +97,7 @@ def _weight_files(path: Path) -> list[Path]:
     )
 
 
-def _hf_model_type(path: Path) -> str | None:
+def hf_model_type(path: Path) -> str | None:
     config = path / "config.json"
     if not config.is_file():
         return None
@@ -110,146 +107,44 @@ def _hf_model_type(path: Path) -> str | None:
         raise WeightsError(f"{config} is not valid JSON ({err})") from err
 
 
-def _looks_like(keys: set[str]) -> str | None:
-    """The family a tensor table belongs to, from its names."""
-    if any(k.startswith("visual.") for k in keys) and "text_projection" in keys | {
-        k.split(".")[-1] for k in keys
-    }:
-        return "clip"
-    if any("vision_tower" in k or "multi_modal_projector" in k for k in keys):
-        return "paligemma"
+def checkpoint_family(path: Path) -> str | None:
+    """The family whose checkpoint ``path`` is, by its files (a directory by its config files,
+    a ``.safetensors`` file by its tensor names); None if no family claims it."""
+    from benchmark.families import FAMILIES
+
+    for f in FAMILIES.values():
+        if f.part("looks_like")(path):
+            return f.name
     return None
 
 
 # ---------------------------------------------------------------------------- inspect
 
 
-def inspect(family: str, path: str | os.PathLike[str], arch: str | None = None) -> Checkpoint:
-    """Check a local checkpoint of ``family`` in seconds; a WeightsError says what is wrong."""
+def inspect(model: str, path: str | os.PathLike[str], arch: str | None = None) -> Checkpoint:
+    """Check a local checkpoint of family ``model`` in seconds; a WeightsError says what is
+    wrong (the family's own ``checkpoint.inspect`` does the checking)."""
+    from benchmark.families import family
+
     p = Path(path).expanduser()
     if not p.exists():
         raise WeightsError(
             f"{p} not found: put the checkpoint there ({HOW}) or set weights: null for the "
             "built-in model (weights load from a local path only, never from a hub)"
         )
-    p = p.resolve()
-    if family == "clip":
-        return _inspect_clip(p, arch)
-    if family == "paligemma":
-        if arch is not None:
-            raise WeightsError("arch applies to CLIP only; a PaliGemma snapshot names its own")
-        return _inspect_paligemma(p)
-    raise WeightsError(f"family must be clip or paligemma, got {family!r}")
-
-
-def _inspect_clip(p: Path, arch: str | None) -> Checkpoint:
-    from benchmark.vlm.clip import ClipVLM, register_builtin
-
-    if p.is_dir() and not (p / OPEN_CLIP_CONFIG).is_file():
-        model_type = _hf_model_type(p)
-        if model_type is not None:
-            raise WeightsError(
-                f"{p} is a Hugging Face {model_type} snapshot (config.json), not an open_clip "
-                "checkpoint: the clip key takes open_clip weights (a directory with "
-                f"{OPEN_CLIP_CONFIG}, or arch plus a .safetensors file)"
-            )
-    files = _weight_files(p)
-    for f in files:
-        if _looks_like(set(safetensors_header(f))) == "paligemma":
-            raise WeightsError(
-                f"{f} holds a PaliGemma's weights, not an open_clip model's: give it to the "
-                "paligemma key"
-            )
-    local_dir = p.is_dir() and (p / OPEN_CLIP_CONFIG).is_file()
-    if not local_dir:
-        register_builtin()
-        import open_clip
-
-        if arch is None:
-            raise WeightsError(
-                f"{p} is not in open_clip's local format (no {OPEN_CLIP_CONFIG}): name its "
-                "architecture, weights: {path: ..., arch: ViT-B-32}"
-            )
-        if arch not in open_clip.list_models():
-            raise WeightsError(
-                f"arch {arch!r} is not an open_clip architecture (open_clip.list_models(), "
-                "e.g. ViT-B-32, ViT-B-16, ViT-L-14)"
-            )
     try:
-        vlm = ClipVLM.load(p, None if local_dir else arch, device=torch.device("cpu"))
-    except (RuntimeError, KeyError, ValueError, AssertionError) as err:  # open_clip asserts
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise WeightsError(
-            f"{p} does not load as open_clip {arch or 'local-dir'}: {first[:300]}"
-        ) from err
-    size = vlm.model.visual.preprocess_cfg.get("size", 0)
-    side = int(size[0] if isinstance(size, list | tuple) else size)
-    extra = [p / OPEN_CLIP_CONFIG] if local_dir else []
-    return Checkpoint("clip", p, None if local_dir else arch, tuple(extra + files), side)
+        inspect_family = family(model).part("inspect")
+    except ValueError as err:
+        raise WeightsError(str(err)) from None
+    return cast(Checkpoint, inspect_family(p.resolve(), arch))
 
 
-def _inspect_paligemma(p: Path) -> Checkpoint:
-    from transformers import PaliGemmaConfig, PaliGemmaForConditionalGeneration, PaliGemmaProcessor
-
-    if p.is_file():
-        if p.suffix == ".safetensors" and _looks_like(set(safetensors_header(p))) == "clip":
-            raise WeightsError(
-                f"{p} holds an open_clip (CLIP) model's weights: give it to the clip key"
-            )
-        raise WeightsError(
-            f"{p} is a file: a PaliGemma checkpoint is a Hugging Face snapshot directory "
-            "(config.json, safetensors shards, tokenizer files)"
-        )
-    if (p / OPEN_CLIP_CONFIG).is_file():
-        raise WeightsError(
-            f"{p} is an open_clip (CLIP) checkpoint ({OPEN_CLIP_CONFIG}): give it to the clip "
-            "key; the paligemma key takes a Hugging Face PaliGemma snapshot directory"
-        )
-    model_type = _hf_model_type(p)
-    if model_type is None:
-        raise WeightsError(
-            f"{p} has no config.json: a PaliGemma checkpoint is a Hugging Face snapshot "
-            "directory (config.json, safetensors shards, tokenizer files)"
-        )
-    if model_type != "paligemma":
-        raise WeightsError(f"{p} is a {model_type} checkpoint, not a PaliGemma (config.json)")
-    files = _weight_files(p)
-    stored = 0
-    for f in files:
-        table = safetensors_header(f)
-        if _looks_like(set(table)) == "clip":
-            raise WeightsError(f"{f} holds an open_clip (CLIP) model's weights, not PaliGemma's")
-        stored += sum(_numel(v["shape"]) for v in table.values())
-    import benchmark.vlm.locnet  # noqa: F401  (the built-in tower's config class)
-
-    config = PaliGemmaConfig.from_pretrained(p)
-    with torch.device("meta"):
-        model = PaliGemmaForConditionalGeneration(config)
-    expected = sum(t.numel() for t in model.parameters())
-    tied = sum(
-        model.get_parameter(k).numel() for k in getattr(model, "_tied_weights_keys", None) or {}
-    )
-    if stored not in (expected, expected + tied):
-        raise WeightsError(
-            f"{p}: its safetensors hold {stored:,} numbers, the model its config.json describes "
-            f"has {expected:,} parameters (a missing shard, or another model's config?)"
-        )
-    try:
-        processor = PaliGemmaProcessor.from_pretrained(p, local_files_only=True)
-    except (OSError, ValueError, TypeError) as err:
-        raise WeightsError(
-            f"{p}: its processor does not load (tokenizer and preprocessor_config.json "
-            f"files belong beside the weights): {str(err).splitlines()[0][:200]}"
-        ) from err
-    side = int(cast(Any, config.vision_config).image_size)
-    processed = processor.image_processor.size
-    if processed.get("height", side) != side:
-        raise WeightsError(
-            f"{p}: its image processor resizes to {processed} but its vision tower takes {side} px"
-        )
-    others = [f for f in sorted(p.iterdir()) if f.is_file() and f.suffix not in PICKLE_SUFFIXES]
-    every = tuple(sorted(set(others) | set(files)))
-    return Checkpoint("paligemma", p, None, every, side)
-
-
-__all__ = ["inspect", "safetensors_header"]
+__all__ = [
+    "HOW",
+    "checkpoint_family",
+    "hf_model_type",
+    "inspect",
+    "numel",
+    "safetensors_header",
+    "weight_files",
+]

@@ -73,7 +73,7 @@ def test_load_vlm_picks_the_family_and_rejects_unknown_ones(tmp_path: Path) -> N
 
     assert isinstance(load_vlm("clip"), ClipVLM)
     assert isinstance(load_vlm("paligemma"), PaligemmaVLM)
-    with pytest.raises(ValueError, match="family must be one of"):
+    with pytest.raises(ValueError, match=r"model = .blip. is not allowed; expected one of"):
         load_vlm("blip")
     with pytest.raises(FileNotFoundError, match=str(tmp_path / "missing")):
         load_vlm("paligemma", tmp_path / "missing")

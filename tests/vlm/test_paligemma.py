@@ -14,12 +14,10 @@ from benchmark.vlm.paligemma import (
     PaligemmaResult,
     PaligemmaVLM,
     PaligemmaVLMConfig,
-    build_builtin,
-    closed_vocabulary_texts,
     is_attention_parameter,
     is_language_model_parameter,
-    term_sets,
 )
+from benchmark.vlm.paligemma.builtin import build_builtin, closed_vocabulary_texts, term_sets
 
 
 @pytest.fixture(scope="module")

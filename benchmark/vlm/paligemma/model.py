@@ -6,7 +6,8 @@ That directory is either a real checkpoint (e.g. google/paligemma-3b-pt-224 down
 beforehand) or the built-in small model, which ``build_builtin`` writes with
 ``save_pretrained``:
 
-- model: a ``PaliGemmaConfig`` whose sub-configs are the JSON ``configs/RLS3-PaliGemma-Loc.json``:
+- model (``builtin.py``): a ``PaliGemmaConfig`` whose sub-configs are the JSON
+  ``configs/RLS3-PaliGemma-Loc.json``:
   the vision tower is the built-in CLIP's localisation trunk as a transformers model
   (``locnet.LocVisionModel``, registered with the Auto classes, so ``from_pretrained`` builds it
   like SigLIP), whose image tokens are one per object of the vocabulary: its identity and where
@@ -30,8 +31,6 @@ docs/research.md); the vision tower and the projector stay frozen.
 
 from __future__ import annotations
 
-import itertools
-import json
 import os
 import re
 import tempfile
@@ -43,36 +42,27 @@ from typing import Any, ClassVar, cast
 import numpy as np
 import torch
 from PIL import Image
-from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers
 from transformers import (
-    PaliGemmaConfig,
     PaliGemmaForConditionalGeneration,
     PaliGemmaProcessor,
-    PreTrainedTokenizerFast,
-    SiglipImageProcessor,
 )
 from transformers.image_utils import SizeDict
 
 import benchmark.vlm.locnet  # noqa: F401  (registers the built-in vision tower)
-from benchmark.captions import OPPOSITE, TERMS, caption, parse_terms, question, rubric_score
+from benchmark.captions import parse_terms, rubric_score
 from benchmark.config import PaligemmaVLMConfig
 from benchmark.fileio import atomic_directory
 from benchmark.samples import Sample, progress
-from benchmark.sim.scenes import object_names
 from benchmark.vlm.base import (
-    OBJECTS_PROMPT,
     VLM,
     autocast,
     chunks,
     default_device,
-    object_list_caption,
     require_path,
     seed_everything,
 )
+from benchmark.vlm.paligemma.builtin import build_builtin
 
-BUILTIN_CONFIG = Path(__file__).parent / "configs" / "RLS3-PaliGemma-Loc.json"
-SPECIAL_TOKENS = ("<pad>", "<eos>", "<bos>", "<unk>", "<image>")  # Gemma's ids 0-3, then <image>
-PROMPT_END = "\n"  # the processor ends every prompt with a newline
 ATTENTION = r"language_model\.layers\.\d+\.self_attn\.(q_proj|k_proj|v_proj|o_proj)"
 LANGUAGE_MODEL = r"(^|\.)language_model\."
 MAX_SCORE = 6  # J2 = (6 - mean S_PG)^2, eq. 3
@@ -94,136 +84,6 @@ class PaligemmaResult:
         d = asdict(self)
         d["terms"] = list(self.terms)
         return d
-
-
-# ---------------------------------------------------------------------------- the built-in model
-
-
-def term_sets() -> list[tuple[str, ...]]:
-    """Every caption-able set of terms: at most one per axis, 1 to 3 in all (26 sets)."""
-    axes = [(t, OPPOSITE[t]) for t in TERMS[::2]]  # vertical, depth, lateral
-    sets = itertools.product(*[((), (a,), (b,)) for a, b in axes])
-    return [sum(s, ()) for s in sets if any(s)]
-
-
-def closed_vocabulary_texts() -> list[str]:
-    """All texts the benchmark asks or expects: questions, answers, object lists."""
-    names = object_names()
-    texts = [OBJECTS_PROMPT]
-    for b, a in itertools.permutations(names, 2):
-        texts.append(question(b, a))
-        texts.extend(caption(b, a, terms) for terms in term_sets())
-    texts.extend(object_list_caption(p) for p in itertools.permutations(names, 3))
-    texts.extend(detect_prompt(n) for n in names)
-    texts.append(" ; ".join(names))  # PaliGemma's separator of detections
-    return texts
-
-
-# ---------------------------------------------------------------------------- detection
-
-LOC_BINS = 1024  # PaliGemma's <locNNNN> tokens: box coordinates in 1024 bins
-
-
-def detect_prompt(name: str) -> str:
-    """PaliGemma's detection prompt, "detect red mug"."""
-    return f"detect {name}"
-
-
-def detection_answer(name: str, box: Sequence[float], size: int) -> str:
-    """PaliGemma's detection answer: four <loc> tokens (y_min, x_min, y_max, x_max of ``box``,
-    pixels of a ``size`` image, in ``LOC_BINS`` bins), then the name."""
-    y0, x0, y1, x1 = (min(LOC_BINS - 1, max(0, int(v / size * LOC_BINS))) for v in box)
-    return f"<loc{y0:04d}><loc{x0:04d}><loc{y1:04d}><loc{x1:04d}> {name}"
-
-
-def parse_box(text: str, size: int) -> tuple[float, float, float, float] | None:
-    """The first four <loc> tokens of ``text`` as a box in pixels of a ``size`` image (bin
-    centres), or None when there are fewer than four."""
-    locs = [int(v) for v in re.findall(r"<loc(\d{4})>", text)[:4]]
-    if len(locs) < 4:
-        return None
-    y0, x0, y1, x1 = ((v + 0.5) * size / LOC_BINS for v in locs)
-    return y0, x0, y1, x1
-
-
-def build_tokenizer(texts: Sequence[str]) -> PreTrainedTokenizerFast:
-    """A word-level tokenizer over the words of ``texts`` plus the special tokens."""
-    words = sorted({w for t in texts for w in t.split()})
-    vocab = {tok: i for i, tok in enumerate((*SPECIAL_TOKENS, PROMPT_END))}
-    for w in words:
-        vocab[f"▁{w}"] = len(vocab)
-    backend = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
-    backend.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always")
-    backend.decoder = decoders.Metaspace(replacement="▁", prepend_scheme="always")
-    backend.add_special_tokens(
-        [AddedToken(t, special=True, normalized=False) for t in SPECIAL_TOKENS]
-    )
-    backend.add_tokens([AddedToken(PROMPT_END, normalized=False)])  # split before pre-tokenizing
-    return PreTrainedTokenizerFast(
-        tokenizer_object=backend,
-        bos_token="<bos>",
-        eos_token="<eos>",
-        pad_token="<pad>",
-        unk_token="<unk>",
-    )
-
-
-def build_builtin(out_dir: str | os.PathLike[str], seed: int = 0) -> Path:
-    """Write the built-in small PaliGemma (random weights, seeded) with ``save_pretrained``."""
-    model, processor = build_model(json.loads(BUILTIN_CONFIG.read_text()), seed)
-    with atomic_directory(out_dir) as tmp:
-        model.save_pretrained(tmp, safe_serialization=True)
-        processor.save_pretrained(tmp)
-    return Path(out_dir)
-
-
-def build_model(
-    spec: dict[str, Any], seed: int = 0
-) -> tuple[PaliGemmaForConditionalGeneration, PaliGemmaProcessor]:
-    """A randomly initialised PaliGemma (seeded) of ``spec`` (``projection_dim``,
-    ``hidden_size``, ``vision_config``, ``text_config``: the layout of
-    ``configs/RLS3-PaliGemma-Loc.json``) and its processor, built locally: the closed-vocabulary
-    tokenizer, PaliGemma's <loc> tokens, a SigLIP image processor at the tower's image size.
-    A vision config of model type ``siglip_vision_model`` gives Google's architecture (one
-    image token per patch); the built-in tower gives one per object. The text vocabulary is
-    ``text_config["vocab_size"]`` when larger than the tokenizer's (e.g. Gemma's 257,216)."""
-    vision = spec["vision_config"]
-    image_size = vision["image_size"]
-    if vision.get("model_type") == "rls3_locnet_vision":
-        tokens = vision["objects"]  # one image token per object (``locnet``)
-    else:
-        tokens = (image_size // vision["patch_size"]) ** 2
-    image_processor = SiglipImageProcessor(size={"height": image_size, "width": image_size})
-    # The processor reads it to expand <image>; SiglipImageProcessor does not declare it.
-    image_processor.image_seq_length = tokens  # type: ignore[attr-defined]
-    processor = PaliGemmaProcessor(
-        image_processor=image_processor, tokenizer=build_tokenizer(closed_vocabulary_texts())
-    )
-    tokenizer = processor.tokenizer
-    # the processor added <loc>/<seg> tokens; rounded up to a multiple of 64
-    vocab_size = max(-(-len(tokenizer) // 64) * 64, spec["text_config"].get("vocab_size", 0))
-    ids = {t: tokenizer.convert_tokens_to_ids(t) for t in ("<pad>", "<eos>", "<bos>", "<image>")}
-    text_config = {
-        **spec["text_config"],
-        "vocab_size": vocab_size,
-        "pad_token_id": ids["<pad>"],
-        "eos_token_id": ids["<eos>"],
-        "bos_token_id": ids["<bos>"],
-    }
-    config = PaliGemmaConfig(
-        vision_config=vision,
-        text_config=text_config,
-        image_token_index=ids["<image>"],
-        vocab_size=vocab_size,
-        projection_dim=spec["projection_dim"],
-        hidden_size=spec["hidden_size"],
-    )
-    seed_everything(seed)
-    model = PaliGemmaForConditionalGeneration(config)
-    model.generation_config.pad_token_id = ids["<pad>"]
-    model.generation_config.eos_token_id = ids["<eos>"]
-    model.generation_config.bos_token_id = ids["<bos>"]
-    return model, processor
 
 
 # ---------------------------------------------------------------------------- trainable parts
@@ -293,11 +153,16 @@ class PaligemmaVLM(VLM):
         path: str | os.PathLike[str],
         config: PaligemmaVLMConfig | None = None,
         device: torch.device | None = None,
+        *,
+        arch: str | None = None,
     ) -> PaligemmaVLM:
         """Load model and processor from a local checkpoint directory (safetensors only), or
-        the checkpoint that a base model written by ``pointer.record`` records."""
+        the checkpoint that a base model written by ``pointer.record`` records. ``arch`` is
+        CLIP's: a PaliGemma snapshot names its own architecture."""
         from benchmark.vlm.pointer import resolve
 
+        if arch is not None:
+            raise ValueError("arch applies to CLIP only; a PaliGemma checkpoint names its own")
         p = require_path(resolve(path)[0], "PaliGemma checkpoint")
         if not (p / "config.json").is_file():
             raise FileNotFoundError(f"PaliGemma checkpoint {p} has no config.json")

@@ -3,7 +3,7 @@
 Models come from open_clip's own factory, tokenizer and transforms:
 
 - the built-in small model is ``BUILTIN_MODEL``, an open_clip JSON config shipped in
-  ``benchmark/vlm/configs/`` and registered with ``open_clip.add_model_config``: a custom image
+  ``benchmark/vlm/clip/configs/`` and registered with ``open_clip.add_model_config``: a custom image
   trunk that keeps where each object is up to the pooling (``vlm.locnet``: heat and depth maps
   per object on a 32 x 32 grid, pooled by soft-argmax into per-object slots; registered as a timm
   model, which open_clip's ``TimmModel`` wraps with a linear projection) and a 2-layer, width-64
