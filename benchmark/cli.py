@@ -107,7 +107,7 @@ def _add_perf_commands(sub: argparse._SubParsersAction) -> None:
 
 
 def _perf_sim(args: argparse.Namespace) -> int:
-    from benchmark.sim import perf
+    from benchmark.perf import sim as perf
 
     if args.backend == "unity":
         over = [
@@ -125,7 +125,7 @@ def _perf_sim(args: argparse.Namespace) -> int:
 
 def _perf_loop(args: argparse.Namespace) -> int:
     from benchmark.config import load_params
-    from benchmark.loop import format_perf, perf_loop
+    from benchmark.perf.loop import format_perf, perf_loop
 
     params = load_params(args.params, args.profile)
     report = perf_loop(
@@ -138,7 +138,7 @@ def _perf_loop(args: argparse.Namespace) -> int:
 def _perf_gpu(args: argparse.Namespace) -> int:
     import torch
 
-    from benchmark.perf_gpu import GpuPerfConfig, format_report, run
+    from benchmark.perf.gpu import GpuPerfConfig, format_report, run
 
     parts = tuple(args.parts)
     if args.small:
@@ -279,7 +279,7 @@ def _add_perf_vlm_command(perf_sub: argparse._SubParsersAction) -> None:
 
 
 def _perf_vlm(args: argparse.Namespace) -> int:
-    from benchmark.vlm.perf import format_report, measure
+    from benchmark.perf.vlm import format_report, measure
 
     print(format_report(measure(args.model, args.batch, args.rounds, args.seed)))
     return 0

@@ -36,7 +36,7 @@ class Family:
     inspect: str  # (path, arch) -> pointer.Checkpoint: a local checkpoint of the family, checked
     looks_like: str  # (tensor names of a safetensors file) -> bool: the family's weights
     learnability_targets: str  # (before, after) -> {target: met}: the probe's contract
-    perf_paths: str  # (samples) -> the API paths and their bare equivalents, timed by vlm.perf
+    perf_paths: str  # (samples) -> the API paths and their bare equivalents, timed by perf.vlm
     gpu_model: str  # (config, device) -> (vlm, note): the paper-scale model of `rls3 perf gpu`
 
     def part(self, name: str) -> Any:

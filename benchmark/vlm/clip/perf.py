@@ -1,13 +1,13 @@
 """How the CLIP family's speed is measured: its API paths beside the bare model's
-(``rls3 perf vlm``, ``vlm.perf``) and the paper-scale model of ``rls3 perf gpu``."""
+(``rls3 perf vlm``, ``perf.vlm``) and the paper-scale model of ``rls3 perf gpu``."""
 
 from __future__ import annotations
 
 import torch
 
+from benchmark.perf.vlm import Paths
 from benchmark.samples import Sample
 from benchmark.vlm.clip.model import ClipVLM, ClipVLMConfig, negclip_loss, sample_texts
-from benchmark.vlm.perf import Paths
 
 GPU_BATCH = 64  # the paper profile's fine-tuning batch
 SMALL_BATCH = 4

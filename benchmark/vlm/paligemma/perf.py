@@ -1,5 +1,5 @@
 """How the PaliGemma family's speed is measured: its API paths beside the bare model's
-(``rls3 perf vlm``, ``vlm.perf``) and the paper-scale model of ``rls3 perf gpu``: the real 3B
+(``rls3 perf vlm``, ``perf.vlm``) and the paper-scale model of ``rls3 perf gpu``: the real 3B
 configuration (SigLIP So400m/14 at 224 px, Gemma 2B), randomly initialised."""
 
 from __future__ import annotations
@@ -8,10 +8,10 @@ from typing import Any
 
 import torch
 
+from benchmark.perf.vlm import Paths
 from benchmark.samples import Sample
 from benchmark.vlm.paligemma.builtin import build_model
 from benchmark.vlm.paligemma.model import PaligemmaVLM, PaligemmaVLMConfig, freeze_all_but
-from benchmark.vlm.perf import Paths
 
 GPU_BATCH = 16  # the paper profile's fine-tuning batch
 SMALL_BATCH = 4

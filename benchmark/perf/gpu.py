@@ -5,7 +5,7 @@ Three parts, each a ratio and absolute figures from one run, written to a JSON f
 1. ``clip``: open_clip ViT-B-32, randomly initialised, at 224 px with bf16 autocast (the
    families' CUDA path): ``evaluate`` and one ``finetune`` step (the whole tower trains, as in
    the paper) in samples/s, against the bare forward and forward/backward/AdamW on the same
-   tensors (``vlm.perf.time_paths``);
+   tensors (``perf.vlm.time_paths``);
 2. ``paligemma``: a PaliGemma with the real 3B configuration (SigLIP So400m/14 at 224 px, Gemma
    2B: ``vlm.paligemma.perf.PALIGEMMA_3B``), randomly initialised, fp32 weights and bf16
    autocast: greedy ``evaluate`` and one attention-only ``finetune`` step against the bare
@@ -13,9 +13,9 @@ Three parts, each a ratio and absolute figures from one run, written to a JSON f
    shipped), so prompts are a few tokens shorter than with Gemma's;
 3. ``loop``: one iteration of the ``paper`` profile (E = 20 episodes of T0 = 200 samples, K = 10
    epochs) on the sac arm with the ViT-B-32 above as its ``weights``, split by phase
-   (``loop.perf_loop``), rendered with PyBullet's EGL plugin where it loads (``RLS3_RENDERER``),
-   else TinyRenderer. Its SAC is pre-trained for ``learning_starts`` + 1 steps only: the phase
-   times do not depend on how well it places.
+   (``perf.loop.perf_loop``), rendered with PyBullet's EGL plugin where it loads
+   (``RLS3_RENDERER``), else TinyRenderer. Its SAC is pre-trained for ``learning_starts`` + 1
+   steps only: the phase times do not depend on how well it places.
 
 ``--small`` runs the same code at test sizes (ViT-B-32 at 32 px, a small PaliGemma, the smoke
 profile) so that it is checked on a CPU; its figures say nothing about a GPU.
@@ -59,8 +59,8 @@ class GpuPerfConfig:
 def _vlm_part(model: str, config: GpuPerfConfig, device: torch.device) -> dict[str, Any]:
     from benchmark.config import SimParams
     from benchmark.families import family
+    from benchmark.perf.vlm import time_paths
     from benchmark.sampling import collect_samples
-    from benchmark.vlm.perf import time_paths
 
     start = time.perf_counter()
     vlm, batch = family(model).part("gpu_model")(config.small, config.image_size, device)
@@ -117,7 +117,7 @@ def _timed_loop(config: GpuPerfConfig, params_file: Path) -> dict[str, Any]:
     from benchmark.agents import pretrain_sac
     from benchmark.config import load_params
     from benchmark.datasets import build_dataset
-    from benchmark.loop import perf_loop
+    from benchmark.perf.loop import perf_loop
     from benchmark.pretrain import record_weights
     from benchmark.sim.backends import profile_env_kwargs
     from benchmark.vlm.clip import ClipVLM, ClipVLMConfig
@@ -200,7 +200,7 @@ def format_report(result: dict[str, Any]) -> str:
         if "error" in loop:
             lines.append(f"loop: {loop['error']}")
         else:
-            from benchmark.loop import format_perf
+            from benchmark.perf.loop import format_perf
 
             lines.append(f"loop (renderer {loop['renderer']}, set-up {loop['setup_seconds']} s):")
             lines.append(format_perf(loop))
