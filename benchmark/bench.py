@@ -93,10 +93,10 @@ def bench(
         code = _inputs(model, env)
         if code != 0:
             return code
-        from benchmark.grid import format_report, run_grid_file
+        from benchmark.grid import format_grid, run_grid_file
 
         # a run that fails, or a cluster that refuses, raises: `rls3` says it in one line
-        print(format_report(run_grid_file("params.yaml", model, engine=engine, address=address)))
+        print(format_grid(run_grid_file("params.yaml", model, engine=engine, address=address)))
     print(f"rls3 bench: `dvc repro {target}` (every stage it needs; cached stages are skipped)")
     done = subprocess.run([sys.executable, "-m", "dvc", "repro", target], env=env, check=False)
     seconds = time.perf_counter() - start

@@ -302,7 +302,7 @@ def write(report: Report, out: Path) -> None:
     atomic_write_json(out / "external.json", report.external)
 
 
-def format_report(report: Report, profile: str) -> str:
+def format_check(report: Report, profile: str) -> str:
     lines = [f"rls3 check --profile {profile}"]
     lines += [f"  ok    {line}" for line in report.passed]
     lines += [f"  FAIL  {line}" for line in report.failures]
@@ -311,4 +311,4 @@ def format_report(report: Report, profile: str) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["Report", "check", "estimate_base_training", "format_report", "write"]
+__all__ = ["Report", "check", "estimate_base_training", "format_check", "write"]

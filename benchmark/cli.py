@@ -114,31 +114,31 @@ def _perf_sim(args: argparse.Namespace) -> int:
             perf.measure_unity(size, args.samples, args.rounds, args.environment, build=args.build)
             for size in args.sizes
         ]
-        print(perf.format_unity_report(over))
+        print(perf.format_unity_perf(over))
         return 0
     results = [
         perf.measure(size, args.samples, args.rounds, args.environment) for size in args.sizes
     ]
-    print(perf.format_report(results))
+    print(perf.format_sim_perf(results))
     return 0
 
 
 def _perf_loop(args: argparse.Namespace) -> int:
     from benchmark.config import load_params
-    from benchmark.perf.loop import format_perf, perf_loop
+    from benchmark.perf.loop import format_loop_perf, perf_loop
 
     params = load_params(args.params, args.profile)
     report = perf_loop(
         params, args.model, args.seed, arm=args.arm, results=args.results, datasets=args.datasets
     )
-    print(format_perf(report))
+    print(format_loop_perf(report))
     return 0
 
 
 def _perf_gpu(args: argparse.Namespace) -> int:
     import torch
 
-    from benchmark.perf.gpu import GpuPerfConfig, format_report, run
+    from benchmark.perf.gpu import GpuPerfConfig, format_gpu_perf, run
 
     parts = tuple(args.parts)
     if args.small:
@@ -151,7 +151,7 @@ def _perf_gpu(args: argparse.Namespace) -> int:
     else:
         config = GpuPerfConfig(parts=parts)
     result = run(config, args.out, args.params)
-    print(format_report(result))
+    print(format_gpu_perf(result))
     print(f"wrote {args.out}")
     return 0
 
@@ -279,9 +279,9 @@ def _add_perf_vlm_command(perf_sub: argparse._SubParsersAction) -> None:
 
 
 def _perf_vlm(args: argparse.Namespace) -> int:
-    from benchmark.perf.vlm import format_report, measure
+    from benchmark.perf.vlm import format_vlm_perf, measure
 
-    print(format_report(measure(args.model, args.batch, args.rounds, args.seed)))
+    print(format_vlm_perf(measure(args.model, args.batch, args.rounds, args.seed)))
     return 0
 
 
@@ -367,12 +367,12 @@ def _add_check_command(sub: argparse._SubParsersAction) -> None:
 
 
 def _check(args: argparse.Namespace) -> int:
-    from benchmark.check import check, format_report, write
+    from benchmark.check import check, format_check, write
     from benchmark.config import load_params
 
     params = load_params(args.params, args.profile)
     report = check(params, datasets=args.datasets, results=args.results, yes=args.yes)
-    print(format_report(report, params.profile))
+    print(format_check(report, params.profile))
     if report.failures:
         return 1
     if args.write is not None:
@@ -598,7 +598,7 @@ def _add_grid_command(sub: argparse._SubParsersAction) -> None:
 
 
 def _grid(args: argparse.Namespace) -> int:
-    from benchmark.grid import format_report, run_grid_file
+    from benchmark.grid import format_grid, run_grid_file
 
     report = run_grid_file(  # --engine ray: checks the cluster first (GridError: one line)
         args.params,
@@ -611,7 +611,7 @@ def _grid(args: argparse.Namespace) -> int:
         datasets=args.datasets,
         num_cpus=args.cpus,
     )
-    print(format_report(report))
+    print(format_grid(report))
     print(f"wrote {Path(args.results) / 'grid' / (args.model + '.json')}")
     return 0
 
@@ -694,11 +694,11 @@ def _report(args: argparse.Namespace) -> int:
 def _bench(args: argparse.Namespace) -> int:
     """``make bench``: that model's DVC stages (cached), then its report; timed."""
     if args.check_reference:
-        from benchmark.reference import check, committed_reference, format_check
+        from benchmark.reference import check, committed_reference, format_reference_check
 
         reference, comparison = committed_reference(args.model, args.reference)
         result = check(args.results, args.model, reference, comparison)
-        print(format_check(result, args.model))
+        print(format_reference_check(result, args.model))
         return 0 if result.passed else 1
     from benchmark.bench import bench
 

@@ -33,8 +33,10 @@ class Family:
     vlm: str  # the VLM class (``base.VLM``)
     base_training: str  # (config, sim, t0) -> (vlm, info): the built-in model's base training
     base_training_passes: str  # (pretrain config) -> sample passes of that training
-    inspect: str  # (path, arch) -> pointer.Checkpoint: a local checkpoint of the family, checked
-    looks_like: str  # (tensor names of a safetensors file) -> bool: the family's weights
+    inspect: (
+        str  # (path, arch) -> pointer.LocalCheckpoint: a local checkpoint of the family, checked
+    )
+    looks_like: str  # (a directory or .safetensors file) -> bool: the family's checkpoint
     learnability_targets: str  # (before, after) -> {target: met}: the probe's contract
     perf_paths: str  # (samples) -> the API paths and their bare equivalents, timed by perf.vlm
     gpu_model: str  # (config, device) -> (vlm, note): the paper-scale model of `rls3 perf gpu`

@@ -514,7 +514,7 @@ def _retryable() -> list[type[BaseException]]:
     return [UnityBackendError]
 
 
-def format_report(report: GridReport) -> str:
+def format_grid(report: GridReport) -> str:
     lines = [
         f"{report.model} grid ({report.profile} profile, {report.engine} engine): "
         f"{len(report.runs)} runs in {report.wall_seconds:.1f} s"

@@ -341,7 +341,7 @@ def committed_reference(
     return out[0], out[1]
 
 
-def format_check(result: CheckResult, model: str) -> str:
+def format_reference_check(result: CheckResult, model: str) -> str:
     """The check's lines and its outcome."""
     what = "byte identity" if result.mode == "bytes" else "same conclusions"
     word = "passed" if result.passed else "FAILED"

@@ -178,7 +178,7 @@ def run(
     return result
 
 
-def format_report(result: dict[str, Any]) -> str:
+def format_gpu_perf(result: dict[str, Any]) -> str:
     """The figures as a few lines: samples/s and API/bare ratios, the loop's phases."""
     lines = [f"{result['command']}: device {result['device']}, {result.get('wall_seconds')} s"]
     for part in MODELS:
@@ -200,11 +200,11 @@ def format_report(result: dict[str, Any]) -> str:
         if "error" in loop:
             lines.append(f"loop: {loop['error']}")
         else:
-            from benchmark.perf.loop import format_perf
+            from benchmark.perf.loop import format_loop_perf
 
             lines.append(f"loop (renderer {loop['renderer']}, set-up {loop['setup_seconds']} s):")
-            lines.append(format_perf(loop))
+            lines.append(format_loop_perf(loop))
     return "\n".join(lines)
 
 
-__all__ = ["GpuPerfConfig", "format_report", "run"]
+__all__ = ["GpuPerfConfig", "format_gpu_perf", "run"]

@@ -72,7 +72,7 @@ def perf_loop(
     }
 
 
-def format_perf(report: dict[str, Any]) -> str:
+def format_loop_perf(report: dict[str, Any]) -> str:
     """The split as a table; the target is loop overhead under 5% of the wall time."""
     wall = report["wall"]
     lines = [

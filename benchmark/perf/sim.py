@@ -80,7 +80,7 @@ def measure(
     return SimPerf(size, samples * rounds, env_s, bare_s, valid / steps)
 
 
-def format_report(results: list[SimPerf]) -> str:
+def format_sim_perf(results: list[SimPerf]) -> str:
     """A table, one row per image size, and the verdict against the 1.15x target."""
     lines = [
         f"{'size':>5} {'samples':>8} {'env valid/s':>12} {'bare img/s':>11} "
@@ -167,7 +167,7 @@ def measure_unity(
     return ProtocolPerf(size, samples * rounds, seconds["unity"], seconds["process"], identical)
 
 
-def format_unity_report(results: list[ProtocolPerf]) -> str:
+def format_unity_perf(results: list[ProtocolPerf]) -> str:
     """A table, one row per image size: samples/s over the protocol and in process."""
     lines = [
         f"{'size':>5} {'samples':>8} {'unity valid/s':>14} {'in-process valid/s':>19} "

@@ -73,7 +73,7 @@ def time_paths(model: str, samples: list[Sample], rounds: int, vlm: VLM | None =
     return VlmPerf(model, batch, rounds, device, *rate)
 
 
-def format_report(p: VlmPerf) -> str:
+def format_vlm_perf(p: VlmPerf) -> str:
     """A small table: API and bare samples/s and their ratio, for evaluation and fine-tuning."""
     lines = [
         f"rls3 perf vlm --model {p.model}: batch {p.batch}, {p.rounds} alternating rounds, "
@@ -88,4 +88,4 @@ def format_report(p: VlmPerf) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["VlmPerf", "format_report", "measure", "time_paths"]
+__all__ = ["VlmPerf", "format_vlm_perf", "measure", "time_paths"]

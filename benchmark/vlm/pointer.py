@@ -28,7 +28,7 @@ class WeightsError(ValueError):
 
 
 @dataclass(frozen=True)
-class Checkpoint:
+class LocalCheckpoint:
     """A checked local checkpoint of one family."""
 
     family: str
@@ -60,7 +60,7 @@ class Checkpoint:
         return f.name if self.path.is_file() else str(f.relative_to(self.path))
 
 
-def content_digest(checkpoint: Checkpoint) -> tuple[str, list[dict[str, Any]]]:
+def content_digest(checkpoint: LocalCheckpoint) -> tuple[str, list[dict[str, Any]]]:
     """SHA-256 over every file (name and bytes), and each file's own digest and size."""
     total = hashlib.sha256()
     files = []
@@ -75,7 +75,7 @@ def content_digest(checkpoint: Checkpoint) -> tuple[str, list[dict[str, Any]]]:
     return total.hexdigest(), files
 
 
-def record(checkpoint: Checkpoint, out: str | os.PathLike[str]) -> dict[str, Any]:
+def record(checkpoint: LocalCheckpoint, out: str | os.PathLike[str]) -> dict[str, Any]:
     """Write ``out/weights.json``, the base model that is ``checkpoint`` (atomically)."""
     digest, files = content_digest(checkpoint)
     pointer = {

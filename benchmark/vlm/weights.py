@@ -14,7 +14,7 @@ training, or a local path (``config.Weights``):
 family's, its weights are safetensors (a pickle is refused, never opened), they load (CLIP: the
 real loader; PaliGemma: every shard's header against the model its config describes, built on
 the meta device, so that a 3B checkpoint is checked without reading 12 GB), and its image size.
-It returns a ``pointer.Checkpoint``, which ``pointer.record`` writes as the base model. The
+It returns a ``pointer.LocalCheckpoint``, which ``pointer.record`` writes as the base model. The
 loaders need only the pointer; this inspection needs the loaders, so the two are apart.
 Nothing here downloads anything.
 """
@@ -27,7 +27,7 @@ import struct
 from pathlib import Path
 from typing import Any, cast
 
-from benchmark.vlm.pointer import Checkpoint, WeightsError
+from benchmark.vlm.pointer import LocalCheckpoint, WeightsError
 
 PICKLE_SUFFIXES = frozenset({".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle"})
 HOW = 'docs/guide.md, "Real weights"'
@@ -121,7 +121,7 @@ def checkpoint_family(path: Path) -> str | None:
 # ---------------------------------------------------------------------------- inspect
 
 
-def inspect(model: str, path: str | os.PathLike[str], arch: str | None = None) -> Checkpoint:
+def inspect(model: str, path: str | os.PathLike[str], arch: str | None = None) -> LocalCheckpoint:
     """Check a local checkpoint of family ``model`` in seconds; a WeightsError says what is
     wrong (the family's own ``checkpoint.inspect`` does the checking)."""
     from benchmark.families import family
@@ -136,7 +136,7 @@ def inspect(model: str, path: str | os.PathLike[str], arch: str | None = None) -
         inspect_family = family(model).part("inspect")
     except ValueError as err:
         raise WeightsError(str(err)) from None
-    return cast(Checkpoint, inspect_family(p.resolve(), arch))
+    return cast(LocalCheckpoint, inspect_family(p.resolve(), arch))
 
 
 __all__ = [

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-from benchmark.vlm.pointer import Checkpoint, WeightsError
+from benchmark.vlm.pointer import LocalCheckpoint, WeightsError
 from benchmark.vlm.weights import (
     checkpoint_family,
     hf_model_type,
@@ -34,7 +34,7 @@ def looks_like(path: Path) -> bool:
     }
 
 
-def inspect(p: Path, arch: str | None) -> Checkpoint:
+def inspect(p: Path, arch: str | None) -> LocalCheckpoint:
     """Check the open_clip checkpoint at ``p`` (absolute); ``arch`` names the architecture of
     a bare weights file. A WeightsError says what is wrong."""
     from benchmark.vlm.clip.model import ClipVLM, register_builtin
@@ -80,4 +80,4 @@ def inspect(p: Path, arch: str | None) -> Checkpoint:
     size = vlm.model.visual.preprocess_cfg.get("size", 0)
     side = int(size[0] if isinstance(size, list | tuple) else size)
     extra = [p / OPEN_CLIP_CONFIG] if local_dir else []
-    return Checkpoint(NAME, p, None if local_dir else arch, tuple(extra + files), side)
+    return LocalCheckpoint(NAME, p, None if local_dir else arch, tuple(extra + files), side)

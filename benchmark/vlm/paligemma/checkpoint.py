@@ -11,7 +11,7 @@ from typing import Any, cast
 
 import torch
 
-from benchmark.vlm.pointer import Checkpoint, WeightsError
+from benchmark.vlm.pointer import LocalCheckpoint, WeightsError
 from benchmark.vlm.weights import (
     PICKLE_SUFFIXES,
     checkpoint_family,
@@ -45,7 +45,7 @@ def looks_like(path: Path) -> bool:
     )
 
 
-def inspect(p: Path, arch: str | None) -> Checkpoint:
+def inspect(p: Path, arch: str | None) -> LocalCheckpoint:
     """Check the PaliGemma snapshot at ``p`` (absolute). A WeightsError says what is wrong."""
     from transformers import PaliGemmaConfig, PaliGemmaForConditionalGeneration, PaliGemmaProcessor
 
@@ -111,4 +111,4 @@ def inspect(p: Path, arch: str | None) -> Checkpoint:
         )
     others = [f for f in sorted(p.iterdir()) if f.is_file() and f.suffix not in PICKLE_SUFFIXES]
     every = tuple(sorted(set(others) | set(files)))
-    return Checkpoint(NAME, p, None, every, side)
+    return LocalCheckpoint(NAME, p, None, every, side)
