@@ -15,6 +15,7 @@ import sys
 import time
 from pathlib import Path
 
+from benchmark import layout
 from benchmark.config import load_params
 from benchmark.fileio import atomic_write_json
 from benchmark.reference import fingerprint, machine
@@ -103,7 +104,7 @@ def bench(
     if done.returncode != 0:
         print(f"rls3 bench: dvc repro failed (exit {done.returncode})", file=sys.stderr)
         return done.returncode
-    report = Path("results") / "report" / model
+    report = layout.report(layout.RESULTS, model)
     atomic_write_json(
         report / "bench.json",
         {

@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+from benchmark import layout
 from benchmark.config import Params, Profile
 from benchmark.families import MODELS
 from benchmark.fileio import atomic_write_json
@@ -67,8 +68,8 @@ class Report:
 def check(
     params: Params,
     *,
-    datasets: Path = Path("datasets"),
-    results: Path = Path("results"),
+    datasets: Path = layout.DATASETS,
+    results: Path = layout.RESULTS,
     yes: bool = False,
 ) -> Report:
     """Every check of the active profile; nothing is written."""
@@ -190,9 +191,9 @@ def _writable_directory(directory: Path) -> str | None:
 
 def _check_mlflow(report: Report, results: Path) -> None:
     uri = os.environ.get("MLFLOW_TRACKING_URI")
-    key = "MLFLOW_TRACKING_URI" if uri else f"the MLflow store {results / 'mlflow.db'}"
+    key = "MLFLOW_TRACKING_URI" if uri else f"the MLflow store {layout.mlflow_store(results)}"
     if not uri:
-        target = results / "mlflow.db"
+        target = layout.mlflow_store(results)
         problem = _writable_directory(results)
         if problem is None and target.exists() and not os.access(target, os.W_OK):
             problem = f"{target} is read-only"

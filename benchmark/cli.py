@@ -11,6 +11,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from benchmark import layout
 from benchmark.config import ARMS, BACKENDS
 from benchmark.families import MODELS, family
 from benchmark.grid import ENGINES
@@ -80,8 +81,8 @@ def _add_perf_commands(sub: argparse._SubParsersAction) -> None:
     loop.add_argument("--model", default="clip", choices=MODELS)
     loop.add_argument("--seed", type=int, default=0)
     loop.add_argument("--arm", default="sac", choices=ARMS, help="the arm whose iteration is timed")
-    loop.add_argument("--results", type=Path, default=Path("results"))
-    loop.add_argument("--datasets", type=Path, default=Path("datasets"))
+    loop.add_argument("--results", type=Path, default=layout.RESULTS)
+    loop.add_argument("--datasets", type=Path, default=layout.DATASETS)
     loop.set_defaults(func=_perf_loop)
     gpu = perf_sub.add_parser(
         "gpu",
@@ -299,7 +300,7 @@ def _add_probe_commands(sub: argparse._SubParsersAction) -> None:
     learn.add_argument(
         "--base", type=Path, default=None, help="base checkpoint (default results/vlm/MODEL/base)"
     )
-    learn.add_argument("--datasets", type=Path, default=Path("datasets"))
+    learn.add_argument("--datasets", type=Path, default=layout.DATASETS)
     learn.add_argument(
         "--out",
         type=Path,
@@ -314,7 +315,7 @@ def _add_probe_commands(sub: argparse._SubParsersAction) -> None:
 def _probe_learnability(args: argparse.Namespace) -> int:
     from benchmark.config import load_params, override
     from benchmark.fileio import atomic_write_json
-    from benchmark.probe import default_out, format_result, learnability
+    from benchmark.probe import format_result, learnability
     from benchmark.vlm import vlm_loader
 
     params = load_params(args.params, args.profile)
@@ -325,7 +326,7 @@ def _probe_learnability(args: argparse.Namespace) -> int:
         f"profiles.{params.profile}.{args.model}.probe",
         **{k: v for k, v in given.items() if v is not None},
     )
-    base = args.base or Path("results") / "vlm" / args.model / "base"
+    base = args.base or layout.base_model(layout.RESULTS, args.model)
     if not base.exists():
         raise FileNotFoundError(
             f"no base {args.model} model at {base}; run `rls3 pretrain-vlm --model "
@@ -335,7 +336,7 @@ def _probe_learnability(args: argparse.Namespace) -> int:
     result = learnability(
         lambda: loader(base), args.datasets, config, args.model, sim=profile.sim, t0=profile.loop.t0
     )
-    out = atomic_write_json(args.out or default_out(args.model), result)
+    out = atomic_write_json(args.out or layout.probe(layout.RESULTS, args.model), result)
     print(format_result(result))
     print(f"wrote {out}")
     return 0
@@ -354,8 +355,8 @@ def _add_check_command(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="go ahead with a long CPU base training (RLS3_YES=1 does the same under dvc)",
     )
-    chk.add_argument("--datasets", type=Path, default=Path("datasets"))
-    chk.add_argument("--results", type=Path, default=Path("results"))
+    chk.add_argument("--datasets", type=Path, default=layout.DATASETS)
+    chk.add_argument("--results", type=Path, default=layout.RESULTS)
     chk.add_argument(
         "--write",
         type=Path,
@@ -389,7 +390,7 @@ def _add_loop_commands(sub: argparse._SubParsersAction) -> None:
     """The stages of the loop (spec sections 2 and 6)."""
     build = sub.add_parser("build-datasets", help="the fixed validation and test sets")
     _params_arguments(build)
-    build.add_argument("--out", type=Path, default=Path("datasets"), help="directory to write")
+    build.add_argument("--out", type=Path, default=layout.DATASETS, help="directory to write")
     build.set_defaults(func=_build_datasets)
 
     agent = sub.add_parser("pretrain-agent", help="SAC pre-training on the intrinsic reward")
@@ -404,8 +405,8 @@ def _add_loop_commands(sub: argparse._SubParsersAction) -> None:
     run.add_argument("--model", required=True, choices=MODELS)
     run.add_argument("--arm", required=True, choices=list(ARMS))
     run.add_argument("--seed", type=int, required=True)
-    run.add_argument("--results", type=Path, default=Path("results"))
-    run.add_argument("--datasets", type=Path, default=Path("datasets"))
+    run.add_argument("--results", type=Path, default=layout.RESULTS)
+    run.add_argument("--datasets", type=Path, default=layout.DATASETS)
     _seed_slot_argument(run)
     run.set_defaults(func=_run)
 
@@ -447,7 +448,7 @@ def _pretrain_agent(args: argparse.Namespace) -> int:
 
     params = load_params(args.params, args.profile)
     p = params.active
-    out = args.out or Path("results") / "agents" / f"seed{args.seed}"
+    out = args.out or layout.agent(layout.RESULTS, args.seed)
     seeds = p.agent_seeds
     if args.seed_slot and args.seed >= seeds:
         return _skip_slot(out, args.seed, seeds, params.profile, {"agent": "sac"})
@@ -471,7 +472,7 @@ def _run(args: argparse.Namespace) -> int:
     params = load_params(args.params, args.profile)
     seeds = params.active.model(args.model).seeds
     if args.seed_slot and args.seed >= seeds:  # before the loop's imports: a second, not five
-        out = args.results / "runs" / args.model / args.arm / f"seed{args.seed}"
+        out = layout.run_dir(args.results, args.model, args.arm, args.seed)
         what = {"model": args.model, "arm": args.arm, "profile": params.profile}
         return _skip_slot(out, args.seed, seeds, params.profile, what)
     from benchmark.loop import run_from_params
@@ -592,8 +593,8 @@ def _add_grid_command(sub: argparse._SubParsersAction) -> None:
         help="ray: join a cluster that runs without token authentication (refused otherwise)",
     )
     grid.add_argument("--cpus", type=int, default=None, help="local: the instance's CPUs")
-    grid.add_argument("--results", type=Path, default=Path("results"))
-    grid.add_argument("--datasets", type=Path, default=Path("datasets"))
+    grid.add_argument("--results", type=Path, default=layout.RESULTS)
+    grid.add_argument("--datasets", type=Path, default=layout.DATASETS)
     grid.set_defaults(func=_grid)
 
 
@@ -626,7 +627,7 @@ def _add_pipeline_commands(sub: argparse._SubParsersAction) -> None:
         metavar="MODEL",
         help="instead: write results/report/REPORT.md summing up these models' reports",
     )
-    report.add_argument("--results", type=Path, default=Path("results"))
+    report.add_argument("--results", type=Path, default=layout.RESULTS)
     report.add_argument(
         "--out", type=Path, default=None, help="default results/report/MODEL (or results/report)"
     )
@@ -663,7 +664,7 @@ def _add_pipeline_commands(sub: argparse._SubParsersAction) -> None:
     bench.add_argument(
         "--results",
         type=Path,
-        default=Path("results"),
+        default=layout.RESULTS,
         help="with --check-reference: the finished bench's results directory",
     )
     bench.set_defaults(func=_bench)
@@ -674,13 +675,13 @@ def _report(args: argparse.Namespace) -> int:
     from benchmark.report import write_index, write_report
 
     if args.index:
-        path = write_index(args.out or args.results / "report", args.index)
+        path = write_index(args.out or layout.report(args.results), args.index)
     elif args.model:
         params = load_params()  # the equivalence margin: profiles.<profile>.<model>.margin
         path = write_report(
             args.results,
             args.model,
-            args.out or args.results / "report" / args.model,
+            args.out or layout.report(args.results, args.model),
             margin=params.active.model(args.model).margin,
             profile=params.profile,
             threads=params.active.threads,

@@ -40,6 +40,7 @@ from typing import Any
 
 import yaml
 
+from benchmark import layout
 from benchmark.config import ARMS, BUDGET_ARMS, Params, load_params, parse_params
 from benchmark.fileio import atomic_write_json
 
@@ -503,7 +504,7 @@ def run_grid(
                 "finished": record.get("finished"),
             }
     report.wall_seconds = round(time.perf_counter() - start, 1)
-    atomic_write_json(results / "grid" / f"{model}.json", report.__dict__)
+    atomic_write_json(layout.grid(results, model), report.__dict__)
     return report
 
 

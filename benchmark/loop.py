@@ -59,6 +59,7 @@ import numpy as np
 from stable_baselines3 import SAC
 from stable_baselines3.common.vec_env import DummyVecEnv
 
+from benchmark import layout
 from benchmark.agents import load_sac
 from benchmark.arms import Arm, arm_of
 from benchmark.captions import TERMS, describe_sample, term_key
@@ -99,11 +100,6 @@ class Timers:
             yield
         finally:
             self.seconds[phase] += time.perf_counter() - start
-
-
-def run_dir(results: str | Path, model: str, arm: str, seed: int) -> Path:
-    """Where a run keeps its files: ``results/runs/{model}/{arm}/seed{seed}``."""
-    return Path(results) / "runs" / model / arm / f"seed{seed}"
 
 
 # ---------------------------------------------------------------------------- an episode
@@ -272,15 +268,15 @@ class RunConfig:
     seed: int
     profile_name: str
     profile: Profile
-    results: Path = Path("results")
-    datasets: Path = Path("datasets")
+    results: Path = layout.RESULTS
+    datasets: Path = layout.DATASETS
 
 
 def budget_of(cfg: RunConfig) -> int | None:
     """A budget arm's budget: the sac run's total generated samples (same model and seed)."""
     if cfg.arm not in BUDGET_ARMS:
         return None
-    summary = run_dir(cfg.results, cfg.model, "sac", cfg.seed) / "summary.json"
+    summary = layout.run_dir(cfg.results, cfg.model, "sac", cfg.seed) / "summary.json"
     done = summary.is_file() and json.loads(summary.read_text()).get("finished")
     if not done:
         raise FileNotFoundError(
@@ -329,7 +325,7 @@ class Run:
         p = cfg.profile
         self.loop, self.stopping = p.loop, p.model(cfg.model).early_stopping
         self.k = p.model(cfg.model).k
-        self.dir = run_dir(cfg.results, cfg.model, cfg.arm, cfg.seed)
+        self.dir = layout.run_dir(cfg.results, cfg.model, cfg.arm, cfg.seed)
         self.budget = budget_of(cfg)
         self.full_batch = self.loop.episodes * round(self.loop.eta * self.loop.t0)  # E*eta*T0
         self.timers = Timers()
@@ -700,12 +696,12 @@ def run_from_params(
     profile = params.active
     cfg = RunConfig(model, arm, seed, params.profile, profile, results, datasets)
     budget_of(cfg)  # a random run without its sac run: say which run to do first
-    base = results / "vlm" / model / "base"
+    base = layout.base_model(results, model)
     if not base.exists():
         raise FileNotFoundError(
             f"no base {model} model at {base}; run `rls3 pretrain-vlm --model {model}` first"
         )
-    agent = results / "agents" / f"seed{seed}"
+    agent = layout.agent(results, seed)
     loader = vlm_loader(model, profile.model(model).finetune, seed)
     with torch_threads(profile.threads):  # the run's sums, whichever engine started it
         return Run(cfg, loader, base, agent, done_is_done=True, root=root).run()

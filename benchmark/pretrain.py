@@ -22,14 +22,10 @@ from typing import Any
 
 import torch
 
+from benchmark import layout
 from benchmark.config import ClipPretrainConfig, PaligemmaPretrainConfig, SimParams
 from benchmark.families import family
 from benchmark.fileio import atomic_write_json
-
-
-def default_out(model: str) -> Path:
-    """Where ``rls3 pretrain-vlm`` writes a base checkpoint."""
-    return Path("results") / "vlm" / model / "base"
 
 
 def metrics_path(out: Path) -> Path:
@@ -56,7 +52,7 @@ def record_weights(
         checkpoint = inspect(model, path, arch)
     except WeightsError as err:
         raise WeightsError(f"{key}: {err}") from err
-    target = Path(out) if out is not None else default_out(model)
+    target = Path(out) if out is not None else layout.base_model(layout.RESULTS, model)
     pointer = record(checkpoint, target)
     info = {
         "model": model,
@@ -81,7 +77,7 @@ def run(
     in the profile's environment (``sim``, ``t0``), write its checkpoint and measurements;
     return the latter."""
     vlm, info = family(model).part("base_training")(config, sim, t0)
-    target = Path(out) if out is not None else default_out(info["model"])
+    target = Path(out) if out is not None else layout.base_model(layout.RESULTS, model)
     vlm.save(target)
     info["checkpoint"] = str(target)
     info["device"] = str(vlm.device)

@@ -165,11 +165,6 @@ def learnability(
     }
 
 
-def default_out(model: str) -> Path:
-    """Where ``rls3 probe learnability`` writes its figures (a DVC metric)."""
-    return Path("results") / "probe" / model / "learnability.json"
-
-
 def format_result(result: dict[str, Any]) -> str:
     """The probe's figures as a small table: before, and after as the draws' mean [range]."""
     before, after, spread = result["before"], result["after"], result["after_range"]

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from benchmark import layout
 from benchmark.arms import ARMS
 from benchmark.fileio import atomic_write_json
 
@@ -112,11 +113,11 @@ def _row_digests(data: bytes) -> str:
 def bench_files(results: Path, model: str) -> Iterator[Path]:
     """The files whose bytes a bench of ``model`` fixes, in a stable order: the base model's
     files, then every run file of every arm and seed."""
-    base = results / "vlm" / model / "base"
+    base = layout.base_model(results, model)
     if base.is_dir():
         yield from sorted(p for p in base.rglob("*") if p.is_file())
     for arm in ARMS:
-        arm_dir = results / "runs" / model / arm
+        arm_dir = layout.arm_runs(results, model, arm)
         seeds = sorted(
             (int(d.name.removeprefix("seed")), d)
             for d in arm_dir.glob("seed*")
@@ -273,7 +274,7 @@ def check(
     ``run_files.json`` and ``comparison.json``): byte identity of the files on disk where the
     fingerprints are equal, else the conclusions of the bench's report, which must have been
     made from the runs on disk."""
-    report = results / "report" / model
+    report = layout.report(results, model)
     made = report / RUN_FILES_JSON
     if not made.is_file() or not (report / "comparison.json").is_file():
         raise FileNotFoundError(

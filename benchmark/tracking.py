@@ -20,15 +20,17 @@ from mlflow.entities import Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
+from benchmark import layout
+
 MAX_BATCH = 1000  # MLflow's limit of metrics per log_batch call
 
 
-def tracking_uri(results_dir: str | Path = "results") -> str:
+def tracking_uri(results_dir: str | Path = layout.RESULTS) -> str:
     """``MLFLOW_TRACKING_URI`` if set, else a SQLite store in ``results_dir``."""
     env = os.environ.get("MLFLOW_TRACKING_URI")
     if env:
         return env
-    path = Path(results_dir).resolve() / "mlflow.db"
+    path = layout.mlflow_store(Path(results_dir).resolve())
     path.parent.mkdir(parents=True, exist_ok=True)
     return f"sqlite:///{path}"
 

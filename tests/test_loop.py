@@ -20,7 +20,8 @@ from benchmark.cli import main
 from benchmark.config import ClipPretrainConfig, load_params
 from benchmark.datasets import build_dataset
 from benchmark.external import read_external
-from benchmark.loop import run_dir, run_from_params
+from benchmark.layout import run_dir
+from benchmark.loop import run_from_params
 from benchmark.pretrain import run as pretrain_vlm
 from benchmark.sim.backends import profile_env_kwargs
 from benchmark.tracking import tracking_uri

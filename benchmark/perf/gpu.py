@@ -34,6 +34,7 @@ from typing import Any
 
 import torch
 
+from benchmark import layout
 from benchmark.families import MODELS
 from benchmark.fileio import atomic_write_json
 
@@ -132,16 +133,16 @@ def _timed_loop(config: GpuPerfConfig, params_file: Path) -> dict[str, Any]:
         weights.save(scratch / "weights" / "ViT-B-32")
         del weights
         record_weights(
-            "clip", str(scratch / "weights" / "ViT-B-32"), None, scratch / "vlm" / "clip" / "base"
+            "clip", str(scratch / "weights" / "ViT-B-32"), None, layout.base_model(scratch, "clip")
         )
         for split, size in (("validation", p.datasets.validation), ("test", p.datasets.test)):
             seed = p.datasets.seed + (0 if split == "validation" else 1)
             build_dataset(split, size, seed, scratch / "datasets", sim=p.sim, t0=p.loop.t0)
         agent = dataclasses.replace(p.agent, pretrain_steps=p.agent.learning_starts + 1)
         env_kwargs = profile_env_kwargs(p.sim, p.loop.t0)
-        pretrain_sac(agent, 0, scratch / "agents" / "seed0", env_kwargs=env_kwargs, eval_steps=50)
+        pretrain_sac(agent, 0, layout.agent(scratch, 0), env_kwargs=env_kwargs, eval_steps=50)
         setup = time.perf_counter() - start
-        os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{scratch / 'mlflow.db'}"
+        os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{layout.mlflow_store(scratch)}"
         report = perf_loop(params, "clip", 0, results=scratch, datasets=scratch / "datasets")
     return {**report, "renderer": renderer, "setup_seconds": round(setup, 1)}
 

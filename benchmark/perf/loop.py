@@ -7,9 +7,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+from benchmark import layout
 from benchmark.config import BUDGET_ARMS
 from benchmark.fileio import atomic_write_json
-from benchmark.loop import PHASES, Run, RunConfig, run_dir
+from benchmark.loop import PHASES, Run, RunConfig
 from benchmark.provenance import torch_threads
 from benchmark.vlm import vlm_loader
 
@@ -42,15 +43,15 @@ def perf_loop(
                 (scratch / part).symlink_to(results / part)
         if arm in BUDGET_ARMS:  # a budget no iteration reaches: the arm's whole iteration
             atomic_write_json(
-                run_dir(scratch, model, "sac", seed) / "summary.json",
+                layout.run_dir(scratch, model, "sac", seed) / "summary.json",
                 {"finished": True, "generated_samples": 10**9},
             )
         cfg = RunConfig(model, arm, seed, params.profile, params.active, scratch, Path(datasets))
-        base = scratch / "vlm" / model / "base"
+        base = layout.base_model(scratch, model)
         if not base.exists():
-            raise FileNotFoundError(f"no base {model} model at {results / 'vlm' / model / 'base'}")
+            raise FileNotFoundError(f"no base {model} model at {layout.base_model(results, model)}")
         loader = vlm_loader(model, params.active.model(model).finetune, seed)
-        run = Run(cfg, loader, base, scratch / "agents" / f"seed{seed}")
+        run = Run(cfg, loader, base, layout.agent(scratch, seed))
         run.begin()  # the starting point, iteration 0 (not timed)
         run.timers.seconds = dict.fromkeys(PHASES, 0.0)
         start = time.perf_counter()

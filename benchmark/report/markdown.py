@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from benchmark import layout
 from benchmark.arms import REGISTRY
 from benchmark.config import ARMS
 from benchmark.families import family
@@ -63,12 +64,12 @@ NULL_MEANS = (
 def _stage_seconds(results: Path, model: str, runs: dict[str, list[RunLog]]) -> dict[str, float]:
     """Compute time recorded by the stages' own outputs (process start-up not included)."""
     seconds: dict[str, float] = {}
-    base = results / "vlm" / model / "base_metrics.json"
+    base = layout.base_metrics(results, model)
     if base.is_file():
         seconds["base model"] = float(json.loads(base.read_text()).get("train_seconds", 0.0))
     agents = 0.0
     for r in runs["sac"]:
-        pre = results / "agents" / f"seed{r.seed}" / "pretrain.json"
+        pre = layout.agent(results, r.seed) / "pretrain.json"
         if pre.is_file():
             agents += float(json.loads(pre.read_text()).get("seconds", 0.0))
     seconds["SAC pre-training"] = agents
@@ -278,7 +279,7 @@ def _finetune_line(model: str, summary: dict[str, Any]) -> str:
 
 def _base_line(results: Path, model: str) -> str:
     """Which weights the runs started from: the built-in model, or a recorded checkpoint."""
-    path = results / "vlm" / model / "base_metrics.json"
+    path = layout.base_metrics(results, model)
     if not path.is_file():
         return "not recorded (no `base_metrics.json`)."
     info = json.loads(path.read_text())

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from benchmark import layout
 from benchmark.config import ARMS
 
 
@@ -88,7 +89,7 @@ def load_runs(results: str | Path, model: str) -> dict[str, list[RunLog]]:
     """
     runs: dict[str, list[RunLog]] = {arm: [] for arm in ARMS}
     for arm in ARMS:
-        for d in sorted((Path(results) / "runs" / model / arm).glob("seed*")):
+        for d in sorted(layout.arm_runs(results, model, arm).glob("seed*")):
             summary_path = d / "summary.json"
             if not summary_path.is_file():
                 continue
