@@ -15,6 +15,7 @@ from benchmark import layout
 from benchmark.config import ARMS, BACKENDS
 from benchmark.families import MODELS, family
 from benchmark.grid import ENGINES
+from benchmark.slots import unused
 
 
 def _add_scene_commands(sub: argparse._SubParsersAction) -> None:
@@ -232,35 +233,28 @@ def _add_vlm_commands(sub: argparse._SubParsersAction) -> None:
 def _pretrain_vlm(args: argparse.Namespace) -> int:
     import json
 
-    from benchmark.config import load_params, override
-    from benchmark.pretrain import metrics_path, record_weights, run
+    from benchmark.config import load_params
+    from benchmark.pretrain import base_model_stage, metrics_path
 
     params = load_params(args.params, args.profile)
-    profile = params.active
-    weights = profile.model(args.model).weights
-    if weights is not None:  # real weights: recorded, not trained (spec section 5, "Real weights")
-        key = f"profiles.{params.profile}.{args.model}.weights"
-        info = record_weights(args.model, weights.path, weights.arch, args.out, key)
+    length = family(args.model).pretrain_length
+    info = base_model_stage(
+        params,
+        args.model,
+        args.out,
+        samples=args.samples,
+        test_samples=args.test_samples,
+        seed=args.seed,
+        **{length: args.steps},
+    )
+    if "record_seconds" in info:  # real weights: recorded, not trained
+        w = info["weights"]
         print(
-            f"{key}: recorded {info['weights']['path']} ({info['weights']['bytes'] / 1e9:.2f} "
-            f"GB, sha256 {info['weights']['sha256'][:16]}) in {info['record_seconds']:.0f} s; "
-            f"no base training; wrote {info['checkpoint']}"
+            f"profiles.{params.profile}.{args.model}.weights: recorded {w['path']} "
+            f"({w['bytes'] / 1e9:.2f} GB, sha256 {w['sha256'][:16]}) in "
+            f"{info['record_seconds']:.0f} s; no base training; wrote {info['checkpoint']}"
         )
         return 0
-    length = family(args.model).pretrain_length
-    given = {"samples": args.samples, "test_samples": args.test_samples, length: args.steps}
-    given["seed"] = args.seed
-    config = override(
-        profile.model(args.model).pretrain,
-        f"profiles.{params.profile}.{args.model}.pretrain",
-        **{k: v for k, v in given.items() if v is not None},
-    )
-    from benchmark.provenance import torch_threads
-
-    # the profile's threads, as the runs: `make bench` trains the agents beside this stage,
-    # one thread each (two OpenMP threads sharing a core with another process run far slower)
-    with torch_threads(profile.threads):
-        info = run(args.model, config, profile.sim, profile.loop.t0, args.out)
     print(json.dumps(info["test"], indent=2))
     print(f"base training took {info['train_seconds']:.0f} s")
     print(f"wrote {info['checkpoint']} and {metrics_path(Path(info['checkpoint']))}")
@@ -313,30 +307,19 @@ def _add_probe_commands(sub: argparse._SubParsersAction) -> None:
 
 
 def _probe_learnability(args: argparse.Namespace) -> int:
-    from benchmark.config import load_params, override
-    from benchmark.fileio import atomic_write_json
-    from benchmark.probe import format_result, learnability
-    from benchmark.vlm import vlm_loader
+    from benchmark.config import load_params
+    from benchmark.probe import format_result, probe_stage
 
-    params = load_params(args.params, args.profile)
-    profile = params.active
-    given = {"samples": args.samples, "epochs": args.epochs}
-    config = override(
-        profile.model(args.model).probe,
-        f"profiles.{params.profile}.{args.model}.probe",
-        **{k: v for k, v in given.items() if v is not None},
+    out = args.out or layout.probe(layout.RESULTS, args.model)
+    result = probe_stage(
+        load_params(args.params, args.profile),
+        args.model,
+        base=args.base or layout.base_model(layout.RESULTS, args.model),
+        datasets=args.datasets,
+        out=out,
+        samples=args.samples,
+        epochs=args.epochs,
     )
-    base = args.base or layout.base_model(layout.RESULTS, args.model)
-    if not base.exists():
-        raise FileNotFoundError(
-            f"no base {args.model} model at {base}; run `rls3 pretrain-vlm --model "
-            f"{args.model}` first"
-        )
-    loader = vlm_loader(args.model, profile.model(args.model).finetune, config.seed)
-    result = learnability(
-        lambda: loader(base), args.datasets, config, args.model, sim=profile.sim, t0=profile.loop.t0
-    )
-    out = atomic_write_json(args.out or layout.probe(layout.RESULTS, args.model), result)
     print(format_result(result))
     print(f"wrote {out}")
     return 0
@@ -421,25 +404,20 @@ def _seed_slot_argument(parser: argparse.ArgumentParser) -> None:
 
 
 def _skip_slot(out: Path, seed: int, seeds: int, profile: str, what: dict[str, object]) -> int:
-    """Write the marker of an unused seed slot (replacing whatever the slot held before)."""
-    from benchmark.fileio import atomic_directory, atomic_write_json
+    from benchmark.slots import mark_unused
 
-    reason = f"profile {profile} uses {seeds} seed(s): 0..{seeds - 1}"
-    with atomic_directory(out) as tmp:
-        atomic_write_json(tmp / "summary.json", {**what, "seed": seed, "skipped": reason})
+    reason = mark_unused(out, seed, seeds, profile, what)
     print(f"seed slot {seed} unused ({reason}); wrote {out}")
     return 0
 
 
 def _build_datasets(args: argparse.Namespace) -> int:
     from benchmark.config import load_params
-    from benchmark.datasets import build_dataset
+    from benchmark.datasets import build_datasets
 
-    p = load_params(args.params, args.profile).active
-    for split, size in (("validation", p.datasets.validation), ("test", p.datasets.test)):
-        seed = p.datasets.seed + (0 if split == "validation" else 1)
-        ds = build_dataset(split, size, seed, args.out, sim=p.sim, t0=p.loop.t0)
-        print(f"wrote {args.out / split}: {size} samples, content hash {ds.content_hash[:16]}")
+    for ds in build_datasets(load_params(args.params, args.profile).active, args.out):
+        print(f"wrote {args.out / ds.name}: {len(ds.samples)} samples, content hash "
+              f"{ds.content_hash[:16]}")  # fmt: skip
     return 0
 
 
@@ -450,7 +428,7 @@ def _pretrain_agent(args: argparse.Namespace) -> int:
     p = params.active
     out = args.out or layout.agent(layout.RESULTS, args.seed)
     seeds = p.agent_seeds
-    if args.seed_slot and args.seed >= seeds:
+    if args.seed_slot and unused(args.seed, seeds):
         return _skip_slot(out, args.seed, seeds, params.profile, {"agent": "sac"})
     from benchmark.agents import pretrain_agent
 
@@ -471,7 +449,7 @@ def _run(args: argparse.Namespace) -> int:
 
     params = load_params(args.params, args.profile)
     seeds = params.active.model(args.model).seeds
-    if args.seed_slot and args.seed >= seeds:  # before the loop's imports: a second, not five
+    if args.seed_slot and unused(args.seed, seeds):  # before the loop's imports: a second, not five
         out = layout.run_dir(args.results, args.model, args.arm, args.seed)
         what = {"model": args.model, "arm": args.arm, "profile": params.profile}
         return _skip_slot(out, args.seed, seeds, params.profile, what)

@@ -29,7 +29,7 @@ import pyarrow.parquet as pq
 from PIL import Image
 
 from benchmark.captions import CaptionRecord
-from benchmark.config import SimParams
+from benchmark.config import Profile, SimParams
 from benchmark.fileio import atomic_directory
 from benchmark.samples import Sample
 from benchmark.sampling import collect_samples
@@ -113,6 +113,16 @@ def build_dataset(
     }
     write_dataset(Path(out_dir) / split, manifest, samples)
     return Dataset(split, manifest, samples)
+
+
+def build_datasets(profile: Profile, out_dir: str | Path) -> list[Dataset]:
+    """The ``datasets`` stage: the profile's validation set (train environment, seed ``seed``)
+    and test set (test environment, seed ``seed + 1``), written under ``out_dir``."""
+    d = profile.datasets
+    return [
+        build_dataset(split, size, d.seed + offset, out_dir, sim=profile.sim, t0=profile.loop.t0)
+        for split, size, offset in (("validation", d.validation, 0), ("test", d.test, 1))
+    ]
 
 
 def write_dataset(path: Path, manifest: dict[str, Any], samples: Sequence[Sample]) -> None:

@@ -23,9 +23,16 @@ from typing import Any
 import torch
 
 from benchmark import layout
-from benchmark.config import ClipPretrainConfig, PaligemmaPretrainConfig, SimParams
+from benchmark.config import (
+    ClipPretrainConfig,
+    PaligemmaPretrainConfig,
+    Params,
+    SimParams,
+    override,
+)
 from benchmark.families import family
 from benchmark.fileio import atomic_write_json
+from benchmark.provenance import torch_threads
 
 
 def metrics_path(out: Path) -> Path:
@@ -87,3 +94,30 @@ def run(
     tmp.write_text(json.dumps(info, indent=2) + "\n")
     os.replace(tmp, report)
     return info
+
+
+def base_model_stage(
+    params: Params,
+    model: str,
+    out: str | os.PathLike[str] | None = None,
+    **overrides: int | None,
+) -> dict[str, Any]:
+    """The ``base_model`` stage of ``model``: with real ``weights:`` the checkpoint recorded
+    (spec section 5, "Real weights"), else the built-in model base-trained on the profile's
+    ``pretrain`` block (``overrides``: some of its keys, None for the block's value), on the
+    profile's threads. Returns the measurements written beside the checkpoint (``record_seconds``
+    where recorded)."""
+    profile = params.active
+    weights = profile.model(model).weights
+    if weights is not None:
+        key = f"profiles.{params.profile}.{model}.weights"
+        return record_weights(model, weights.path, weights.arch, out, key)
+    config = override(
+        profile.model(model).pretrain,
+        f"profiles.{params.profile}.{model}.pretrain",
+        **{k: v for k, v in overrides.items() if v is not None},
+    )
+    # the profile's threads, as the runs: `make bench` trains the agents beside this stage,
+    # one thread each (two OpenMP threads sharing a core with another process run far slower)
+    with torch_threads(profile.threads):
+        return run(model, config, profile.sim, profile.loop.t0, out)

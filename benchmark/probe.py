@@ -33,11 +33,13 @@ from typing import Any
 import numpy as np
 
 from benchmark.captions import rubric_score
-from benchmark.config import LearnabilityConfig, SimParams
+from benchmark.config import LearnabilityConfig, Params, SimParams, override
 from benchmark.datasets import derangement, read_dataset, shuffled_images
 from benchmark.families import family
+from benchmark.fileio import atomic_write_json
 from benchmark.samples import Sample
 from benchmark.sampling import collect_samples
+from benchmark.vlm import vlm_loader
 from benchmark.vlm.base import VLM, subset_metrics
 
 
@@ -186,3 +188,35 @@ def format_result(result: dict[str, Any]) -> str:
         for k, v in result["targets"].items()
     ]
     return "\n".join(lines)
+
+
+def probe_stage(
+    params: Params,
+    model: str,
+    *,
+    base: Path,
+    datasets: Path,
+    out: Path,
+    samples: int | None = None,
+    epochs: int | None = None,
+) -> dict[str, Any]:
+    """The ``probe_learnability`` stage: the profile's ``probe`` block (``samples``, ``epochs``:
+    instead of its values) on the base model at ``base``, with the family's fine-tuning config;
+    the result written to ``out`` and returned."""
+    profile = params.active
+    given = {"samples": samples, "epochs": epochs}
+    config = override(
+        profile.model(model).probe,
+        f"profiles.{params.profile}.{model}.probe",
+        **{k: v for k, v in given.items() if v is not None},
+    )
+    if not base.exists():
+        raise FileNotFoundError(
+            f"no base {model} model at {base}; run `rls3 pretrain-vlm --model {model}` first"
+        )
+    loader = vlm_loader(model, profile.model(model).finetune, config.seed)
+    result = learnability(
+        lambda: loader(base), datasets, config, model, sim=profile.sim, t0=profile.loop.t0
+    )
+    atomic_write_json(out, result)
+    return result
