@@ -38,7 +38,9 @@ def _check(
     smoke = data["profiles"]["smoke"]
     for model, weights in (edit or {}).items():
         smoke[model]["weights"] = weights
-    smoke["sim"].update(sim or {})
+    for key, value in (sim or {}).items():  # a nested block keeps the keys it does not name
+        current = smoke["sim"].get(key)
+        smoke["sim"][key] = {**current, **value} if isinstance(current, dict) else value
     if device is not None:
         smoke["device"] = device
     params = tmp_path / "params.yaml"

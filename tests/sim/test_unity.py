@@ -108,7 +108,8 @@ def test_a_missing_player_is_a_clear_error_that_names_the_key(tmp_path: Path) ->
     import yaml
 
     data = yaml.safe_load(text)
-    data["profiles"]["smoke"]["sim"] |= {"backend": "unity", "unity": {"build": "nowhere/P"}}
+    unity = {"build": "nowhere/P", "base_port": None, "timeout_s": 60}
+    data["profiles"]["smoke"]["sim"] |= {"backend": "unity", "unity": unity}
     params.write_text(yaml.safe_dump(data))
     out = tmp_path / "datasets"
     args = ["build-datasets", "--params", str(params), "--profile", "smoke", "--out", str(out)]
