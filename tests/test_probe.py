@@ -236,7 +236,9 @@ def test_the_command_writes_the_figures_and_names_a_bad_param(
 
     params = tmp_path / "params.yaml"
     text = (ROOT / "params.yaml").read_text()
-    params.write_text(text.replace("probe: {samples: 16,", "probe: {samples: 16, sampels: 3,"))
+    bad = text.replace("&smoke_probe {samples: 16,", "&smoke_probe {samples: 16, sampels: 3,")
+    assert bad != text
+    params.write_text(bad)
     assert main(["probe", "learnability", "--model", "clip", "--params", str(params),
                  "--profile", "smoke"]) == 2  # fmt: skip
     assert "profiles.smoke.clip.probe" in capsys.readouterr().err
