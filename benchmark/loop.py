@@ -305,88 +305,222 @@ def run_streams(seed: int) -> tuple[np.random.Generator, np.random.Generator]:
     return np.random.default_rng(captions), np.random.default_rng(actions)
 
 
+@dataclass(frozen=True)
+class RunInputs:
+    """What a run is made from, read once and written nowhere: the fixed validation and test
+    sets, the image-shuffled control, the external sets, the budget, and ``record``, the
+    inputs a checkpoint must have been made from to be resumed (``inputs.json``)."""
+
+    validation: Dataset
+    test: Dataset
+    control_donors: np.ndarray
+    control: list[Sample]
+    external: list[ExternalSet]
+    budget: int | None
+    base_vlm: Path
+    agent: Path
+    record: dict[str, Any]
+
+    @property
+    def external_hashes(self) -> dict[str, str]:
+        return {e.name: e.content_hash for e in self.external}
+
+
+def read_inputs(cfg: RunConfig, base_vlm: Path, agent: Path, root: Path | None = None) -> RunInputs:
+    """Read what the run of ``cfg`` is made from (``root``: where the params' relative paths,
+    the external sets', start). Reads only: nothing is created, changed or deleted."""
+    if cfg.model not in MODELS or cfg.arm not in ARMS:
+        raise ValueError(f"model must be one of {MODELS} and arm one of {ARMS}")
+    p = cfg.profile
+    budget = budget_of(cfg)
+    validation = read_dataset(cfg.datasets / "validation")
+    test = read_dataset(cfg.datasets / "test")
+    # the image-shuffled control: the probe's derangement, the same for every arm and seed
+    donors = derangement(len(test.samples), p.model(cfg.model).probe.seed)
+    # the external sets (photographs), scored beside the test set; their content is an input
+    external = [read_external(s, root) for s in p.datasets.external]
+    hashes = {e.name: e.content_hash for e in external}
+    record = {
+        "profile": cfg.profile_name,
+        "params": flatten(asdict(p)),
+        "budget": budget,
+        "datasets": [validation.content_hash, test.content_hash],
+        **({"external": hashes} if hashes else {}),
+        "base_vlm": files_digest(base_vlm),
+        "agent": files_digest(agent / "model.zip") if arm_of(cfg.arm).uses_agent else None,
+        "code": code_digest(),
+    }
+    return RunInputs(
+        validation,
+        test,
+        donors,
+        shuffled_images(test.samples, donors),
+        external,
+        budget,
+        base_vlm,
+        agent,
+        record,
+    )
+
+
+def checkpoint_of(cfg: RunConfig, inputs: RunInputs) -> Checkpoint:
+    """The run's checkpoint directory, to be matched against ``inputs``."""
+    return Checkpoint(layout.run_dir(cfg.results, cfg.model, cfg.arm, cfg.seed) / "checkpoint",
+                      inputs.record)  # fmt: skip
+
+
+def discard(cfg: RunConfig, checkpoint: Checkpoint) -> None:
+    """Remove a run made from other inputs: its directory and its MLflow run, so that a fresh
+    start never mixes two experiments. DVC keeps a run directory between ``dvc repro`` calls
+    (``persist``) so that a killed stage resumes; this is the step that removes one."""
+    old = checkpoint.state().run_id if checkpoint.exists else None
+    directory = layout.run_dir(cfg.results, cfg.model, cfg.arm, cfg.seed)
+    print(f"{directory}: its inputs changed since the checkpoint; starting afresh")
+    if old is not None:
+        with contextlib.suppress(Exception):  # a store that no longer holds it
+            tracker = RunTracker(tracking_uri(cfg.results), cfg.model, cfg.arm, cfg.seed)
+            tracker.client.delete_run(old)
+    shutil.rmtree(directory)
+
+
+def summary(cfg: RunConfig, inputs: RunInputs, state: RunState) -> dict[str, Any]:
+    """A run's ``summary.json``: what it was, how it ended, its headline figures."""
+    s = state
+    p = cfg.profile
+    return {
+        "model": cfg.model,
+        "arm": cfg.arm,
+        "seed": cfg.seed,
+        "profile": cfg.profile_name,
+        "k": p.model(cfg.model).k,
+        "loop_gamma": p.loop.gamma if arm_of(cfg.arm).learns else None,
+        "finetune": {  # the profile's block; the run's seed is "seed" above
+            k: v for k, v in asdict(p.model(cfg.model).finetune).items() if k != "seed"
+        },
+        "finished": s.stopped is not None,
+        "stopped": s.stopped,
+        "iterations": s.iteration,
+        "generated_samples": s.generated,
+        "valid_samples": s.valid,
+        "valid_rate": s.valid / s.generated if s.generated else 0.0,
+        "budget": inputs.budget,
+        "initial_test_metric": s.iterations[0]["test/metric"] if s.iterations else None,
+        "final_test_metric": s.iterations[-1]["test/metric"] if s.iterations else None,
+        "best_val_metric": s.best_val,
+        "seconds": round(s.seconds, 1),
+        "mlflow_run_id": s.run_id,
+        "dataset_hashes": {
+            "validation": inputs.validation.content_hash,
+            "test": inputs.test.content_hash,
+        },
+        **({"external_hashes": inputs.external_hashes} if inputs.external else {}),
+    }
+
+
 class Run:
-    """One (model, arm, seed) run: set up or resume, iterate, checkpoint, log."""
+    """One (model, arm, seed) run, started afresh (``Run.start``) or resumed from its checkpoint
+    (``Run.resume``); ``run`` iterates Algorithm 1 to its end, checkpointing every iteration.
+    ``open_run`` picks between the two, after discarding a run made from other inputs."""
 
     def __init__(
         self,
         cfg: RunConfig,
-        load_vlm: Any,
-        base_vlm_path: Path,
-        agent_path: Path,
-        *,
-        done_is_done: bool = False,
-        root: Path | None = None,
+        inputs: RunInputs,
+        checkpoint: Checkpoint,
+        state: RunState,
+        vlm: VLM,
+        vec_env: DummyVecEnv,
+        arm: SacArm | RandomArm,
+        rng: np.random.Generator,
+        action_rng: np.random.Generator | None,
+        timers: Timers,
     ) -> None:
-        if cfg.model not in MODELS or cfg.arm not in ARMS:
-            raise ValueError(f"model must be one of {MODELS} and arm one of {ARMS}")
+        """The run's parts, made by ``start`` or ``resume``; nothing here reads or writes."""
         self.cfg = cfg
         self.spec: Arm = arm_of(cfg.arm)
         p = cfg.profile
         self.loop, self.stopping = p.loop, p.model(cfg.model).early_stopping
         self.k = p.model(cfg.model).k
         self.dir = layout.run_dir(cfg.results, cfg.model, cfg.arm, cfg.seed)
-        self.budget = budget_of(cfg)
+        self.inputs = inputs
+        self.budget = inputs.budget
         self.full_batch = self.loop.episodes * round(self.loop.eta * self.loop.t0)  # E*eta*T0
-        self.timers = Timers()
-        self.validation: Dataset = read_dataset(cfg.datasets / "validation")
-        self.test: Dataset = read_dataset(cfg.datasets / "test")
-        # the image-shuffled control: the probe's derangement, the same for every arm and seed
-        self.control_donors = derangement(len(self.test.samples), p.model(cfg.model).probe.seed)
-        self.control = shuffled_images(self.test.samples, self.control_donors)
-        # the external sets (photographs), scored beside the test set; their content is an input
-        self.external: list[ExternalSet] = [read_external(s, root) for s in p.datasets.external]
-        self.external_hashes = {e.name: e.content_hash for e in self.external}
-        inputs = {
-            "profile": cfg.profile_name,
-            "params": flatten(asdict(p)),
-            "budget": self.budget,
-            "datasets": [self.validation.content_hash, self.test.content_hash],
-            **({"external": self.external_hashes} if self.external_hashes else {}),
-            "base_vlm": files_digest(base_vlm_path),
-            "agent": files_digest(agent_path / "model.zip") if self.spec.uses_agent else None,
-            "code": code_digest(),
-        }
-        self.checkpoint = Checkpoint(self.dir / "checkpoint", inputs)
-        resuming = self.checkpoint.exists
-        if resuming and self.checkpoint.made_from_other_inputs():
-            self._discard()
-            resuming = False
-        self.state = self.checkpoint.state() if resuming else RunState()
-        # ``done_is_done``: a run finished from these same inputs loads nothing (no model, no
-        # simulator, no tracking store) and ``run`` returns its summary: what DVC's recording
-        # of a grid's runs costs
-        self.finished = done_is_done and resuming and self.state.stopped is not None
-        if self.finished:
-            return
-        self.vlm: VLM = load_vlm(self.checkpoint.path / "vlm" if resuming else base_vlm_path)
+        self.validation, self.test = inputs.validation, inputs.test
+        self.control_donors, self.control = inputs.control_donors, inputs.control
+        self.external, self.external_hashes = inputs.external, inputs.external_hashes
+        self.checkpoint = checkpoint
+        self.state = state
+        self.vlm = vlm
         # each set's images at the model's input size, once (the family's own resize)
-        self.external_images = [
-            [self.vlm.fit_image(im) for im in e.images()] for e in self.external
-        ]
-        env = make_env("train", sim=p.sim, **profile_env_kwargs(p.sim, self.loop.t0))
-        self.rng, action_rng = run_streams(cfg.seed)  # captions and eta-draws; random actions
-        self.vec_env = DummyVecEnv([lambda: env])
-        self.arm: SacArm | RandomArm
-        if self.spec.acts == "sac":
-            sac = load_sac(self.checkpoint.path / "sac" if resuming else agent_path, self.vec_env)
-            self.arm = SacArm(sac, self.loop.gamma, self.timers, learns=self.spec.learns)
-        else:
-            self.arm = RandomArm(self.vec_env, action_rng)
-        # the random arm's actions (None: SAC draws its own, saved with its model)
-        self.action_rng = action_rng if isinstance(self.arm, RandomArm) else None
-        if resuming:
-            self.checkpoint.restore_rngs(self.rng, self.action_rng)
-        self.generated = self.state.generated  # cumulative generated samples (env steps)
+        self.external_images = [[vlm.fit_image(im) for im in e.images()] for e in self.external]
+        self.vec_env = vec_env
+        self.arm = arm
+        self.rng = rng  # captions and eta-draws
+        self.action_rng = action_rng  # the random arm's actions (None: SAC draws its own)
+        self.timers = timers
+        self.generated = state.generated  # cumulative generated samples (env steps)
         self.episodes: list[EpisodeLog] = []  # the current iteration's
-        self.tracker = RunTracker(tracking_uri(cfg.results), cfg.model, cfg.arm, cfg.seed)
+        self._mlflow: RunTracker | None = None  # opened on first use (``tracker``)
         self._clock = time.perf_counter()
+
+    @classmethod
+    def _make(
+        cls,
+        cfg: RunConfig,
+        inputs: RunInputs,
+        checkpoint: Checkpoint,
+        state: RunState,
+        vlm: VLM,
+        sac_path: Path,
+    ) -> Run:
+        """The simulator and the arm's policy around ``vlm`` (SAC from ``sac_path``)."""
+        p = cfg.profile
+        env = make_env("train", sim=p.sim, **profile_env_kwargs(p.sim, p.loop.t0))
+        rng, action_rng = run_streams(cfg.seed)
+        vec_env = DummyVecEnv([lambda: env])
+        timers = Timers()
+        spec = arm_of(cfg.arm)
+        arm: SacArm | RandomArm
+        if spec.acts == "sac":
+            arm = SacArm(load_sac(sac_path, vec_env), p.loop.gamma, timers, learns=spec.learns)
+        else:
+            arm = RandomArm(vec_env, action_rng)
+        actions = action_rng if isinstance(arm, RandomArm) else None
+        return cls(cfg, inputs, checkpoint, state, vlm, vec_env, arm, rng, actions, timers)
+
+    @classmethod
+    def start(cls, cfg: RunConfig, inputs: RunInputs, load_vlm: Any) -> Run:
+        """A fresh run from the base model and the seed's agent; its directory must not hold
+        a checkpoint (``resume`` it, or ``discard`` it first)."""
+        checkpoint = checkpoint_of(cfg, inputs)
+        if checkpoint.exists:
+            raise FileExistsError(f"{checkpoint.path} exists: resume the run, or discard it")
+        vlm = load_vlm(inputs.base_vlm)
+        return cls._make(cfg, inputs, checkpoint, RunState(), vlm, inputs.agent)
+
+    @classmethod
+    def resume(cls, cfg: RunConfig, inputs: RunInputs, load_vlm: Any) -> Run:
+        """The run from its last completed iteration, every RNG as it was; the checkpoint must
+        have been made from ``inputs``."""
+        checkpoint = checkpoint_of(cfg, inputs)
+        if not checkpoint.exists or checkpoint.made_from_other_inputs():
+            raise ValueError(f"{checkpoint.path} holds no checkpoint of these inputs to resume")
+        vlm = load_vlm(checkpoint.path / "vlm")
+        run = cls._make(cfg, inputs, checkpoint, checkpoint.state(), vlm, checkpoint.path / "sac")
+        checkpoint.restore_rngs(run.rng, run.action_rng)
+        return run
+
+    @property
+    def tracker(self) -> RunTracker:
+        """The run's MLflow run; the store is opened on first use."""
+        if self._mlflow is None:
+            cfg = self.cfg
+            self._mlflow = RunTracker(tracking_uri(cfg.results), cfg.model, cfg.arm, cfg.seed)
+        return self._mlflow
 
     # ------------------------------------------------------------------ Algorithm 1
     def run(self) -> dict[str, Any]:
         """Iterate until early stopping, the budget or max_iterations; returns the summary."""
-        if self.finished:
-            return self.summary()
         try:
             self.begin()
             while self.state.stopped is None:
@@ -593,23 +727,6 @@ class Run:
         return None  # a budget arm runs until its budget is spent: every iteration spends some
 
     # ------------------------------------------------------------------ persistence
-    def _discard(self) -> None:
-        """Remove the run directory and its MLflow run: a fresh start.
-
-        DVC keeps a run directory between ``dvc repro`` calls (``persist``) so that a killed
-        stage resumes; a checkpoint made with other params, datasets, base model or agent
-        would silently mix two experiments, so it is removed instead.
-        """
-        old = self.checkpoint.state().run_id
-        print(f"{self.dir}: its inputs changed since the checkpoint; starting afresh")
-        if old is not None:
-            with contextlib.suppress(Exception):  # a store that no longer holds it
-                tracker = RunTracker(
-                    tracking_uri(self.cfg.results), self.cfg.model, self.cfg.arm, self.cfg.seed
-                )
-                tracker.client.delete_run(old)
-        shutil.rmtree(self.dir)
-
     def _checkpoint(self) -> None:
         """Save everything a resume needs (atomically), then the run files, then MLflow."""
         now = time.perf_counter()
@@ -629,37 +746,7 @@ class Run:
         atomic_write_json(self.dir / "summary.json", self.summary())
 
     def summary(self) -> dict[str, Any]:
-        s = self.state
-        return {
-            "model": self.cfg.model,
-            "arm": self.cfg.arm,
-            "seed": self.cfg.seed,
-            "profile": self.cfg.profile_name,
-            "k": self.k,
-            "loop_gamma": self.loop.gamma if self.spec.learns else None,
-            "finetune": {  # the profile's block; the run's seed is "seed" above
-                k: v
-                for k, v in asdict(self.cfg.profile.model(self.cfg.model).finetune).items()
-                if k != "seed"
-            },
-            "finished": s.stopped is not None,
-            "stopped": s.stopped,
-            "iterations": s.iteration,
-            "generated_samples": s.generated,
-            "valid_samples": s.valid,
-            "valid_rate": s.valid / s.generated if s.generated else 0.0,
-            "budget": self.budget,
-            "initial_test_metric": s.iterations[0]["test/metric"] if s.iterations else None,
-            "final_test_metric": s.iterations[-1]["test/metric"] if s.iterations else None,
-            "best_val_metric": s.best_val,
-            "seconds": round(s.seconds, 1),
-            "mlflow_run_id": s.run_id,
-            "dataset_hashes": {
-                "validation": self.validation.content_hash,
-                "test": self.test.content_hash,
-            },
-            **({"external_hashes": self.external_hashes} if self.external_hashes else {}),
-        }
+        return summary(self.cfg, self.inputs, self.state)
 
     def _start_tracking(self) -> None:
         cfg = self.cfg
@@ -680,18 +767,32 @@ class Run:
         self.tracker.set_tags({"stopped": s.stopped or "running"})
 
 
+def open_run(cfg: RunConfig, inputs: RunInputs, load_vlm: Any) -> Run:
+    """The run of ``cfg`` made from ``inputs`` (``read_inputs``), step by step: a checkpoint
+    made from other inputs discarded, then the run resumed from its checkpoint, or started
+    afresh."""
+    checkpoint = checkpoint_of(cfg, inputs)
+    if checkpoint.exists and checkpoint.made_from_other_inputs():
+        discard(cfg, checkpoint)
+    if checkpoint.exists:
+        return Run.resume(cfg, inputs, load_vlm)
+    return Run.start(cfg, inputs, load_vlm)
+
+
 def run_from_params(
     params: Any,
     model: str,
     arm: str,
     seed: int,
     *,
-    results: str | Path = "results",
-    datasets: str | Path = "datasets",
+    results: str | Path = layout.RESULTS,
+    datasets: str | Path = layout.DATASETS,
     root: Path | None = None,
 ) -> dict[str, Any]:
     """``rls3 run``: one run with the active profile, resuming if it was interrupted; ``root``:
-    where the params' relative paths (external sets) start (default: the working directory)."""
+    where the params' relative paths (external sets) start (default: the working directory).
+    A run finished from these same inputs loads nothing (no model, no simulator, no tracking
+    store): its summary is returned, which is what DVC's recording of a grid's runs costs."""
     results, datasets = Path(results), Path(datasets)
     profile = params.active
     cfg = RunConfig(model, arm, seed, params.profile, profile, results, datasets)
@@ -702,6 +803,12 @@ def run_from_params(
             f"no base {model} model at {base}; run `rls3 pretrain-vlm --model {model}` first"
         )
     agent = layout.agent(results, seed)
+    inputs = read_inputs(cfg, base, agent, root)
+    checkpoint = checkpoint_of(cfg, inputs)
+    if checkpoint.exists and not checkpoint.made_from_other_inputs():
+        state = checkpoint.state()
+        if state.stopped is not None:
+            return summary(cfg, inputs, state)
     loader = vlm_loader(model, profile.model(model).finetune, seed)
     with torch_threads(profile.threads):  # the run's sums, whichever engine started it
-        return Run(cfg, loader, base, agent, done_is_done=True, root=root).run()
+        return open_run(cfg, inputs, loader).run()

@@ -166,7 +166,7 @@ def test_every_run_scores_the_same_image_shuffled_control_at_every_test(
     no test sample paired with its own image; each metrics.csv row holds it, and the grounded
     gain is the test metric minus it."""
     from benchmark.datasets import derangement, read_dataset
-    from benchmark.loop import Run, RunConfig
+    from benchmark.loop import RunConfig, read_inputs
     from benchmark.vlm import vlm_loader
 
     params = load_params(ROOT / "params.yaml", "smoke")
@@ -178,18 +178,16 @@ def test_every_run_scores_the_same_image_shuffled_control_at_every_test(
     assert sorted(expected.tolist()) == list(range(len(test)))
     assert (expected != np.arange(len(test))).all()
     runs = [
-        Run(
+        read_inputs(
             RunConfig("clip", arm, 0, "smoke", p, finished / "results", finished / "datasets"),
-            loader,
             base,
             agents / "seed0",
-            done_is_done=True,
         )
         for arm in ARMS
     ]
     shutil.copytree(project / "datasets", tmp_path / "datasets")  # another seed, a fresh run
     other = RunConfig("clip", "sac", 1, "smoke", p, tmp_path / "results", tmp_path / "datasets")
-    runs.append(Run(other, loader, base, agents / "seed0"))
+    runs.append(read_inputs(other, base, agents / "seed0"))
     for run in runs:
         assert (run.control_donors == expected).all()
         for i, sample in enumerate(run.control):
@@ -327,7 +325,7 @@ def test_the_hardest_draw_takes_the_eta_n_highest_and_the_uniform_draw_what_the_
 def _fresh_run(project: Path, tmp: Path, finished: Path, arm: str):  # type: ignore[no-untyped-def]
     """A fresh ``Run`` of ``arm`` (seed 0, smoke) in a copy of ``project`` that holds the
     finished sac run's summary (the budget); its iteration 0 done."""
-    from benchmark.loop import Run, RunConfig
+    from benchmark.loop import RunConfig, open_run, read_inputs
     from benchmark.vlm import vlm_loader
 
     if not (tmp / "datasets").exists():
@@ -340,7 +338,7 @@ def _fresh_run(project: Path, tmp: Path, finished: Path, arm: str):  # type: ign
     cfg = RunConfig("clip", arm, 0, "smoke", p, tmp / "results", tmp / "datasets")
     loader = vlm_loader("clip", p.clip.finetune, 0)
     base, agent = tmp / "results" / "vlm" / "clip" / "base", tmp / "results" / "agents" / "seed0"
-    run = Run(cfg, loader, base, agent)
+    run = open_run(cfg, read_inputs(cfg, base, agent), loader)
     run.begin()
     return run
 
@@ -562,15 +560,15 @@ def test_a_run_scores_each_external_set_at_every_test_and_a_changed_set_starts_i
 
 
 def test_the_runs_random_streams_are_independent(finished: Path) -> None:
-    from benchmark.loop import RandomArm, Run, RunConfig, derive_seed
+    from benchmark.loop import RandomArm, RunConfig, derive_seed, open_run, read_inputs
     from benchmark.vlm import vlm_loader
 
     params = load_params(ROOT / "params.yaml", "smoke")
     cfg = RunConfig("clip", "random", 0, "smoke", params.active, finished / "results",
                     finished / "datasets")  # fmt: skip
     loader = vlm_loader("clip", params.active.clip.finetune, 0)
-    run = Run(cfg, loader, finished / "results" / "vlm" / "clip" / "base",
-              finished / "results" / "agents" / "seed0")  # fmt: skip
+    base, agent = finished / "results" / "vlm" / "clip" / "base", finished / "results" / "agents"
+    run = open_run(cfg, read_inputs(cfg, base, agent / "seed0"), loader)
     assert isinstance(run.arm, RandomArm)
     assert run.rng.bit_generator.state != run.arm.rng.bit_generator.state
     assert not np.allclose(run.rng.random(8), run.arm.rng.random(8))

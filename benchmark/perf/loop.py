@@ -10,7 +10,7 @@ from typing import Any
 from benchmark import layout
 from benchmark.config import BUDGET_ARMS
 from benchmark.fileio import atomic_write_json
-from benchmark.loop import PHASES, Run, RunConfig
+from benchmark.loop import PHASES, RunConfig, open_run, read_inputs
 from benchmark.provenance import torch_threads
 from benchmark.vlm import vlm_loader
 
@@ -51,7 +51,7 @@ def perf_loop(
         if not base.exists():
             raise FileNotFoundError(f"no base {model} model at {layout.base_model(results, model)}")
         loader = vlm_loader(model, params.active.model(model).finetune, seed)
-        run = Run(cfg, loader, base, layout.agent(scratch, seed))
+        run = open_run(cfg, read_inputs(cfg, base, layout.agent(scratch, seed)), loader)
         run.begin()  # the starting point, iteration 0 (not timed)
         run.timers.seconds = dict.fromkeys(PHASES, 0.0)
         start = time.perf_counter()
