@@ -70,6 +70,7 @@ from benchmark.external import ExternalSet, read_external, score
 from benchmark.families import MODELS
 from benchmark.fileio import atomic_write_csv, atomic_write_json
 from benchmark.provenance import code_digest, files_digest, torch_threads
+from benchmark.records import EpisodeRow, InnerValidation, IterationRow, LossRow, RunSummary
 from benchmark.samples import Sample
 from benchmark.sim.backends import make_env, profile_env_kwargs
 from benchmark.tracking import RunTracker, flatten, metric_rows, run_tags, tracking_uri
@@ -124,23 +125,6 @@ class Episode:
     transitions: list[Transition] = field(default_factory=list)
     valid_steps: list[int] = field(default_factory=list)  # indices of the valid transitions
     budget_spent: bool = False  # closed early: the run's budget of generated samples ran out
-
-
-@dataclass
-class EpisodeLog:
-    iteration: int
-    episode: int
-    steps: int  # generated samples (env steps) of the episode
-    valid: int  # valid samples of the episode
-    generated_total: int  # cumulative generated samples at the episode's end
-    j1: float  # intrinsic return: the sum of the +1/-1 feasibility rewards
-    j2: float  # the VLM's J2 over the episode's samples (eq. 3)
-    extrinsic: float  # the VLM reward the agent got: beta * J2, summed if dense; 0 for none
-    reward_total: float  # every reward the agent received in the episode (J1 + extrinsic)
-    reward_last: float  # the last step's reward (its +1/-1 plus its extrinsic share)
-    batch_added: int  # samples drawn into the fine-tuning batch
-    hardness: float  # mean per-sample hardness under the VLM before this iteration's fine-tuning
-    error_rate: float  # share of the episode's samples the VLM got wrong
 
 
 def extrinsic_rewards(
@@ -387,34 +371,33 @@ def summary(cfg: RunConfig, inputs: RunInputs, state: RunState) -> dict[str, Any
     """A run's ``summary.json``: what it was, how it ended, its headline figures."""
     s = state
     p = cfg.profile
-    return {
-        "model": cfg.model,
-        "arm": cfg.arm,
-        "seed": cfg.seed,
-        "profile": cfg.profile_name,
-        "k": p.model(cfg.model).k,
-        "loop_gamma": p.loop.gamma if arm_of(cfg.arm).learns else None,
-        "finetune": {  # the profile's block; the run's seed is "seed" above
-            k: v for k, v in asdict(p.model(cfg.model).finetune).items() if k != "seed"
-        },
-        "finished": s.stopped is not None,
-        "stopped": s.stopped,
-        "iterations": s.iteration,
-        "generated_samples": s.generated,
-        "valid_samples": s.valid,
-        "valid_rate": s.valid / s.generated if s.generated else 0.0,
-        "budget": inputs.budget,
-        "initial_test_metric": s.iterations[0]["test/metric"] if s.iterations else None,
-        "final_test_metric": s.iterations[-1]["test/metric"] if s.iterations else None,
-        "best_val_metric": s.best_val,
-        "seconds": round(s.seconds, 1),
-        "mlflow_run_id": s.run_id,
-        "dataset_hashes": {
+    finetune = asdict(p.model(cfg.model).finetune)
+    return RunSummary(
+        model=cfg.model,
+        arm=cfg.arm,
+        seed=cfg.seed,
+        profile=cfg.profile_name,
+        k=p.model(cfg.model).k,
+        loop_gamma=p.loop.gamma if arm_of(cfg.arm).learns else None,
+        finetune={k: v for k, v in finetune.items() if k != "seed"},  # the run's is ``seed``
+        finished=s.stopped is not None,
+        stopped=s.stopped,
+        iterations=s.iteration,
+        generated_samples=s.generated,
+        valid_samples=s.valid,
+        valid_rate=s.valid / s.generated if s.generated else 0.0,
+        budget=inputs.budget,
+        initial_test_metric=s.iterations[0]["test/metric"] if s.iterations else None,
+        final_test_metric=s.iterations[-1]["test/metric"] if s.iterations else None,
+        best_val_metric=s.best_val,
+        seconds=round(s.seconds, 1),
+        mlflow_run_id=s.run_id,
+        dataset_hashes={
             "validation": inputs.validation.content_hash,
             "test": inputs.test.content_hash,
         },
-        **({"external_hashes": inputs.external_hashes} if inputs.external else {}),
-    }
+        external_hashes=inputs.external_hashes if inputs.external else None,
+    ).to_dict()
 
 
 class Run:
@@ -459,7 +442,7 @@ class Run:
         self.action_rng = action_rng  # the random arm's actions (None: SAC draws its own)
         self.timers = timers
         self.generated = state.generated  # cumulative generated samples (env steps)
-        self.episodes: list[EpisodeLog] = []  # the current iteration's
+        self.episodes: list[EpisodeRow] = []  # the current iteration's
         self._mlflow: RunTracker | None = None  # opened on first use (``tracker``)
         self._clock = time.perf_counter()
 
@@ -617,7 +600,7 @@ class Run:
         chosen = batch_draw(self.spec, self.loop.eta, hardness, self.rng)  # line 14
         n_batch = len(chosen)
         self.episodes.append(
-            EpisodeLog(
+            EpisodeRow(
                 iteration,
                 len(self.episodes),
                 len(intrinsic),
@@ -648,9 +631,8 @@ class Run:
             if done < self.k:
                 with self.timers("evaluation"):
                     val = self.vlm.metric(self.vlm.evaluate(self.validation.samples))
-                self.state.losses.append(
-                    {"finetune_step": self.state.finetune_step + len(losses), "val_inner": val}
-                )
+                step = self.state.finetune_step + len(losses)
+                self.state.losses.append(InnerValidation(step, val).to_row())
         return losses
 
     def _evaluate_and_record(self, losses: list[float], batch: list[Sample]) -> None:
@@ -683,34 +665,32 @@ class Run:
 
         for loss in losses:
             s.finetune_step += 1
-            s.losses.append(
-                {"finetune_step": s.finetune_step, "iteration": s.iteration, "loss": loss}
-            )
-        s.episodes += [asdict(e) for e in episodes]
+            s.losses.append(LossRow(s.finetune_step, s.iteration, loss).to_row())
+        s.episodes += [e.to_row() for e in episodes]
         if s.best_val is None or val > s.best_val + self.stopping.min_delta:
             s.best_val, s.stale = val, 0
         else:
             s.stale += 1
-        row = {
-            "iteration": s.iteration,
-            "generated_samples": s.generated,
-            "valid_samples": s.valid,
-            "valid_rate": s.valid / s.generated if s.generated else 0.0,
-            "episodes": len(episodes),
-            "batch_size": len(batch),
-            "finetune_loss_mean": float(np.mean(losses)) if losses else float("nan"),
-            "hardness": per_sample("hardness"),
-            "error_rate": per_sample("error_rate"),
-            "val/metric": val,
-            "test/metric": test,
-            "test/control": control,
-            "test/grounded_gain": test - control,
-            **per_subset,
-            **external,
-            **{f"batch_terms/{term_key(t)}": c for t, c in batch_terms.items()},
-            **{f"batch_terms_cum/{term_key(t)}": c for t, c in s.term_counts.items()},
-        }
-        s.iterations.append(row)
+        row = IterationRow(
+            iteration=s.iteration,
+            generated_samples=s.generated,
+            valid_samples=s.valid,
+            valid_rate=s.valid / s.generated if s.generated else 0.0,
+            episodes=len(episodes),
+            batch_size=len(batch),
+            finetune_loss_mean=float(np.mean(losses)) if losses else float("nan"),
+            hardness=per_sample("hardness"),
+            error_rate=per_sample("error_rate"),
+            val_metric=val,
+            test_metric=test,
+            test_control=control,
+            test_grounded_gain=test - control,
+            subsets=per_subset,
+            external=external,
+            batch_terms={f"batch_terms/{term_key(t)}": c for t, c in batch_terms.items()},
+            batch_terms_cum={f"batch_terms_cum/{term_key(t)}": c for t, c in s.term_counts.items()},
+        )
+        s.iterations.append(row.to_row())
 
     def _stop_reason(self) -> str | None:
         s = self.state

@@ -32,8 +32,8 @@ CODE_ROOT = Path(__file__).resolve().parent  # the ``benchmark`` package
 # change to any of them makes a run with a checkpoint start afresh.
 CODE_PATHS = (
     "loop.py", "arms.py", "agents.py", "captions.py", "config.py", "datasets.py", "external.py",
-    "families.py", "fileio.py", "layout.py", "tracking.py", "checkpoint.py", "provenance.py",
-    "samples.py", "sampling.py", "quiet.py", "sim", "vlm",
+    "families.py", "fileio.py", "layout.py", "records.py", "tracking.py", "checkpoint.py",
+    "provenance.py", "samples.py", "sampling.py", "quiet.py", "sim", "vlm",
 )  # fmt: skip
 # What a pre-trained agent depends on besides its params: every module ``agents`` imports (the
 # agent stage's deps in dvc.yaml, kept equal by the same test).

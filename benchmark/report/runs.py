@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,6 +14,7 @@ import numpy as np
 
 from benchmark import layout
 from benchmark.config import ARMS
+from benchmark.records import episode_column, iteration_column, loss_column
 
 
 @dataclass
@@ -31,11 +32,15 @@ class RunLog:
     episodes: list[dict[str, float]] = field(default_factory=list)
 
     def column(self, key: str) -> np.ndarray:
-        """``key`` per iteration (NaN where not recorded)."""
+        """``key`` per iteration: a column of ``metrics.csv`` (``records``; another name is an
+        ``UnknownColumn``), NaN in a row that does not record it (a term the run's test set
+        lacks, an older run)."""
+        iteration_column(key)
         return np.array([row.get(key, np.nan) for row in self.iterations], dtype=float)
 
     def episode_column(self, key: str) -> np.ndarray:
-        """``key`` per episode (NaN where not recorded)."""
+        """``key`` per episode: a column of ``episodes.csv`` (another name is an error)."""
+        episode_column(key)
         return np.array([row.get(key, np.nan) for row in self.episodes], dtype=float)
 
     @property
@@ -47,13 +52,17 @@ class RunLog:
         return self.column("test/metric")
 
 
-def _read_csv(path: Path) -> list[dict[str, float]]:
+def _read_csv(path: Path, known: Callable[[str], str]) -> list[dict[str, float]]:
+    """The rows of a run file, every column checked by ``known`` (an unknown one raises)."""
     if not path.is_file() or path.stat().st_size == 0:
         return []
     with path.open(newline="") as f:
+        reader = csv.DictReader(f)
+        for name in reader.fieldnames or []:
+            known(name)
         return [
             {k: float(v) if v not in ("", None) else np.nan for k, v in row.items()}
-            for row in csv.DictReader(f)
+            for row in reader
         ]
 
 
@@ -96,14 +105,16 @@ def load_runs(results: str | Path, model: str) -> dict[str, list[RunLog]]:
             summary = json.loads(summary_path.read_text())
             if summary.get("skipped") or not summary.get("finished"):
                 continue
-            episodes = _read_csv(d / "episodes.csv")
+            episodes = _read_csv(d / "episodes.csv", episode_column)
             runs[arm].append(
                 RunLog(
                     arm,
                     int(summary["seed"]),
                     summary,
-                    complete_episode_hardness(_read_csv(d / "metrics.csv"), episodes),
-                    _read_csv(d / "finetune_loss.csv"),
+                    complete_episode_hardness(
+                        _read_csv(d / "metrics.csv", iteration_column), episodes
+                    ),
+                    _read_csv(d / "finetune_loss.csv", loss_column),
                     episodes,
                 )
             )
