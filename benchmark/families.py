@@ -31,15 +31,13 @@ class Family:
     answers_questions: bool
     external_choice: str  # how it picks among an external item's captions, in words
     vlm: str  # the VLM class (``base.VLM``)
-    base_training: str  # (config, sim, t0) -> (vlm, info): the built-in model's base training
+    base_training: str  # (config, sim, t0, finetune) -> (vlm, info): base training
     base_training_passes: str  # (pretrain config) -> sample passes of that training
-    inspect: (
-        str  # (path, arch) -> pointer.LocalCheckpoint: a local checkpoint of the family, checked
-    )
+    inspect: str  # (path, arch) -> pointer.LocalCheckpoint: the family's checkpoint, checked
     looks_like: str  # (a directory or .safetensors file) -> bool: the family's checkpoint
     learnability_targets: str  # (before, after) -> {target: met}: the probe's contract
-    perf_paths: str  # (samples) -> the API paths and their bare equivalents, timed by perf.vlm
-    gpu_model: str  # (config, device) -> (vlm, note): the paper-scale model of `rls3 perf gpu`
+    perf_paths: str  # (samples, vlm) -> the API paths and their bare ones, timed by perf.vlm
+    gpu_model: str  # (small, image size, device) -> (vlm, batch): `rls3 perf gpu`'s model
 
     def part(self, name: str) -> Any:
         """The attribute that the field ``name`` names, imported."""

@@ -25,7 +25,9 @@ import torch
 from benchmark import layout
 from benchmark.config import (
     ClipPretrainConfig,
+    ClipVLMConfig,
     PaligemmaPretrainConfig,
+    PaligemmaVLMConfig,
     Params,
     SimParams,
     override,
@@ -78,12 +80,13 @@ def run(
     config: ClipPretrainConfig | PaligemmaPretrainConfig,
     sim: SimParams,
     t0: int,
+    finetune: ClipVLMConfig | PaligemmaVLMConfig,
     out: str | os.PathLike[str] | None = None,
 ) -> dict[str, Any]:
     """Base-train the built-in model of family ``model`` (its ``pretrain`` block: ``config``)
-    in the profile's environment (``sim``, ``t0``), write its checkpoint and measurements;
-    return the latter."""
-    vlm, info = family(model).part("base_training")(config, sim, t0)
+    in the profile's environment (``sim``, ``t0``), evaluating as its ``finetune`` block says;
+    write its checkpoint and measurements and return the latter."""
+    vlm, info = family(model).part("base_training")(config, sim, t0, finetune)
     target = Path(out) if out is not None else layout.base_model(layout.RESULTS, model)
     vlm.save(target)
     info["checkpoint"] = str(target)
@@ -120,4 +123,4 @@ def base_model_stage(
     # the profile's threads, as the runs: `make bench` trains the agents beside this stage,
     # one thread each (two OpenMP threads sharing a core with another process run far slower)
     with torch_threads(profile.threads):
-        return run(model, config, profile.sim, profile.loop.t0, out)
+        return run(model, config, profile.sim, profile.loop.t0, profile.model(model).finetune, out)

@@ -52,7 +52,14 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
         p.agent, 0, root / "results" / "agents" / "seed0", env_kwargs=env_kwargs, eval_steps=50
     )
     config = ClipPretrainConfig(samples=48, epochs=1, test_samples=16, seed=0)
-    pretrain_vlm("clip", config, p.sim, p.loop.t0, root / "results" / "vlm" / "clip" / "base")
+    pretrain_vlm(
+        "clip",
+        config,
+        p.sim,
+        p.loop.t0,
+        p.clip.finetune,
+        root / "results" / "vlm" / "clip" / "base",
+    )
     return root
 
 

@@ -10,7 +10,13 @@ import pytest
 import torch
 
 from benchmark.captions import parse_terms
-from benchmark.config import ClipPretrainConfig, PaligemmaPretrainConfig, SimParams
+from benchmark.config import (
+    ClipPretrainConfig,
+    ClipVLMConfig,
+    PaligemmaPretrainConfig,
+    PaligemmaVLMConfig,
+    SimParams,
+)
 from benchmark.pretrain import metrics_path, run
 from benchmark.samples import Sample
 from benchmark.sim.scenes import object_names
@@ -26,6 +32,8 @@ from benchmark.vlm.paligemma.pretrain import (
     pretrain_vision_tower,
     random_terms_answers,
 )
+
+CLIP, PALIGEMMA = ClipVLMConfig(), PaligemmaVLMConfig()  # the models' evaluation configs
 
 
 @pytest.mark.parametrize("replaced", [1, 3])
@@ -63,7 +71,14 @@ def test_base_training_refuses_an_image_size_the_built_in_models_are_not_made_fo
     tmp_path: Path,
 ) -> None:
     with pytest.raises(ValueError, match=r"sim.image_size = 48: .*\[32, 64, 224\]"):
-        run("clip", ClipPretrainConfig(samples=4), SimParams(image_size=48), 32, tmp_path / "base")
+        run(
+            "clip",
+            ClipPretrainConfig(samples=4),
+            SimParams(image_size=48),
+            32,
+            CLIP,
+            tmp_path / "base",
+        )
     assert not (tmp_path / "base").exists()
 
 
@@ -71,7 +86,7 @@ def test_a_tiny_clip_base_training_writes_a_loadable_checkpoint_and_metrics(
     tmp_path: Path,
 ) -> None:
     config = ClipPretrainConfig(samples=32, epochs=1, batch_size=16, test_samples=12)
-    info = run("clip", config, SimParams(), 32, tmp_path / "base")
+    info = run("clip", config, SimParams(), 32, CLIP, tmp_path / "base")
     saved = json.loads(metrics_path(tmp_path / "base").read_text())
     assert saved == info and (tmp_path / "base_metrics.json").is_file()
     for key in ("spatial_accuracy", "object_accuracy", "object_accuracy_one_replaced"):
@@ -85,7 +100,7 @@ def test_a_tiny_paligemma_base_training_writes_a_loadable_checkpoint_and_metrics
     config = PaligemmaPretrainConfig(
         samples=16, vision_steps=2, vision_batch_size=4, steps=2, batch_size=8, test_samples=6
     )
-    info = run("paligemma", config, SimParams(), 32, tmp_path / "base")
+    info = run("paligemma", config, SimParams(), 32, PALIGEMMA, tmp_path / "base")
     assert json.loads(metrics_path(tmp_path / "base").read_text()) == info
     assert 1.0 <= info["test"]["spatial_score"] <= 5.0
     assert info["test"]["spatial_chance"] <= info["test"]["spatial_best_constant"] <= 5.0
@@ -128,7 +143,7 @@ def test_the_paligemma_language_model_never_sees_a_spatial_word_in_base_training
     config = PaligemmaPretrainConfig(
         samples=24, vision_steps=1, vision_batch_size=8, steps=6, batch_size=8, test_samples=4
     )
-    _, info = pretrain_paligemma(config, SimParams(), 32)
+    _, info = pretrain_paligemma(config, SimParams(), 32, PALIGEMMA)
     spatial = {w for term in TERMS for w in term.split()} - {"in", "of"}
     seen = set(info["text_words"])
     assert not seen & spatial and parse_terms(" ".join(seen)) == ()
@@ -172,7 +187,7 @@ def test_the_clip_text_tower_never_sees_a_spatial_word_in_base_training() -> Non
     from benchmark.captions import TERMS
 
     config = ClipPretrainConfig(samples=48, epochs=2, batch_size=16, test_samples=8)
-    _, info = pretrain_clip(config, SimParams(), 32)
+    _, info = pretrain_clip(config, SimParams(), 32, CLIP)
     spatial = {w for term in TERMS for w in term.split()} | {"to"}  # "to the left of"
     seen = set(info["text_words"])
     assert not seen & spatial

@@ -35,6 +35,7 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
         ClipPretrainConfig(samples=48, epochs=1, batch_size=16, test_samples=8),
         SimParams(),
         32,
+        ClipVLMConfig(),
         root / "results" / "vlm" / "clip" / "base",
     )
     return root
@@ -121,6 +122,7 @@ def test_paligemmas_controls_are_other_samples_images_and_other_samples_terms(
         ),
         SimParams(),
         32,
+        PaligemmaVLMConfig(),
         base,
     )
     config = LearnabilityConfig(samples=12, epochs=2, seed=5, draws=1)
@@ -164,6 +166,7 @@ def test_a_model_that_learnt_only_text_priors_has_a_grounded_gain_of_about_0(
         ),
         SimParams(),
         32,
+        PaligemmaVLMConfig(),
         base,
     )
     build_dataset("test", 96, 2, tmp_path / "datasets", sim=SimParams(), t0=32)

@@ -18,6 +18,7 @@ every pair of objects in view read from the two predicted x's.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Sequence
 from dataclasses import asdict
@@ -128,17 +129,25 @@ def base_training_captions(samples: Sequence[Sample], rng: np.random.Generator) 
 
 
 def pretrain_clip(
-    config: ClipPretrainConfig, sim: SimParams, t0: int
+    config: ClipPretrainConfig, sim: SimParams, t0: int, finetune: ClipVLMConfig
 ) -> tuple[ClipVLM, dict[str, Any]]:
     """Train the built-in CLIP on object lists of train scenes, and its image trunk on where each
     object is (image-only, from the metadata); measure it on test scenes. The scenes are those of
-    the profile's ``sim`` block and ``t0``."""
+    the profile's ``sim`` block and ``t0``; the model evaluates as the profile's ``finetune``
+    block says, and trains with the base training's own learning rate and weight decay, its
+    image trunk included."""
     start = time.perf_counter()
     seed_everything(config.seed)
     rng = np.random.default_rng(config.seed)
     samples = collect_train(config, sim, t0)
     vlm = ClipVLM.builtin(
-        ClipVLMConfig(lr=config.lr, weight_decay=config.weight_decay, seed=config.seed)
+        dataclasses.replace(
+            finetune,
+            lr=config.lr,
+            weight_decay=config.weight_decay,
+            seed=config.seed,
+            lock_image=False,  # base training trains the trunk
+        )
     )
     trunk = vlm.model.visual.trunk
     if not isinstance(trunk, LocNet):

@@ -16,6 +16,7 @@ pixels.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 import time
@@ -252,15 +253,16 @@ def pretrain_captioning(
 
 
 def pretrain_paligemma(
-    config: PaligemmaPretrainConfig, sim: SimParams, t0: int
+    config: PaligemmaPretrainConfig, sim: SimParams, t0: int, finetune: PaligemmaVLMConfig
 ) -> tuple[PaligemmaVLM, dict[str, Any]]:
     """Train the built-in PaliGemma (vision tower, then captioning); measure it on test scenes
-    (those of the profile's ``sim`` block and ``t0``)."""
+    (those of the profile's ``sim`` block and ``t0``), answering as the profile's ``finetune``
+    block says (its batch, token cap and prompt prefix)."""
     start = time.perf_counter()
     seed_everything(config.seed)
     rng = np.random.default_rng(config.seed)
     samples = collect_train(config, sim, t0)
-    vlm = PaligemmaVLM.builtin(PaligemmaVLMConfig(seed=config.seed))
+    vlm = PaligemmaVLM.builtin(dataclasses.replace(finetune, seed=config.seed))
     vision_losses = pretrain_vision_tower(vlm, samples, config)
     words: set[str] = set()
     losses = pretrain_captioning(vlm, samples, config, rng, words)
