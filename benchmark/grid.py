@@ -389,37 +389,21 @@ def _format(runs: list[tuple[str, int]], snapshot: dict[str, dict[str, Any]]) ->
 
 
 def run_grid_file(
-    params: str | Path,
-    model: str,
-    *,
-    profile: str | None = None,
-    engine: str = "local",
-    address: str | None = None,
-    insecure: bool = False,
-    results: str | Path = "results",
-    datasets: str | Path = "datasets",
-    num_cpus: int | None = None,
+    params: str | Path, model: str, *, profile: str | None = None, **options: Any
 ) -> GridReport:
-    """``run_grid`` of the params file ``params`` (``profile``: instead of its ``profile:``),
-    as ``rls3 grid`` and ``make bench`` run it. The file is validated first (a bad value is the
-    usual error naming its key); an ``address`` or ``insecure`` is for ``engine`` ray only."""
+    """``run_grid`` (with its keyword ``options``) of the params file ``params`` (``profile``:
+    instead of its ``profile:``), as ``rls3 grid`` and ``make bench`` run it. The file is
+    validated first (a bad value is the usual error naming its key); an ``address`` or
+    ``insecure`` is for the ray engine only."""
     load_params(params, profile)
     data = yaml.safe_load(Path(params).read_text())
     if profile is not None:
         data["profile"] = profile
-    if engine == "local" and (address or insecure):
-        flag = "--address" if address else "--insecure"
+    joining = options.get("address") or options.get("insecure")
+    if options.get("engine", "local") == "local" and joining:
+        flag = "--address" if options.get("address") else "--insecure"
         raise ValueError(f"{flag} is for joining a cluster: use it with --engine ray")
-    return run_grid(
-        data,
-        model,
-        engine=engine,
-        address=address,
-        insecure=insecure,
-        results=results,
-        datasets=datasets,
-        num_cpus=num_cpus,
-    )
+    return run_grid(data, model, **options)
 
 
 def run_grid(

@@ -7,7 +7,7 @@ not know is an error, never a blank plot.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
@@ -105,7 +105,28 @@ class IterationRow:
 
 
 @dataclass(frozen=True)
-class EpisodeRow:
+class Row:
+    """A row with a fixed set of columns: its fields, in order."""
+
+    def to_row(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def fixed_column(file: str, row: type[Row]) -> Callable[[str], str]:
+    """The check of a column name of ``file``, whose rows are ``row``: the name, or an
+    ``UnknownColumn`` listing the file's columns."""
+    columns = tuple(f.name for f in fields(row))
+
+    def check(name: str) -> str:
+        if name not in columns:
+            raise UnknownColumn(f"{file} has no column {name!r}: its columns are {columns}")
+        return name
+
+    return check
+
+
+@dataclass(frozen=True)
+class EpisodeRow(Row):
     """One episode of a run (``episodes.csv``)."""
 
     iteration: int
@@ -122,55 +143,27 @@ class EpisodeRow:
     hardness: float  # mean per-sample hardness under the VLM before this iteration's fine-tuning
     error_rate: float  # share of the episode's samples the VLM got wrong
 
-    def to_row(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-EPISODE_COLUMNS = tuple(f.name for f in fields(EpisodeRow))
-
-
-def episode_column(name: str) -> str:
-    """``name`` if it is a column of ``episodes.csv``, else an ``UnknownColumn``."""
-    if name not in EPISODE_COLUMNS:
-        raise UnknownColumn(
-            f"episodes.csv has no column {name!r}: its columns are {EPISODE_COLUMNS}"
-        )
-    return name
-
 
 @dataclass(frozen=True)
-class LossRow:
+class LossRow(Row):
     """One fine-tuning step's loss (``finetune_loss.csv``), steps counted over the whole run."""
 
     finetune_step: int
     iteration: int
     loss: float
 
-    def to_row(self) -> dict[str, Any]:
-        return asdict(self)
-
 
 @dataclass(frozen=True)
-class InnerValidation:
+class InnerValidation(Row):
     """A validation inside an iteration's fine-tuning (every F steps; MLflow only)."""
 
     finetune_step: int
     val_inner: float
 
-    def to_row(self) -> dict[str, Any]:
-        return asdict(self)
 
-
-LOSS_COLUMNS = tuple(f.name for f in fields(LossRow))
-
-
-def loss_column(name: str) -> str:
-    """``name`` if it is a column of ``finetune_loss.csv``, else an ``UnknownColumn``."""
-    if name not in LOSS_COLUMNS:
-        raise UnknownColumn(
-            f"finetune_loss.csv has no column {name!r}: its columns are {LOSS_COLUMNS}"
-        )
-    return name
+EPISODE_COLUMNS = tuple(f.name for f in fields(EpisodeRow))
+episode_column = fixed_column("episodes.csv", EpisodeRow)
+loss_column = fixed_column("finetune_loss.csv", LossRow)
 
 
 @dataclass(frozen=True)

@@ -45,6 +45,23 @@ Paths = tuple[
 ]
 
 
+def api_and_bare(
+    vlm: VLM,
+    samples: list[Sample],
+    bare_eval: Callable[[], object],
+    bare_step: Callable[[], object],
+) -> Paths:
+    """A family's ``Paths``: the API's evaluate and one-step finetune of ``vlm`` on ``samples``,
+    each beside the family's bare equivalent."""
+    return (
+        str(vlm.device),
+        lambda: vlm.evaluate(samples),
+        bare_eval,
+        lambda: vlm.finetune(samples, 1),
+        bare_step,
+    )
+
+
 def measure(model: str, batch: int = 32, rounds: int = 3, seed: int = 0) -> VlmPerf:
     """Time the four paths of ``model`` on one batch, alternating, after one warm-up round."""
     family(model)  # another name: a ValueError listing the families

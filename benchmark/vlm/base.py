@@ -86,6 +86,7 @@ class VLM(ABC):
 
     family: ClassVar[str]
     config: Any  # the family's config (``ClipVLMConfig``, ``PaligemmaVLMConfig``)
+    device: torch.device
 
     @abstractmethod
     def evaluate(self, samples: Sequence[Sample]) -> list[Any]:

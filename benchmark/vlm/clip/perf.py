@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import torch
 
-from benchmark.perf.vlm import Paths
+from benchmark.perf.vlm import Paths, api_and_bare
 from benchmark.samples import Sample
 from benchmark.vlm.clip.model import ClipVLM, ClipVLMConfig, negclip_loss, sample_texts
 
@@ -37,13 +37,7 @@ def perf_paths(samples: list[Sample], vlm: ClipVLM | None = None) -> Paths:
         optimizer.step()
         return loss
 
-    return (
-        str(vlm.device),
-        lambda: vlm.evaluate(samples),
-        bare_eval,
-        lambda: vlm.finetune(samples, 1),
-        bare_step,
-    )
+    return api_and_bare(vlm, samples, bare_eval, bare_step)
 
 
 def gpu_model(small: bool, image_size: int, device: torch.device) -> tuple[ClipVLM, int]:

@@ -1,18 +1,19 @@
 """The built-in CLIP's base training (spec section 5, "built-in models"): two objectives on
 disjoint parameters. The image trunk (``vlm.locnet``) learns where each object is, image-only:
 per object its projected centre, its depth and whether it is in view, all from the metadata
-(``object_targets``, ``sim/camera.py``; ``localisation_loss``). The projection and the text
-tower learn the objects' names: contrastive training (eq. 1 without negatives, i.e. open_clip's
-ClipLoss) on object lists, "a red mug, a teddy bear and a soccer ball", in a fresh random order
-every epoch (``base_training_captions``), on the trunk's slots (detached, centred by their
-running mean). The text tower's blocks keep their initialisation; its token embedding and
-projection train. Batches are drawn from one scene at a time (see ``scene_batches``). Spatial
-skill: the accuracy of the positive caption against its two hard negatives (chance 1/3 for
-random scores; a relation-blind model, for which each comparison is a coin flip, scores about
-1/4), and each negative alone (chance 1/2). Object recognition: the same three-way choice
-between the true object list and two lists naming absent objects (``object_accuracy``), or with
-one present object replaced by an absent one (``object_accuracy_one_replaced``); chance 1/3.
-Localisation (``measure_localisation``): centre error, presence accuracy, and left/right of
+(``basetraining.object_targets``, ``sim/camera.py``; ``localisation_loss``). The projection and
+the text tower learn the objects' names: contrastive training (eq. 1 without negatives, i.e.
+open_clip's ClipLoss) on object lists, "a red mug, a teddy bear and a soccer ball", in a fresh
+random order every epoch (``base_training_captions``), on the trunk's slots (detached, centred
+by their running mean). The text tower's blocks keep their initialisation; its token embedding
+and projection train. Batches are drawn from one scene at a time (see
+``basetraining.scene_batches``). Spatial skill: the accuracy of the positive caption against its
+two hard negatives (chance 1/3 for random scores; a relation-blind model, for which each
+comparison is a coin flip, scores about 1/4), and each negative alone (chance 1/2). Object
+recognition: the same three-way choice between the true object list and two lists naming absent
+objects (``object_accuracy``), or with one present object replaced by an absent one
+(``object_accuracy_one_replaced``); chance 1/3. Localisation
+(``basetraining.measure_localisation``): centre error, presence accuracy, and left/right of
 every pair of objects in view read from the two predicted x's.
 """
 
@@ -31,20 +32,12 @@ import torch.nn.functional as F
 from benchmark.config import ClipPretrainConfig, SimParams
 from benchmark.samples import Sample, progress
 from benchmark.sim.scenes import object_names
+from benchmark.vlm import basetraining
 from benchmark.vlm.base import (
     autocast,
     chunks,
     object_list_caption,
     seed_everything,
-)
-from benchmark.vlm.basetraining import (
-    collect_test,
-    collect_train,
-    measure_localisation,
-    object_targets,
-    one_cycle,
-    optimizer_step,
-    scene_batches,
 )
 from benchmark.vlm.clip.model import (
     MAX_LOGIT_SCALE,
@@ -139,7 +132,7 @@ def pretrain_clip(
     start = time.perf_counter()
     seed_everything(config.seed)
     rng = np.random.default_rng(config.seed)
-    samples = collect_train(config, sim, t0)
+    samples = basetraining.collect_train(config, sim, t0)
     vlm = ClipVLM.builtin(
         dataclasses.replace(
             finetune,
@@ -152,9 +145,11 @@ def pretrain_clip(
     trunk = vlm.model.visual.trunk
     if not isinstance(trunk, LocNet):
         raise TypeError(f"the built-in CLIP's trunk is {type(trunk).__name__}, not LocNet")
-    centres, depths, present = object_targets(samples, object_names())
+    centres, depths, present = basetraining.object_targets(samples, object_names())
     images = vlm.images_tensor([s.image for s in samples])
-    epochs = [scene_batches(samples, config.batch_size, rng) for _ in range(config.epochs)]
+    epochs = [
+        basetraining.scene_batches(samples, config.batch_size, rng) for _ in range(config.epochs)
+    ]
     total = sum(len(e) for e in epochs)
     # The text tower's blocks stay at their initialisation: base training teaches the object
     # names through the token embedding and the projection, and leaves the blocks free for
@@ -162,7 +157,7 @@ def pretrain_clip(
     # slower).
     frozen = vlm.model.transformer
     optimizer = vlm.optimizer(exclude=frozen)
-    schedule = one_cycle(optimizer, config.lr, total)
+    schedule = basetraining.one_cycle(optimizer, config.lr, total)
     losses: list[float] = []
     located: list[float] = []
     words: set[str] = set()
@@ -187,7 +182,7 @@ def pretrain_clip(
                     )
                 contrastive = negclip_loss(zi.float(), zt.float(), vlm.model.logit_scale.exp())
                 loss = contrastive + where.float()  # two disjoint sets of parameters
-                optimizer_step(loss, optimizer, schedule, losses, bar)
+                basetraining.optimizer_step(loss, optimizer, schedule, losses, bar)
                 located.append(float(where.detach()))
                 with torch.no_grad():
                     vlm.model.logit_scale.clamp_(0, MAX_LOGIT_SCALE)
@@ -197,9 +192,11 @@ def pretrain_clip(
         slots = torch.cat([trunk.slots(*trunk.maps(b)) for b in images.split(256)])
         trunk.slot_mean.copy_(slots.mean(dim=0))
     train_s = time.perf_counter() - start
-    test = collect_test(config, sim, t0)
+    test = basetraining.collect_test(config, sim, t0)
     metrics = measure_clip(vlm, test, config.seed)
-    metrics.update(measure_localisation(trunk, vlm.images_tensor([s.image for s in test]), test))
+    metrics.update(
+        basetraining.measure_localisation(trunk, vlm.images_tensor([s.image for s in test]), test)
+    )
     info = {
         "model": "clip",
         "config": asdict(config),

@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from benchmark.perf.vlm import Paths
+from benchmark.perf.vlm import Paths, api_and_bare
 from benchmark.samples import Sample
 from benchmark.vlm.paligemma.builtin import build_model
 from benchmark.vlm.paligemma.model import PaligemmaVLM, PaligemmaVLMConfig, freeze_all_but
@@ -102,13 +102,7 @@ def perf_paths(samples: list[Sample], vlm: PaligemmaVLM | None = None) -> Paths:
         vlm.model.eval()
         return loss
 
-    return (
-        str(vlm.device),
-        lambda: vlm.evaluate(samples),
-        bare_eval,
-        lambda: vlm.finetune(samples, 1),
-        bare_step,
-    )
+    return api_and_bare(vlm, samples, bare_eval, bare_step)
 
 
 def gpu_model(small: bool, image_size: int, device: torch.device) -> tuple[PaligemmaVLM, int]:

@@ -32,21 +32,13 @@ from benchmark.config import PaligemmaPretrainConfig, SimParams
 from benchmark.samples import Sample, progress
 from benchmark.sim.camera import ImageObject, image_objects
 from benchmark.sim.scenes import object_names
+from benchmark.vlm import basetraining
 from benchmark.vlm.base import (
     OBJECTS_PROMPT,
     autocast,
     object_list_caption,
     parse_object_names,
     seed_everything,
-)
-from benchmark.vlm.basetraining import (
-    collect_test,
-    collect_train,
-    measure_localisation,
-    object_targets,
-    one_cycle,
-    optimizer_step,
-    scene_batches,
 )
 from benchmark.vlm.locnet import LocVisionModel, localisation_loss
 from benchmark.vlm.paligemma.builtin import term_sets
@@ -122,10 +114,11 @@ def pretrain_vision_tower(
 ) -> list[float]:
     """Stage 1: the vision tower (``locnet.LocVisionModel``) learns where each object is.
 
-    Image-only, the CLIP trunk's objective (``localisation_loss`` on ``object_targets``, from the
-    metadata): each object's heat map peaks at its projected centre, its depth map reads its
-    depth, its presence is scored. Minibatches come from one scene at a time
-    (``scene_batches``), epoch after epoch, for ``vision_steps`` AdamW steps.
+    Image-only, the CLIP trunk's objective (``localisation_loss`` on
+    ``basetraining.object_targets``, from the metadata): each object's heat map peaks at its
+    projected centre, its depth map reads its depth, its presence is scored. Minibatches come
+    from one scene at a time (``basetraining.scene_batches``), epoch after epoch, for
+    ``vision_steps`` AdamW steps.
     """
     if config.vision_steps == 0:
         return []
@@ -134,14 +127,16 @@ def pretrain_vision_tower(
         raise TypeError(f"the built-in PaliGemma's tower is {type(tower).__name__}, not LocNet")
     trunk = tower.trunk
     pixels = vlm.pixels([s.image for s in samples])
-    centres, depths, present = (t.to(vlm.device) for t in object_targets(samples, object_names()))
+    centres, depths, present = (
+        t.to(vlm.device) for t in basetraining.object_targets(samples, object_names())
+    )
     rng = np.random.default_rng(config.seed)
     batches: list[np.ndarray] = []
     while len(batches) < config.vision_steps:
-        batches.extend(scene_batches(samples, config.vision_batch_size, rng))
+        batches.extend(basetraining.scene_batches(samples, config.vision_batch_size, rng))
     tower.requires_grad_(True)
     optimizer = torch.optim.AdamW(tower.parameters(), lr=config.vision_lr, weight_decay=0.1)
-    schedule = one_cycle(optimizer, config.vision_lr, config.vision_steps)
+    schedule = basetraining.one_cycle(optimizer, config.vision_lr, config.vision_steps)
     tower.train()
     losses: list[float] = []
     bar = progress(batches[: config.vision_steps], desc="paligemma vision tower")
@@ -150,7 +145,7 @@ def pretrain_vision_tower(
         with autocast(vlm.device):
             heat, depth = trunk.maps(pixels[i])
             loss = localisation_loss(trunk, heat, depth, centres[i], depths[i], present[i])
-        optimizer_step(loss.float(), optimizer, schedule, losses, bar)
+        basetraining.optimizer_step(loss.float(), optimizer, schedule, losses, bar)
     vlm.model.requires_grad_(False)
     vlm.model.eval()
     return losses
@@ -231,7 +226,7 @@ def pretrain_captioning(
     tower.requires_grad_(False)
     params = [p for p in vlm.model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=0.0)
-    schedule = one_cycle(optimizer, config.lr, config.steps)
+    schedule = basetraining.one_cycle(optimizer, config.lr, config.steps)
     n_objects = round(config.batch_size * config.objects_fraction)
     n_detect = round(config.batch_size * config.detect_fraction)
     vlm.model.train()
@@ -246,7 +241,7 @@ def pretrain_captioning(
             texts = [LOC_TOKEN.sub("<loc> ", t) for t in prompts + answers]
             words.update(w for t in texts for w in t.replace(",", " ").split())
         loss = vlm.loss(vlm.inputs([s.image for s in chosen], prompts, answers))
-        optimizer_step(loss, optimizer, schedule, losses, bar)
+        basetraining.optimizer_step(loss, optimizer, schedule, losses, bar)
     vlm.model.requires_grad_(False)
     vlm.model.eval()
     return losses
@@ -261,16 +256,18 @@ def pretrain_paligemma(
     start = time.perf_counter()
     seed_everything(config.seed)
     rng = np.random.default_rng(config.seed)
-    samples = collect_train(config, sim, t0)
+    samples = basetraining.collect_train(config, sim, t0)
     vlm = PaligemmaVLM.builtin(dataclasses.replace(finetune, seed=config.seed))
     vision_losses = pretrain_vision_tower(vlm, samples, config)
     words: set[str] = set()
     losses = pretrain_captioning(vlm, samples, config, rng, words)
     train_s = time.perf_counter() - start
-    test = collect_test(config, sim, t0)
+    test = basetraining.collect_test(config, sim, t0)
     metrics = measure_paligemma(vlm, test, config.seed)
     tower = vlm.model.get_encoder("image")
-    metrics.update(measure_localisation(tower.trunk, vlm.pixels([s.image for s in test]), test))
+    metrics.update(
+        basetraining.measure_localisation(tower.trunk, vlm.pixels([s.image for s in test]), test)
+    )
     window = max(1, min(20, len(losses) // 2))
     info = {
         "model": "paligemma",
