@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from safetensors.torch import save_file
 
 from benchmark.samples import Sample
-from benchmark.vlm.clip import (
+from benchmark.vlm.clip.model import (
     BUILTIN_MODEL,
     ClipResult,
     ClipVLM,

@@ -10,14 +10,14 @@ from transformers import PaliGemmaForConditionalGeneration
 
 from benchmark.captions import rubric_score
 from benchmark.samples import Sample
-from benchmark.vlm.paligemma import (
+from benchmark.vlm.paligemma.builtin import build_builtin, closed_vocabulary_texts, term_sets
+from benchmark.vlm.paligemma.model import (
     PaligemmaResult,
     PaligemmaVLM,
     PaligemmaVLMConfig,
     is_attention_parameter,
     is_language_model_parameter,
 )
-from benchmark.vlm.paligemma.builtin import build_builtin, closed_vocabulary_texts, term_sets
 
 
 @pytest.fixture(scope="module")

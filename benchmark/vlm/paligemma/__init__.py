@@ -7,17 +7,6 @@ from benchmark.vlm.paligemma.model import (
     PaligemmaResult,
     PaligemmaVLM,
     PaligemmaVLMConfig,
-    freeze_all_but,
-    is_attention_parameter,
-    is_language_model_parameter,
 )
 
-__all__ = [
-    "CHOICE_PROMPT",
-    "PaligemmaResult",
-    "PaligemmaVLM",
-    "PaligemmaVLMConfig",
-    "freeze_all_but",
-    "is_attention_parameter",
-    "is_language_model_parameter",
-]
+__all__ = ["CHOICE_PROMPT", "PaligemmaResult", "PaligemmaVLM", "PaligemmaVLMConfig"]
