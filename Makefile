@@ -20,9 +20,10 @@ setup: $(STAMP)
 # the same file), then the project itself without dependencies.
 $(STAMP): pyproject.toml requirements.lock
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet --require-hashes --no-deps -r requirements.lock
-	$(PY) -m pip install --quiet --no-deps --editable .
+	@awk '/^uv==/{p=1} p{print} p && !/\\$$/{exit}' requirements.lock > $(VENV)/uv-requirement.txt
+	$(PY) -m pip install --quiet --require-hashes --no-deps -r $(VENV)/uv-requirement.txt
+	$(VENV)/bin/uv pip install --quiet --compile-bytecode --python $(PY) --require-hashes --no-deps -r requirements.lock
+	$(VENV)/bin/uv pip install --quiet --compile-bytecode --python $(PY) --no-deps --editable .
 	@touch $(STAMP)
 
 # requirements.lock from pyproject.toml (docs/guide.md, "Dependencies"): the pins already there are
