@@ -14,7 +14,6 @@ checkpoint instead, and writes the checkpoint and its measurements.
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from pathlib import Path
@@ -92,10 +91,7 @@ def run(
     info["checkpoint"] = str(target)
     info["device"] = str(vlm.device)
     info["torch_threads"] = torch.get_num_threads()
-    report = metrics_path(target)
-    tmp = report.with_name(f".{report.name}.tmp")
-    tmp.write_text(json.dumps(info, indent=2) + "\n")
-    os.replace(tmp, report)
+    atomic_write_json(metrics_path(target), info)
     return info
 
 
