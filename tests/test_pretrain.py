@@ -1,70 +1,20 @@
-"""Base training of the built-in models: its texts, and a tiny real run of each family."""
+"""The base model stage (benchmark/pretrain.py, ``rls3 pretrain-vlm``): what it refuses, what it
+writes. Each family's base training has its tests beside its model (tests/vlm/<family>/)."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
-import torch
 
-from benchmark.captions import parse_terms
-from benchmark.config import (
-    ClipPretrainConfig,
-    ClipVLMConfig,
-    PaligemmaPretrainConfig,
-    PaligemmaVLMConfig,
-    SimParams,
-)
-from benchmark.pretrain import metrics_path, run
-from benchmark.samples import Sample
-from benchmark.sim.scenes import object_names
-from benchmark.vlm.base import parse_object_names
-from benchmark.vlm.basetraining import object_targets
-from benchmark.vlm.clip import ClipVLM
-from benchmark.vlm.clip.pretrain import absent_lists, base_training_captions, pretrain_clip
-from benchmark.vlm.paligemma import PaligemmaVLM
-from benchmark.vlm.paligemma.pretrain import (
-    base_examples,
-    pretrain_captioning,
-    pretrain_paligemma,
-    pretrain_vision_tower,
-    random_terms_answers,
-)
+from benchmark.cli import main
+from benchmark.config import ClipPretrainConfig, ClipVLMConfig, SimParams
+from benchmark.pretrain import run
 
-CLIP, PALIGEMMA = ClipVLMConfig(), PaligemmaVLMConfig()  # the models' evaluation configs
-
-
-@pytest.mark.parametrize("replaced", [1, 3])
-def test_absent_lists_replace_present_objects_by_absent_ones(
-    train_samples: list[Sample], replaced: int
-) -> None:
-    first, second = absent_lists(train_samples, np.random.default_rng(0), replaced)
-    for s, a, b in zip(train_samples, first, second, strict=True):
-        present = set(s.object_names())
-        for text in (a, b):
-            named = set(parse_object_names(text, object_names()))
-            assert len(named) == 3 and len(named & present) == 3 - replaced
-        assert a != b
-
+CLIP = ClipVLMConfig()  # the model's evaluation config
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # as the VLM tests
-
-
-def test_random_terms_answers_keep_the_objects_and_take_another_samples_terms(
-    train_samples: list[Sample],
-) -> None:
-    answers = random_terms_answers(train_samples, np.random.default_rng(0))
-    pool = {s.record.terms for s in train_samples}
-    own = 0
-    for s, a in zip(train_samples, answers, strict=True):
-        assert a.startswith(f"The {s.record.subject} is ") and a.endswith(
-            f"the {s.record.reference}."
-        )
-        assert parse_terms(a) in pool
-        own += parse_terms(a) == s.record.terms
-    assert own < len(train_samples)  # the terms are not the sample's own
 
 
 def test_base_training_refuses_an_image_size_the_built_in_models_are_not_made_for(
@@ -82,144 +32,20 @@ def test_base_training_refuses_an_image_size_the_built_in_models_are_not_made_fo
     assert not (tmp_path / "base").exists()
 
 
-def test_a_tiny_clip_base_training_writes_a_loadable_checkpoint_and_metrics(
-    tmp_path: Path,
+def test_pretrain_vlm_command_writes_checkpoint_and_metrics(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    config = ClipPretrainConfig(samples=32, epochs=1, batch_size=16, test_samples=12)
-    info = run("clip", config, SimParams(), 32, CLIP, tmp_path / "base")
-    saved = json.loads(metrics_path(tmp_path / "base").read_text())
-    assert saved == info and (tmp_path / "base_metrics.json").is_file()
-    for key in ("spatial_accuracy", "object_accuracy", "object_accuracy_one_replaced"):
-        assert 0.0 <= saved["test"][key] <= 1.0
-    assert ClipVLM.load(tmp_path / "base").model_cfg["vision_cfg"]["image_size"] == 64
+    out = tmp_path / "clip" / "base"
+    argv = ["pretrain-vlm", "--model", "clip", "--out", str(out), "--samples", "16"]
+    assert main([*argv, "--steps", "1", "--test-samples", "8", "--seed", "3"]) == 0
+    assert (out / "open_clip_model.safetensors").is_file()
+    metrics = json.loads((tmp_path / "clip" / "base_metrics.json").read_text())
+    assert metrics["config"]["seed"] == 3 and metrics["config"]["epochs"] == 1
+    assert "object_accuracy" in capsys.readouterr().out
 
 
-def test_a_tiny_paligemma_base_training_writes_a_loadable_checkpoint_and_metrics(
-    tmp_path: Path,
-) -> None:
-    config = PaligemmaPretrainConfig(
-        samples=16, vision_steps=2, vision_batch_size=4, steps=2, batch_size=8, test_samples=6
-    )
-    info = run("paligemma", config, SimParams(), 32, PALIGEMMA, tmp_path / "base")
-    assert json.loads(metrics_path(tmp_path / "base").read_text()) == info
-    assert 1.0 <= info["test"]["spatial_score"] <= 5.0
-    assert info["test"]["spatial_chance"] <= info["test"]["spatial_best_constant"] <= 5.0
-    assert 0.0 <= info["test"]["object_recall"] <= 1.0
-    assert info["test"]["object_exact_chance"] == pytest.approx(1 / 84)
-    PaligemmaVLM.load(tmp_path / "base")
-
-
-def test_paligemma_stages_train_the_tower_then_everything_but_the_tower(
-    train_samples: list[Sample],
-) -> None:
-    vlm = PaligemmaVLM.builtin()
-    config = PaligemmaPretrainConfig(vision_steps=1, vision_batch_size=8, steps=1, batch_size=8)
-
-    def changed(before: dict[str, torch.Tensor]) -> set[str]:
-        after = vlm.model.state_dict()
-        return {k for k, v in before.items() if not torch.equal(v, after[k])}
-
-    def snapshot() -> dict[str, torch.Tensor]:
-        return {k: v.clone() for k, v in vlm.model.state_dict().items()}
-
-    before = snapshot()
-    assert len(pretrain_vision_tower(vlm, train_samples, config)) == 1
-    tower = changed(before)
-    assert tower and all(k.startswith("model.vision_tower.") for k in tower)
-    before = snapshot()
-    pretrain_captioning(vlm, train_samples, config, np.random.default_rng(0))
-    rest = changed(before)
-    assert not any(k.startswith("model.vision_tower.") for k in rest)
-    assert any(k.startswith("model.multi_modal_projector.") for k in rest)
-    assert any(k.startswith("model.language_model.") for k in rest)
-
-
-def test_the_paligemma_language_model_never_sees_a_spatial_word_in_base_training() -> None:
-    """Every prompt and answer of stage 2 is recorded as it is built (``text_words``) and checked
-    against the words that state a spatial term; the position question's own function words
-    ("of", "to") state none."""
-    from benchmark.captions import TERMS
-
-    config = PaligemmaPretrainConfig(
-        samples=24, vision_steps=1, vision_batch_size=8, steps=6, batch_size=8, test_samples=4
-    )
-    _, info = pretrain_paligemma(config, SimParams(), 32, PALIGEMMA)
-    spatial = {w for term in TERMS for w in term.split()} - {"in", "of"}
-    seen = set(info["text_words"])
-    assert not seen & spatial and parse_terms(" ".join(seen)) == ()
-    assert {"position", "relative"} <= seen  # the position question was asked
-    assert {w for n in object_names() for w in n.split()} <= seen
-
-
-def test_base_examples_name_detect_and_locate_the_asked_pair(train_samples: list[Sample]) -> None:
-    """Objects prompt: the present objects; detection: the box around the projected centre;
-    the position question: both named objects' boxes, subject first, and no spatial term."""
-    from benchmark.sim.camera import image_objects
-    from benchmark.vlm.paligemma.detection import parse_box
-
-    samples = train_samples[:9]
-    prompts, answers = base_examples(samples, 3, 3, np.random.default_rng(0))
-    for s, text in zip(samples[:3], answers[:3], strict=True):
-        assert set(parse_object_names(text, object_names())) == set(s.object_names())
-
-    def around(text: str, name: str, s: Sample) -> bool:
-        """The box holds the object's projected centre and spans its bounding disk's width
-        (less where the image edge cuts it)."""
-        where = {o.name: o for o in image_objects(s.metadata, 64)}[name]  # type: ignore[arg-type]
-        y0, x0, y1, x1 = parse_box(text, 64)  # type: ignore[misc]
-        inside = y0 - 0.1 <= where.y <= y1 + 0.1 and x0 - 0.1 <= where.x <= x1 + 0.1
-        return inside and 0 < x1 - x0 <= 2 * max(where.radius, 1.0) + 0.2
-
-    for s, prompt, text in zip(samples[3:6], prompts[3:6], answers[3:6], strict=True):
-        name = prompt.removeprefix("detect ")
-        assert name in s.object_names() and text.endswith(f"> {name}")
-        assert around(text, name, s)
-    for s, prompt, text in zip(samples[6:], prompts[6:], answers[6:], strict=True):
-        assert prompt == s.record.question and parse_terms(text) == ()
-        first, second = text.split(" ; ")
-        assert first.endswith(s.record.subject) and second.endswith(s.record.reference)
-        assert around(first, s.record.subject, s) and around(second, s.record.reference, s)
-
-
-def test_the_clip_text_tower_never_sees_a_spatial_word_in_base_training() -> None:
-    """Every caption base training tokenizes is scanned (``text_words`` is collected from them
-    as they are built) against the caption generator's spatial vocabulary."""
-    from benchmark.captions import TERMS
-
-    config = ClipPretrainConfig(samples=48, epochs=2, batch_size=16, test_samples=8)
-    _, info = pretrain_clip(config, SimParams(), 32, CLIP)
-    spatial = {w for term in TERMS for w in term.split()} | {"to"}  # "to the left of"
-    seen = set(info["text_words"])
-    assert not seen & spatial
-    named = {w for n in object_names() for w in n.split()}
-    assert seen & named and seen <= named | {"a", "an", "and"}
-
-
-def test_base_training_captions_are_object_lists_in_a_fresh_order(
-    train_samples: list[Sample],
-) -> None:
-    rng = np.random.default_rng(0)
-    first = base_training_captions(train_samples, rng)
-    second = base_training_captions(train_samples, rng)
-    assert first != second  # reshuffled every epoch
-    for s, text in zip(train_samples, first, strict=True):
-        assert parse_terms(text) == ()
-        assert set(parse_object_names(text, object_names())) == set(s.object_names())
-
-
-def test_localisation_targets_are_the_metadata_projections(train_samples: list[Sample]) -> None:
-    from benchmark.sim.camera import image_objects
-
-    names = object_names()
-    centres, depths, present = object_targets(train_samples, names)
-    for i, s in enumerate(train_samples):
-        for obj in image_objects(s.metadata, 64):  # type: ignore[arg-type]
-            c = names.index(obj.name)
-            if present[i, c]:
-                assert centres[i, c].tolist() == pytest.approx(
-                    [obj.x / 32 - 1, obj.y / 32 - 1], abs=1e-5
-                )
-                assert float(depths[i, c]) == pytest.approx(obj.depth - 2.0, abs=1e-5)
-        assert 1 <= present[i].sum() <= 3  # the three active objects, when in view
-    absent = present == 0
-    assert (centres[absent] == 0).all() and (depths[absent] == 0).all()
+def test_pretrain_vlm_command_reports_a_bad_value(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["pretrain-vlm", "--model", "paligemma", "--samples", "0"]) == 2
+    err = capsys.readouterr().err
+    assert "profiles.bench.paligemma.pretrain.samples = 0 is not allowed" in err
+    assert "an int >= 1" in err
