@@ -703,8 +703,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``rls3`` console script."""
     from benchmark.grid import GridError
+    from benchmark.paramreads import install_from_env
     from benchmark.sim.unity_contract import UnityBackendError
 
+    install_from_env()  # RLS3_PARAMS_READS: record the params keys this command reads
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))

@@ -40,8 +40,9 @@ where there is one) and the logs; then it writes its run files and logs to MLflo
 (``benchmark/tracking.py``).
 ``run`` on a run directory that holds a checkpoint continues after its last completed iteration;
 each iteration starts from a reset seeded by (seed, iteration), so a resumed run ends with the
-same results as an uninterrupted one. A checkpoint made from other inputs (params, datasets, base
-model, agent, or the code itself: ``code_digest``) is discarded and the run starts afresh.
+same results as an uninterrupted one. A checkpoint made from other inputs (the run's own params,
+``run_params``; datasets, base model, agent, or the code itself: ``code_digest``) is discarded
+and the run starts afresh.
 """
 
 from __future__ import annotations
@@ -310,6 +311,33 @@ class RunInputs:
         return {e.name: e.content_hash for e in self.external}
 
 
+def run_params(profile: Profile, model: str, arm: str) -> dict[str, str]:
+    """The params a run of ``model`` and ``arm`` depends on, flat (``loop.eta``), and no others:
+    its DVC stage lists the same keys (tests/test_pipeline.py holds each stage to the keys its
+    command reads). The run's inputs record holds these, so a changed param of the other family,
+    of base training or of the grid leaves a finished run as it is; MLflow logs the same.
+    The agent's block where the arm starts from the pre-trained agent, early stopping where the
+    arm sets its own budget."""
+    block, spec = profile.model(model), arm_of(arm)
+    own: dict[str, Any] = {
+        "k": block.k,
+        "seeds": block.seeds,
+        "finetune": asdict(block.finetune),
+        "probe": {"seed": block.probe.seed},  # the image-shuffled control's derangement
+    }
+    if spec.budget == "own":
+        own["early_stopping"] = asdict(block.early_stopping)
+    params: dict[str, Any] = {
+        "sim": asdict(profile.sim),
+        "loop": asdict(profile.loop),
+        "threads": profile.threads,
+        "datasets": {"external": [asdict(s) for s in profile.datasets.external]},
+        **({"agent": asdict(profile.agent)} if spec.uses_agent else {}),
+        model: own,
+    }
+    return flatten(params)
+
+
 def read_inputs(cfg: RunConfig, base_vlm: Path, agent: Path, root: Path | None = None) -> RunInputs:
     """Read what the run of ``cfg`` is made from (``root``: where the params' relative paths,
     the external sets', start). Reads only: nothing is created, changed or deleted."""
@@ -326,7 +354,7 @@ def read_inputs(cfg: RunConfig, base_vlm: Path, agent: Path, root: Path | None =
     hashes = {e.name: e.content_hash for e in external}
     record = {
         "profile": cfg.profile_name,
-        "params": flatten(asdict(p)),
+        "params": run_params(p, cfg.model, cfg.arm),
         "budget": budget,
         "datasets": [validation.content_hash, test.content_hash],
         **({"external": hashes} if hashes else {}),
@@ -667,7 +695,9 @@ class Run:
             s.finetune_step += 1
             s.losses.append(LossRow(s.finetune_step, s.iteration, loss).to_row())
         s.episodes += [e.to_row() for e in episodes]
-        if s.best_val is None or val > s.best_val + self.stopping.min_delta:
+        if self.spec.budget != "own":  # a budget arm: its best validation metric, no patience
+            s.best_val = val if s.best_val is None else max(s.best_val, val)
+        elif s.best_val is None or val > s.best_val + self.stopping.min_delta:
             s.best_val, s.stale = val, 0
         else:
             s.stale += 1
@@ -737,7 +767,7 @@ class Run:
             cfg.profile_name,
             [self.validation.content_hash, self.test.content_hash],
         )
-        params = flatten(asdict(cfg.profile))
+        params = run_params(cfg.profile, cfg.model, cfg.arm)
         self.state.run_id = self.tracker.start(self.state.run_id, tags, params)
 
     def _log_to_mlflow(self) -> None:

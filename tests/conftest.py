@@ -11,9 +11,10 @@ import pytest
 import torch
 
 from benchmark.config import SimParams
+from benchmark.paramreads import READS_ENV
 from benchmark.samples import Sample
 from benchmark.sampling import collect_samples
-from tests.pipeline import copy_repository, dvc
+from tests.pipeline import copy_repository, dvc, params_reads
 
 # Nothing in these tests may reach a hub; loaders are given local paths only.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -59,9 +60,10 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 @pytest.fixture(scope="session")
 def smoke_pipeline(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
-    """A copy of the repository after a full ``dvc repro`` with the smoke profile (minutes)."""
+    """A copy of the repository after a full ``dvc repro`` with the smoke profile (minutes).
+    Each command records the params keys it read in ``params_reads(repo)``."""
     repo = copy_repository(tmp_path_factory.mktemp("repo"))
-    done = dvc(repo, "repro")
+    done = dvc(repo, "repro", env={READS_ENV: str(params_reads(repo))})
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
     return repo, done.stdout
 

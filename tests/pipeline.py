@@ -79,11 +79,20 @@ def environment(repo: Path) -> dict[str, str]:
     return env
 
 
-def dvc(repo: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def params_reads(repo: Path) -> Path:
+    """Where the session's smoke pipeline in ``repo`` records the params keys each of its
+    commands read (``benchmark.config.READS_ENV``): beside the copy, not in it."""
+    return repo.with_name(f"{repo.name}-params-reads")
+
+
+def dvc(
+    repo: Path, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """``dvc ARGS`` in ``repo`` (``environment``, plus ``env``)."""
     return subprocess.run(
         [sys.executable, "-m", "dvc", *args],
         cwd=repo,
-        env=environment(repo),
+        env=environment(repo) | (env or {}),
         capture_output=True,
         text=True,
         check=False,

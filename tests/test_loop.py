@@ -1,6 +1,7 @@
 """Algorithm 1 end to end on the smoke profile: real simulator, real CLIP, real SAC, real MLflow."""
 
 import csv
+import dataclasses
 import json
 import os
 import shutil
@@ -21,7 +22,7 @@ from benchmark.config import ClipPretrainConfig, load_params
 from benchmark.datasets import build_dataset
 from benchmark.external import read_external
 from benchmark.layout import run_dir
-from benchmark.loop import run_from_params
+from benchmark.loop import run_from_params, run_params
 from benchmark.pretrain import run as pretrain_vlm
 from benchmark.sim.backends import profile_env_kwargs
 from benchmark.tracking import tracking_uri
@@ -685,3 +686,30 @@ def test_the_loop_runs_on_the_unity_backend_and_resumes_after_its_player_died(
     assert stopped_at["iteration"] >= 1 and stopped_at["stopped"] is None
 
     _resume_and_compare(cmd, env, tmp_path, finished)
+
+
+def test_a_runs_inputs_hold_its_own_params_and_no_others() -> None:
+    """What a finished run is kept for (its inputs record) and what MLflow logs: the blocks its
+    DVC stage lists. Another family's, base training's and the grid's params leave it as it is;
+    its own K does not; the agent's block only where the arm starts from the agent, early
+    stopping only where the arm sets its own budget."""
+    replace = dataclasses.replace
+    profile = load_params().active
+    random = run_params(profile, "clip", "random")
+    unrelated = replace(
+        profile,
+        paligemma=replace(profile.paligemma, k=profile.paligemma.k + 1),
+        clip=replace(profile.clip, pretrain=replace(profile.clip.pretrain, epochs=9)),
+        grid=replace(profile.grid, retries=profile.grid.retries + 1),
+        agent=replace(profile.agent, learning_rate=0.5),
+    )
+    assert run_params(unrelated, "clip", "random") == random
+    own = replace(profile, clip=replace(profile.clip, k=profile.clip.k + 1))
+    assert run_params(own, "clip", "random") != random
+    assert random["clip.k"] == str(profile.clip.k) and random["loop.eta"] == str(profile.loop.eta)
+    sac, dense = run_params(profile, "clip", "sac"), run_params(profile, "clip", "sac-dense")
+    assert "agent.learning_rate" in sac and "agent.learning_rate" in dense
+    assert "agent.learning_rate" not in random
+    assert "clip.early_stopping.patience" in sac
+    assert not any(k.startswith("clip.early_stopping") for k in {*random, *dense})
+    assert not any(k.startswith(("paligemma.", "grid.", "clip.pretrain.")) for k in sac)

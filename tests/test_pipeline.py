@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import json
 import re
+import shlex
 import shutil
 from pathlib import Path
 
@@ -25,6 +26,7 @@ from tests.pipeline import (
     ROOT,
     SEED_SLOTS_LINE,
     dvc,
+    params_reads,
     rls3,
     run_stage,
     run_stage_prefix,
@@ -141,6 +143,86 @@ def test_the_learnability_probe_is_a_dvc_metric(smoke_pipeline: tuple[Path, str]
     shown = dvc(repo, "metrics", "show", "--json")
     assert shown.returncode == 0, shown.stderr
     assert "results/probe/clip/learnability.json" in shown.stdout
+
+
+# Keys a stage depends on that its command does not read in the smoke pipeline, and why.
+NOT_READ: dict[str, tuple[tuple[str, ...], str]] = {
+    "*": (
+        ("sim.unity",),
+        "the Unity player's block is read on that backend alone (the smoke profile's is "
+        "embedded; tests/sim/test_unity.py runs the other)",
+    ),
+    "base_model@clip": (
+        ("clip.finetune.lr", "clip.finetune.weight_decay", "clip.finetune.lock_image"),
+        "CLIP's base training sets these from its own block; the base model stages of both "
+        "families share one params list (a DVC foreach), and PaliGemma's reads its whole "
+        "finetune block",
+    ),
+}
+
+
+def _leaves(key: str, value: object) -> list[str]:
+    """The keys of every value under ``key`` (a list is one value, as a read of it is)."""
+    if isinstance(value, dict):
+        return [leaf for k, v in value.items() for leaf in _leaves(f"{key}.{k}", v)]
+    return [key]
+
+
+def _under(key: str, block: str) -> bool:
+    return key == block or key.startswith(f"{block}.")
+
+
+def test_each_stage_depends_on_exactly_the_params_it_reads(
+    smoke_pipeline: tuple[Path, str],
+) -> None:
+    """Every command of the smoke pipeline recorded the params keys it read
+    (``benchmark.config.READS_ENV``). For each stage in dvc.lock: every key its command read is
+    among its params deps (else a changed value would not re-run it), and every key of those
+    deps is read (else a change re-runs it for nothing), but for the Unity player's block,
+    read on that backend alone. A slot the profile leaves unused reads less than the stage
+    declares (its seeds alone), so only the first holds there. ``check`` has no params deps:
+    it runs on every ``dvc repro``."""
+    repo, _ = smoke_pipeline
+    reads: dict[tuple[str, ...], set[str]] = {}
+    for record in params_reads(repo).glob("*.json"):
+        data = json.loads(record.read_text())
+        reads.setdefault(tuple(data["argv"]), set()).update(data["reads"])
+    locked = yaml.safe_load((repo / "dvc.lock").read_text())["stages"]
+    stages = {name: locked[name] for name in _stages(repo)}  # the copy's (it has two slots)
+    profile = "profiles.smoke."
+    checked = 0
+    for name, stage in stages.items():
+        argv = tuple(shlex.split(stage["cmd"])[1:])
+        declared: dict[str, object] = stage.get("params", {}).get("params.yaml", {})
+        if name == "check":
+            assert not declared
+            continue
+        read = reads.get(argv, set())  # a command that reads no params records nothing
+        assert ("profile" in read) == ("profile" in declared), name
+        undeclared = sorted(k for k in read if not any(_under(k, d) for d in declared))
+        assert not undeclared, f"{name} reads params it does not depend on: {undeclared}"
+        summaries = [repo / o["path"] / "summary.json" for o in stage.get("outs", [])]
+        if any(s.is_file() and "skipped" in json.loads(s.read_text()) for s in summaries):
+            continue
+        unread = {
+            leaf
+            for key, value in declared.items()
+            for leaf in _leaves(key, value)
+            if not any(_under(leaf, k) or _under(k, leaf) for k in read)
+        }
+        excused = {
+            leaf
+            for leaf in unread
+            for stage in ("*", name)
+            if any(_under(leaf, profile + k) for k in NOT_READ.get(stage, ((), ""))[0])
+        }
+        assert unread == excused, f"{name} depends on params it never reads: {unread - excused}"
+        if name in NOT_READ:  # an excuse that no longer holds goes
+            assert {profile + k for k in NOT_READ[name][0]} <= unread, name
+        checked += 1
+    # every kind of stage was held to both: previews, datasets, base models, probes, an agent,
+    # the used slot's 10 runs and the 3 reports
+    assert checked == 8 + 1 + 2 + 2 + 1 + len(ARMS) * 2 + 3
 
 
 def test_a_second_repro_does_nothing(smoke_pipeline: tuple[Path, str]) -> None:
