@@ -27,7 +27,7 @@ from benchmark.fileio import atomic_write_json
 READS_ENV = "RLS3_PARAMS_READS"
 _KEY = "_params_key"  # where a block reached from a Params keeps its key path
 _reads: set[str] = set()
-_installed = False
+_root: type | None = None  # the schema's Params, once installed
 
 
 def _recording_getattribute(self: Any, name: str) -> Any:
@@ -38,7 +38,7 @@ def _recording_getattribute(self: Any, name: str) -> Any:
         return value
     own = object.__getattribute__(self, "__dict__")
     key = own.get(_KEY)
-    if key is None and type(self).__name__ == "Params":
+    if key is None and type(self) is _root:
         key = own[_KEY] = ""  # a params file: the root of every key
     if key is None:
         return value  # a block made in code, not read from a params file
@@ -55,8 +55,8 @@ def _recording_getattribute(self: Any, name: str) -> Any:
 def install(folder: Path) -> None:
     """Record, from now on, every key of a params file this process reads, and write them to
     ``folder`` as it exits."""
-    global _installed
-    if _installed:
+    global _root
+    if _root is not None:
         return
     from benchmark import config
 
@@ -68,7 +68,7 @@ def install(folder: Path) -> None:
         ):
             cls.__getattribute__ = _recording_getattribute  # type: ignore[method-assign]
     atexit.register(_write, folder)
-    _installed = True
+    _root = config.Params
 
 
 def install_from_env() -> None:

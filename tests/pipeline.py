@@ -81,7 +81,7 @@ def environment(repo: Path) -> dict[str, str]:
 
 def params_reads(repo: Path) -> Path:
     """Where the session's smoke pipeline in ``repo`` records the params keys each of its
-    commands read (``benchmark.config.READS_ENV``): beside the copy, not in it."""
+    commands read (``benchmark.paramreads.READS_ENV``): beside the copy, not in it."""
     return repo.with_name(f"{repo.name}-params-reads")
 
 

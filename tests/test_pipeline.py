@@ -176,10 +176,10 @@ def test_each_stage_depends_on_exactly_the_params_it_reads(
     smoke_pipeline: tuple[Path, str],
 ) -> None:
     """Every command of the smoke pipeline recorded the params keys it read
-    (``benchmark.config.READS_ENV``). For each stage in dvc.lock: every key its command read is
+    (``benchmark.paramreads.READS_ENV``). For each stage in dvc.lock: every key its command read is
     among its params deps (else a changed value would not re-run it), and every key of those
-    deps is read (else a change re-runs it for nothing), but for the Unity player's block,
-    read on that backend alone. A slot the profile leaves unused reads less than the stage
+    deps is read (else a change re-runs it for nothing), but for the keys ``NOT_READ`` excuses,
+    each with its reason. A slot the profile leaves unused reads less than the stage
     declares (its seeds alone), so only the first holds there. ``check`` has no params deps:
     it runs on every ``dvc repro``."""
     repo, _ = smoke_pipeline
