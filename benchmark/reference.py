@@ -29,8 +29,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from benchmark import layout
 from benchmark.arms import ARMS
+from benchmark.comparison import Comparison, Estimate
 from benchmark.fileio import atomic_write_json
 
 RUN_FILES = ("metrics.csv", "episodes.csv", "finetune_loss.csv")  # deterministic, row by row
@@ -201,34 +204,35 @@ def outcome(verdict: str) -> str:
     return word if word in OUTCOMES else verdict
 
 
-def verdicts(comparison: Mapping[str, Any]) -> dict[str, str]:
+def verdicts(comparison: Comparison) -> dict[str, str]:
     """Every verdict of a comparison.json by a stable name: the paper's claims, the
     decomposition and the per-term and by-number-of-terms verdicts."""
     out: dict[str, str] = {}
-    for claim in comparison.get("claims", []):
-        out[f"claim: {claim['claim']}"] = claim["verdict"]
-    for row in comparison.get("decomposition", []):
-        out[f"decomposition: {row['effect']} ({row['difference']})"] = row["verdict"]
-    for by, table in (comparison.get("term_verdicts") or {}).items():
-        for key, verdict in table.items():
-            out[f"sac - random {by}: {key}"] = verdict
+    for claim in comparison.claims or []:
+        out[f"claim: {claim.claim}"] = claim.verdict
+    for row in comparison.decomposition or []:
+        out[f"decomposition: {row.effect} ({row.difference})"] = row.verdict
+    if comparison.term_verdicts is not None:
+        for by, table in comparison.term_verdicts.to_json().items():
+            for key, verdict in table.items():
+                out[f"sac - random {by}: {key}"] = verdict
     return out
 
 
-def figures(comparison: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+def figures(comparison: Comparison) -> dict[str, Estimate]:
     """Every figure of the comparison table with an interval, by a stable name: each arm's
     statistics, then each paired difference."""
-    out: dict[str, dict[str, Any]] = {}
-    for arm, data in (comparison.get("arms") or {}).items():
-        for stat, value in (data.get("stats") or {}).items():
+    out: dict[str, Estimate] = {}
+    for arm, data in comparison.arms.items():
+        for stat, value in data.stats.items():
             out[f"{arm}: {stat}"] = value
-    for pair, stats in (comparison.get("differences") or {}).items():
-        for stat, value in stats.items():
-            out[f"{pair}: {stat}"] = value
+    for pair, stats in comparison.differences.items():
+        for stat, difference in stats.items():
+            out[f"{pair}: {stat}"] = difference
     return out
 
 
-def compare_conclusions(reference: Mapping[str, Any], fresh: Mapping[str, Any]) -> CheckResult:
+def compare_conclusions(reference: Comparison, fresh: Comparison) -> CheckResult:
     """Each figure of the fresh comparison against the reference's interval, and each verdict
     against the reference's; passes when every verdict is the same."""
     lines: list[str] = []
@@ -236,17 +240,16 @@ def compare_conclusions(reference: Mapping[str, Any], fresh: Mapping[str, Any]) 
     inside = outside = 0
     for name, ref in ref_figs.items():
         got = got_figs.get(name)
-        low, high = ref.get("ci_low"), ref.get("ci_high")
-        mean = None if got is None else got.get("mean")
-        if low is None or high is None or mean is None:
+        low, high = ref.ci_low, ref.ci_high
+        mean = np.nan if got is None else got.mean
+        if not np.isfinite([low, high, mean]).all():
             continue  # no interval (one seed, never reached) or not measured here
         if low <= mean <= high:
             inside += 1
         else:
             outside += 1
             lines.append(
-                f"  outside: {name} = {mean:.4g}, reference {ref.get('mean'):.4g} "
-                f"[{low:.4g}, {high:.4g}]"
+                f"  outside: {name} = {mean:.4g}, reference {ref.mean:.4g} [{low:.4g}, {high:.4g}]"
             )
     lines.insert(
         0,
@@ -268,7 +271,7 @@ def compare_conclusions(reference: Mapping[str, Any], fresh: Mapping[str, Any]) 
 
 
 def check(
-    results: Path, model: str, reference: Mapping[str, Any], reference_comparison: Mapping[str, Any]
+    results: Path, model: str, reference: Mapping[str, Any], reference_comparison: Comparison
 ) -> CheckResult:
     """A finished bench of ``model`` under ``results`` against a reference (its
     ``run_files.json`` and ``comparison.json``): byte identity of the files on disk where the
@@ -310,7 +313,7 @@ def check(
         f"another fingerprint ({', '.join(differ)} differ(s)): the bits are not expected to "
         "match; comparing the conclusions"
     )
-    made_comparison = json.loads((report / "comparison.json").read_text())
+    made_comparison = Comparison.from_json(json.loads((report / "comparison.json").read_text()))
     result = compare_conclusions(reference_comparison, made_comparison)
     result.lines[:0] = head
     return result
@@ -318,7 +321,7 @@ def check(
 
 def committed_reference(
     model: str, directory: Path | None = None
-) -> tuple[dict[str, Any], dict[str, Any]]:
+) -> tuple[dict[str, Any], Comparison]:
     """The reference of ``model``: its ``run_files.json`` and ``comparison.json`` from
     ``directory``, or by default as committed (git's HEAD, not the working tree, which a fresh
     bench has overwritten)."""
@@ -328,7 +331,7 @@ def committed_reference(
         if missing:
             raise FileNotFoundError(f"{directory} holds no {' or '.join(missing)}")
         run_files, comparison = (json.loads((directory / n).read_text()) for n in names)
-        return run_files, comparison
+        return run_files, Comparison.from_json(comparison)
     out = []
     for name in names:
         spec = f"HEAD:results/report/{model}/{name}"
@@ -339,7 +342,7 @@ def committed_reference(
                 "give one with --reference DIR"
             )
         out.append(json.loads(shown.stdout))
-    return out[0], out[1]
+    return out[0], Comparison.from_json(out[1])
 
 
 def format_reference_check(result: CheckResult, model: str) -> str:

@@ -5,14 +5,24 @@ answers are known, then the session's real smoke pipeline."""
 
 from __future__ import annotations
 
-import copy
 import json
 import shutil
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from benchmark.comparison import (
+    ArmFigures,
+    ByTerms,
+    Claim,
+    Comparison,
+    DecompositionRow,
+    Difference,
+    Estimate,
+    TermVerdicts,
+)
 from benchmark.reference import (
     RUN_FILES_JSON,
     check,
@@ -23,8 +33,10 @@ from benchmark.reference import (
     outcome,
     write_run_files,
 )
+from benchmark.report.stats import json_ready
 from tests.pipeline import rls3
 
+NAN = float("nan")
 FP = {
     "cpu_vendor": "AuthenticAMD",
     "cpu_model": "AMD EPYC",
@@ -51,19 +63,50 @@ def _bench_tree(results: Path) -> None:
         (run / "summary.json").write_text('{"seconds": 1.5}')  # wall time: not digested
 
 
-def _comparison(final: float, verdict: str = "supported (n = 10 paired seeds)") -> dict[str, Any]:
-    def stat(mean: float) -> dict[str, float]:
-        return {"mean": mean, "ci_low": mean - 0.02, "ci_high": mean + 0.02, "n": 10}
+def _comparison(final: float, verdict: str = "supported (n = 10 paired seeds)") -> Comparison:
+    """A comparison whose figures are known: sac's final metric ``final`` ± 0.02 and sac - random
+    0.4 below it, one figure never measured, and ``verdict`` for the claim and the decomposition."""
 
-    return {
-        "arms": {"sac": {"stats": {"final_metric": stat(final), "never": {"mean": None}}}},
-        "differences": {"sac - random": {"final_metric": stat(final - 0.4)}},
-        "claims": [{"claim": "sac beats random", "found": "...", "verdict": verdict}],
-        "decomposition": [
-            {"effect": "feasibility", "difference": "sac-nofeedback - random", "verdict": verdict}
+    def stat(mean: float) -> Estimate:
+        return Estimate(mean=mean, ci_low=mean - 0.02, ci_high=mean + 0.02, n=10)
+
+    def diff(mean: float) -> Difference:
+        low, high = mean - 0.02, mean + 0.02
+        return Difference(mean=mean, ci_low=low, ci_high=high, n=10, sd=NAN, mde=NAN, per_seed=[])
+
+    never = Estimate(mean=NAN, ci_low=NAN, ci_high=NAN, n=0)  # not measured
+    sac = ArmFigures(seeds=[], stats={"final_metric": stat(final), "never": never}, n_seeds=0)
+    differences = {"sac - random": {"final_metric": diff(final - 0.4)}}
+    no_terms = ByTerms(arms={}, sac_minus_random={})
+    return Comparison(
+        interval="...",
+        min_seeds_for_verdict=3,
+        margin=None,
+        equivalence="...",
+        detectable_difference="...",
+        probability_of_improvement="...",
+        arms={"sac": sac},
+        difference=differences["sac - random"],
+        differences=differences,
+        paired_seeds=[],
+        paired={},
+        by_term=no_terms,
+        by_n_terms=no_terms,
+        claims=[Claim(claim="sac beats random", found="...", verdict=verdict)],
+        decomposition=[
+            DecompositionRow(
+                effect="feasibility",
+                difference="sac-nofeedback - random",
+                n=10,
+                verdict=verdict,
+                final_metric=diff(final - 0.4),
+                auc=diff(final - 0.4),
+            )
         ],
-        "term_verdicts": {"by_term": {"left": "inconclusive (n = 10 paired seeds; ...)"}},
-    }
+        term_verdicts=TermVerdicts(
+            by_term={"left": "inconclusive (n = 10 paired seeds; ...)"}, by_n_terms={}
+        ),
+    )
 
 
 def test_the_fingerprint_names_what_the_bits_depend_on(
@@ -163,8 +206,7 @@ def test_the_conclusions_pass_on_the_same_verdicts_and_list_the_figures_outside(
         "  claim: sac beats random: reference supported, here inconclusive (n = 10 ...)"
         in changed.lines
     )
-    missing = copy.deepcopy(_comparison(0.47))
-    missing["decomposition"] = []
+    missing = replace(_comparison(0.47), decomposition=[])
     assert not compare_conclusions(reference, missing).passed
 
 
@@ -175,7 +217,7 @@ def _checked_bench(tmp_path: Path, fp: dict[str, Any]) -> Path:
     report = results / "report" / "clip"
     report.mkdir(parents=True)
     write_run_files(results, "clip", report, fp)
-    (report / "comparison.json").write_text(json.dumps(_comparison(0.47)))
+    (report / "comparison.json").write_text(json.dumps(json_ready(_comparison(0.47))))
     return results
 
 

@@ -11,11 +11,18 @@ seeds. Without a seed that ran both arms it is "not measured"."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
 
 import numpy as np
 
 from benchmark.captions import TERMS, term_key
+from benchmark.comparison import (
+    ByTerms,
+    Comparison,
+    DecompositionRow,
+    Difference,
+    Estimate,
+    TermVerdicts,
+)
 from benchmark.config import ARMS
 from benchmark.report.runs import RunLog, all_arms
 from benchmark.report.stats import (
@@ -30,17 +37,16 @@ from benchmark.report.stats import (
 )
 
 
-def caveats(comparison: dict[str, Any]) -> list[str]:
+def caveats(comparison: Comparison) -> list[str]:
     """Plain-words warnings about what the comparison figures cannot show in this run."""
     notes = []
-    arms = comparison["arms"]
+    arms = comparison.arms
     below = [
         arm
         for arm in ARMS
         if arm in arms
-        and arms[arm]["seeds"]
-        and arms[arm]["stats"]["final_metric"]["mean"]
-        < arms[arm]["stats"]["initial_metric"]["mean"]
+        and arms[arm].seeds
+        and arms[arm].stats["final_metric"].mean < arms[arm].stats["initial_metric"].mean
     ]
     if below:
         notes.append(
@@ -48,9 +54,7 @@ def caveats(comparison: dict[str, Any]) -> list[str]:
             "fine-tuning lost ground in this run, so a lead of one arm is a smaller loss, "
             "not a gain."
         )
-    at_start = [
-        x["seed"] for x in arms["random"]["seeds"] if x["final_metric"] <= x["initial_metric"]
-    ]
+    at_start = [x.seed for x in arms["random"].seeds if x.final_metric <= x.initial_metric]
     if at_start:
         notes.append(
             f"Random's final metric is at or below its start for seed(s) {at_start}: there "
@@ -83,28 +87,28 @@ def gate(n: int, unit: str) -> str | None:
     return None
 
 
-def _side(d: Mapping[str, float]) -> str:
-    if d["ci_low"] > 0:
+def _side(d: Estimate) -> str:
+    if d.ci_low > 0:
         return "above 0"
-    if d["ci_high"] < 0:
+    if d.ci_high < 0:
         return "below 0"
     return "includes 0"
 
 
-def _equivalent(d: Mapping[str, Any]) -> bool | None:
+def _equivalent(d: Difference) -> bool | None:
     """Whether the difference is equivalent within its margin (None: not tested)."""
-    if d.get("equivalence_margin") is None:
+    if d.equivalence_margin is None:
         return None
-    return bool(as_number(d.get("equivalence_p")) < EQUIVALENCE_ALPHA)
+    return bool(as_number(d.equivalence_p) < EQUIVALENCE_ALPHA)
 
 
-def interval_verdict(differences: Mapping[str, Mapping[str, Any]]) -> str:
+def interval_verdict(differences: Mapping[str, Difference]) -> str:
     """Supported if every paired difference's 95% interval lies above 0, contradicted if every
     one lies below; equivalent within ±delta if every one was tested against its margin delta
     and passed (``equivalence_p`` < 0.05: its 90% interval inside ±delta); otherwise, or with
     fewer than ``MIN_SEEDS_FOR_VERDICT`` paired seeds, inconclusive. The verdict states n (the
     fewest paired seeds among the differences)."""
-    n = min(int(d["n"]) for d in differences.values())
+    n = min(int(d.n) for d in differences.values())
     too_few = gate(n, "paired")
     if too_few:
         return too_few
@@ -114,7 +118,7 @@ def interval_verdict(differences: Mapping[str, Mapping[str, Any]]) -> str:
     if all(s == "below 0" for s in sides.values()):
         return _verdict("contradicted", n, "paired")
     equivalent = {name: _equivalent(d) for name, d in differences.items()}
-    margins = {as_number(d.get("equivalence_margin")) for d in differences.values()}
+    margins = {as_number(d.equivalence_margin) for d in differences.values()}
     if all(equivalent.values()) and len(margins) == 1:
         return _verdict(f"equivalent within ±{margins.pop():g}", n, "paired")
     where = ", ".join(
@@ -123,7 +127,7 @@ def interval_verdict(differences: Mapping[str, Mapping[str, Any]]) -> str:
             ""
             if equivalent[name] is None
             else f" ({'' if equivalent[name] else 'not '}within ±"
-            f"{as_number(differences[name]['equivalence_margin']):g})"
+            f"{as_number(differences[name].equivalence_margin):g})"
         )
         for name, side in sides.items()
     )
@@ -135,13 +139,13 @@ def descriptive_verdict(n: int, unit: str, verdict: str) -> str:
     return gate(n, unit) or _verdict(verdict, n, unit)
 
 
-def _signed(stat: Mapping[str, Any], digits: int = 3, percent: bool = False) -> str:
+def _signed(stat: Estimate, digits: int = 3, percent: bool = False) -> str:
     """A difference as "+0.022 [+0.018, +0.027]"; "n/a" when not measured."""
     return format_stat(stat, digits, signed=True, percent=percent)
 
 
-def _claim_efficiency(comparison: dict[str, Any]) -> tuple[str, str, str]:
-    diff = comparison["differences"]["sac - random"]
+def _claim_efficiency(comparison: Comparison) -> tuple[str, str, str]:
+    diff = comparison.differences["sac - random"]
     auc, fin = diff["auc"], diff["final_metric"]
     return (
         "RLS3 (SAC) reaches a higher test metric than random placement for the same "
@@ -152,13 +156,13 @@ def _claim_efficiency(comparison: dict[str, Any]) -> tuple[str, str, str]:
     )
 
 
-def _claim_iterations(comparison: dict[str, Any]) -> tuple[str, str, str]:
-    arms = comparison["arms"]
-    sac = {x["seed"]: x["iterations"] for x in arms["sac"]["seeds"]}
-    rnd = {x["seed"]: x["iterations"] for x in arms["random"]["seeds"]}
+def _claim_iterations(comparison: Comparison) -> tuple[str, str, str]:
+    arms = comparison.arms
+    sac = {x.seed: x.iterations for x in arms["sac"].seeds}
+    rnd = {x.seed: x.iterations for x in arms["random"].seeds}
     seeds = sorted(sac.keys() & rnd.keys())
     change = summarise([rnd[s] / sac[s] - 1 if sac[s] else np.nan for s in seeds])
-    n = change["n"]
+    n = change.n
     verdict = gate(n, "paired")
     if verdict is None:
         side = _side(change)
@@ -166,26 +170,26 @@ def _claim_iterations(comparison: dict[str, Any]) -> tuple[str, str, str]:
             verdict = _verdict("inconclusive", n, "paired", "the interval includes 0")
         elif side == "above 0":
             verdict = _verdict("contradicted", n, "paired")
-        elif change["mean"] <= -0.2:
+        elif change.mean <= -0.2:
             verdict = _verdict("supported", n, "paired")
         else:
             verdict = _verdict("partly", n, "paired", "fewer, not ~40%")
     return (
         "The random arm completes about 40% fewer iterations for the same budget "
         "(more invalid samples)",
-        f"iterations: SAC {format_stat(arms['sac']['stats']['iterations'], 1)}, random "
-        f"{format_stat(arms['random']['stats']['iterations'], 1)}; per seed random / SAC - 1: "
+        f"iterations: SAC {format_stat(arms['sac'].stats['iterations'], 1)}, random "
+        f"{format_stat(arms['random'].stats['iterations'], 1)}; per seed random / SAC - 1: "
         f"{_signed(change, 0, percent=True)}",
         verdict,
     )
 
 
-def _claim_valid_rate(comparison: dict[str, Any]) -> tuple[str, str, str]:
-    arms, diff = comparison["arms"], comparison["differences"]["sac - random"]["valid_rate"]
+def _claim_valid_rate(comparison: Comparison) -> tuple[str, str, str]:
+    arms, diff = comparison.arms, comparison.differences["sac - random"]["valid_rate"]
     return (
         "The RL agent yields more valid samples than random placement",
-        f"valid rate: SAC {format_stat(arms['sac']['stats']['valid_rate'], 1, percent=True)}, "
-        f"random {format_stat(arms['random']['stats']['valid_rate'], 1, percent=True)}; "
+        f"valid rate: SAC {format_stat(arms['sac'].stats['valid_rate'], 1, percent=True)}, "
+        f"random {format_stat(arms['random'].stats['valid_rate'], 1, percent=True)}; "
         "SAC - random "
         f"{_signed(diff, 1, percent=True)}",
         interval_verdict({"valid rate": diff}),
@@ -224,13 +228,13 @@ def _claims_terms(runs: dict[str, list[RunLog]]) -> list[tuple[str, str, str]]:
     return out
 
 
-def _claim_left_right(comparison: dict[str, Any]) -> tuple[str, str, str]:
-    arms, diff = comparison["arms"], comparison["differences"]["sac - random"]["left_right_share"]
+def _claim_left_right(comparison: Comparison) -> tuple[str, str, str]:
+    arms, diff = comparison.arms, comparison.differences["sac - random"]["left_right_share"]
     return (
         "SAC's fine-tuning data favour 'left'/'right' more than random's (Fig. 6 counts)",
         "share of left/right among the batches' terms: SAC "
-        f"{format_stat(arms['sac']['stats']['left_right_share'], 1, percent=True)}, random "
-        f"{format_stat(arms['random']['stats']['left_right_share'], 1, percent=True)}; "
+        f"{format_stat(arms['sac'].stats['left_right_share'], 1, percent=True)}, random "
+        f"{format_stat(arms['random'].stats['left_right_share'], 1, percent=True)}; "
         "SAC - random "
         f"{_signed(diff, 1, percent=True)}",
         interval_verdict({"share": diff}),
@@ -295,26 +299,26 @@ def _claim_early_stopping(runs: dict[str, list[RunLog]]) -> tuple[str, str, str]
     )
 
 
-def _claim_hardness(comparison: dict[str, Any]) -> tuple[str, str, str]:
-    arms, diffs = comparison["arms"], comparison["differences"]
-    mean = {arm: format_stat(arms[arm]["stats"]["hardness"]) for arm in ARMS if arms[arm]["seeds"]}
+def _claim_hardness(comparison: Comparison) -> tuple[str, str, str]:
+    arms, diffs = comparison.arms, comparison.differences
+    mean = {arm: format_stat(arms[arm].stats["hardness"]) for arm in ARMS if arms[arm].seeds}
     found = "mean hardness over iterations: " + ", ".join(f"{a} {v}" for a, v in mean.items())
     found += f"; SAC - random {_signed(diffs['sac - random']['hardness'])}"
     for name, (a, b) in DIFFERENCES.items():
-        if b == "random" and a != "sac" and arms[a]["seeds"]:
+        if b == "random" and a != "sac" and arms[a].seeds:
             found += f"; {name} {_signed(diffs[name]['hardness'])}"
-    measured = any(np.isfinite(x["hardness"]) for x in arms["sac"]["seeds"])
+    measured = any(np.isfinite(x.hardness) for x in arms["sac"].seeds)
     return (
         "The RL agent generates samples the VLM finds harder than random placement does",
         found,
         interval_verdict({"hardness": diffs["sac - random"]["hardness"]})
         if measured
-        else _verdict("not measured", len(arms["sac"]["seeds"]), "sac", "no hardness recorded"),
+        else _verdict("not measured", len(arms["sac"].seeds), "sac", "no hardness recorded"),
     )
 
 
-def _claim_dense(comparison: dict[str, Any]) -> tuple[str, str, str]:
-    diffs = comparison["differences"]
+def _claim_dense(comparison: Comparison) -> tuple[str, str, str]:
+    diffs = comparison.differences
     auc, fin = diffs["sac-dense - random"]["auc"], diffs["sac-dense - random"]["final_metric"]
     vs_sac = diffs["sac-dense - sac"]
     return (
@@ -327,11 +331,11 @@ def _claim_dense(comparison: dict[str, Any]) -> tuple[str, str, str]:
     )
 
 
-def _every_arm_above_zero(gain: Mapping[str, Mapping[str, Any]]) -> str:
+def _every_arm_above_zero(gain: Mapping[str, Estimate]) -> str:
     """The per-arm verdict on ``gain`` (arm -> its stat over seeds): supported if every arm's
     interval lies above 0, contradicted if one lies below (naming them), else inconclusive; n is
     the fewest seeds of an arm, and too few give no verdict (``gate``)."""
-    n = min(int(g["n"]) for g in gain.values())
+    n = min(int(g.n) for g in gain.values())
     too_few = gate(n, "per-arm")
     if too_few:
         return too_few
@@ -345,11 +349,11 @@ def _every_arm_above_zero(gain: Mapping[str, Mapping[str, Any]]) -> str:
     return _verdict("supported", n, "per-arm", "every interval above 0")
 
 
-def _claim_grounded(comparison: dict[str, Any]) -> tuple[str, str, str]:
+def _claim_grounded(comparison: Comparison) -> tuple[str, str, str]:
     """Every arm's final metric above its image-shuffled control (the gain needs the image)."""
-    arms = comparison["arms"]
-    present = [arm for arm in ARMS if arms[arm]["seeds"]]
-    gain = {arm: arms[arm]["stats"]["grounded_gain"] for arm in present}
+    arms = comparison.arms
+    present = [arm for arm in ARMS if arms[arm].seeds]
+    gain = {arm: arms[arm].stats["grounded_gain"] for arm in present}
     found = "final metric - image-shuffled control: " + ", ".join(
         f"{arm} {format_stat(gain[arm], signed=True)}" for arm in present
     )
@@ -357,18 +361,18 @@ def _claim_grounded(comparison: dict[str, Any]) -> tuple[str, str, str]:
         "Every arm's gain is grounded (not in the paper): its final test metric is above its "
         "image-shuffled control, the same questions asked of other test images"
     )
-    if min(int(gain[arm]["n"]) for arm in present) == 0:
+    if min(int(gain[arm].n) for arm in present) == 0:
         return claim, found, _verdict("not measured", 0, "per-arm", "no control recorded")
     return claim, found, _every_arm_above_zero(gain)
 
 
-def _claims_external(comparison: dict[str, Any]) -> list[tuple[str, str, str]]:
+def _claims_external(comparison: Comparison) -> list[tuple[str, str, str]]:
     """Per external set: every arm's gain there (final - base model) above 0."""
     out = []
-    for name, per_arm in comparison.get("external", {}).items():
-        present = [arm for arm in ARMS if per_arm[arm]["seeds"]]
-        gain = {arm: per_arm[arm]["stats"]["gain"] for arm in present}
-        test = {arm: per_arm[arm]["stats"]["test_gain"] for arm in present}
+    for name, per_arm in (comparison.external or {}).items():
+        present = [arm for arm in ARMS if per_arm[arm].seeds]
+        gain = {arm: per_arm[arm].stats["gain"] for arm in present}
+        test = {arm: per_arm[arm].stats["test_gain"] for arm in present}
         found = (
             f"gain on {name} (final - base): "
             + ", ".join(f"{arm} {format_stat(gain[arm], signed=True)}" for arm in present)
@@ -383,9 +387,7 @@ def _claims_external(comparison: dict[str, Any]) -> list[tuple[str, str, str]]:
     return out
 
 
-def claims(
-    runs: Mapping[str, list[RunLog]], comparison: dict[str, Any]
-) -> list[tuple[str, str, str]]:
+def claims(runs: Mapping[str, list[RunLog]], comparison: Comparison) -> list[tuple[str, str, str]]:
     """The paper's qualitative claims, each with what this run measured and a verdict with n."""
     runs = all_arms(runs)
     out = [
@@ -409,42 +411,45 @@ def claims(
     return out
 
 
-def pair_verdict(difference: Mapping[str, Mapping[str, Any]]) -> str:
+def pair_verdict(difference: Mapping[str, Difference]) -> str:
     """The verdict of one pair of arms from its final-metric and area-under-curve differences."""
     return interval_verdict({"AUC": difference["auc"], "final-metric": difference["final_metric"]})
 
 
-def decomposition(comparison: dict[str, Any]) -> list[dict[str, Any]]:
+def decomposition(comparison: Comparison) -> list[DecompositionRow]:
     """The headline difference taken apart, one row per effect (``DECOMPOSITION``): its paired
     difference in final metric and area under the curve / budget (with their intervals, minimum
     detectable differences and probabilities of improvement) and a verdict with n. A pair whose
     arms share no seed is "not measured"."""
     rows = []
     for effect, name in DECOMPOSITION:
-        diff = comparison["differences"][name]
+        diff = comparison.differences[name]
         rows.append(
-            {
-                "effect": effect,
-                "difference": name,
-                "n": int(min(diff["final_metric"]["n"], diff["auc"]["n"])),
-                "verdict": pair_verdict(diff),
-                "final_metric": diff["final_metric"],
-                "auc": diff["auc"],
-            }
+            DecompositionRow(
+                effect=effect,
+                difference=name,
+                n=int(min(diff["final_metric"].n, diff["auc"].n)),
+                verdict=pair_verdict(diff),
+                final_metric=diff["final_metric"],
+                auc=diff["auc"],
+            )
         )
     return rows
 
 
-def term_verdicts(comparison: dict[str, Any]) -> dict[str, dict[str, str]]:
+def term_verdicts(comparison: Comparison) -> TermVerdicts:
     """The verdict of sac - random in the final test metric per spatial term (``by_term``) and by
     number of terms (``by_n_terms``); runs that recorded no such score: not measured."""
-    paired = len(comparison["paired"]["sac - random"])
-    return {
-        by: {
+    paired = len(comparison.paired["sac - random"])
+
+    def verdicts(block: ByTerms) -> dict[str, str]:
+        return {
             key: interval_verdict({"final-metric": diff})
-            if diff["n"] or not paired
+            if diff.n or not paired
             else _verdict("not measured", 0, "paired", "no such scores recorded")
-            for key, diff in comparison[by]["sac - random"].items()
+            for key, diff in block.sac_minus_random.items()
         }
-        for by in ("by_term", "by_n_terms")
-    }
+
+    return TermVerdicts(
+        by_term=verdicts(comparison.by_term), by_n_terms=verdicts(comparison.by_n_terms)
+    )

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from benchmark.captions import TERMS, term_key
+from benchmark.comparison import Comparison
 from benchmark.config import ARMS
 from benchmark.families import family
 from benchmark.report.runs import RunLog
@@ -306,16 +307,16 @@ def fig_validation(runs: dict[str, list[RunLog]], model: str, path: Path) -> Pat
     return _figure(path, draw, (11.0, 4.6))
 
 
-def fig_valid_rate(comparison: dict[str, Any], model: str, path: Path) -> Path:
+def fig_valid_rate(comparison: Comparison, model: str, path: Path) -> Path:
     """Valid rate and iterations per arm (one dot per seed, bar: mean)."""
 
     def draw(fig: Any, ax: Any) -> None:
         ax2 = ax.twinx()
-        present = [arm for arm in ARMS if comparison["arms"][arm]["seeds"]]
+        present = [arm for arm in ARMS if comparison.arms[arm].seeds]
         for i, arm in enumerate(present):
-            rows = comparison["arms"][arm]["seeds"]
-            rates = [x["valid_rate"] for x in rows]
-            iters = [x["iterations"] for x in rows]
+            rows = comparison.arms[arm].seeds
+            rates = [x.valid_rate for x in rows]
+            iters = [x.iterations for x in rows]
             spread = np.linspace(-0.12, 0.12, len(rows))  # the seeds side by side
             ax.bar(i - 0.2, np.mean(rates), 0.4, color=COLOURS[arm], alpha=0.7)
             ax.plot(i - 0.2 + spread, rates, "k.", ms=4, alpha=0.6)

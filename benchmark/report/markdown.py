@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ import numpy as np
 
 from benchmark import layout
 from benchmark.arms import REGISTRY
+from benchmark.comparison import ByTerms, Claim, Comparison, Difference, Estimate
 from benchmark.config import ARMS
 from benchmark.families import family
 from benchmark.fileio import atomic_write_csv, atomic_write_json, atomic_write_text
@@ -151,43 +153,44 @@ def _plots(runs: dict[str, list[RunLog]], out: Path) -> None:
             atomic_write_text(out / file, "iteration\n")
 
 
-def _flat(stats: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
-    """``{key: {part: value}}`` as ``{key_part: value}`` for metrics.json (per-seed lists left
-    out, numbers rounded, strings kept)."""
+def _flat(stats: Mapping[str, Estimate]) -> dict[str, Any]:
+    """``{key: estimate}`` as ``{key_part: value}`` for metrics.json (per-seed lists left out,
+    numbers rounded)."""
     return {
-        f"{key}_{part}": value if isinstance(value, str) else _rounded(value)
+        f"{key}_{part}": _rounded(value)
         for key, stat in stats.items()
-        for part, value in stat.items()
+        for part, value in stat.to_json().items()
         if part != "per_seed"
     }
 
 
-def _dvc_metrics(model: str, comparison: dict[str, Any]) -> dict[str, Any]:
+def _dvc_metrics(model: str, comparison: Comparison) -> dict[str, Any]:
     """The comparison as a flat-ish JSON for ``dvc metrics show`` (None: not measured)."""
     metrics: dict[str, Any] = {
         "model": model,
         "interval": INTERVAL,
-        "margin": comparison["margin"],
-        "margin_key": comparison.get("margin_key"),
+        "margin": comparison.margin,
+        "margin_key": comparison.margin_key,
     }
     for arm in ARMS:
-        a = comparison["arms"][arm]
-        metrics[arm] = {"n_seeds": a["n_seeds"], **_flat(a["stats"])}
-    for name, differences in comparison["differences"].items():
+        a = comparison.arms[arm]
+        metrics[arm] = {"n_seeds": a.n_seeds, **_flat(a.stats)}
+    for name, differences in comparison.differences.items():
         metrics[METRICS_KEY[name]] = _flat(differences)
-    for row in comparison.get("decomposition", []):
-        block = metrics[METRICS_KEY[row["difference"]]]
-        block.update(effect=row["effect"], verdict=row["verdict"], n_paired=row["n"])
-    verdicts = comparison.get("term_verdicts", {})
+    for row in comparison.decomposition or []:
+        block = metrics[METRICS_KEY[row.difference]]
+        block.update(effect=row.effect, verdict=row.verdict, n_paired=row.n)
     for by in ("by_term", "by_n_terms"):
-        metrics[by] = {arm: _flat(comparison[by]["arms"][arm]) for arm in ARMS}
-        sac_random = _flat(comparison[by]["sac - random"])
-        for key, verdict in verdicts.get(by, {}).items():
-            sac_random[f"{key}_verdict"] = verdict
+        terms: ByTerms = getattr(comparison, by)
+        metrics[by] = {arm: _flat(terms.arms[arm]) for arm in ARMS}
+        sac_random = _flat(terms.sac_minus_random)
+        if comparison.term_verdicts is not None:
+            for key, verdict in getattr(comparison.term_verdicts, by).items():
+                sac_random[f"{key}_verdict"] = verdict
         metrics[by]["sac_minus_random"] = sac_random
-    for name, per_arm in comparison.get("external", {}).items():
+    for name, per_arm in (comparison.external or {}).items():
         metrics[f"external_{name}"] = {
-            arm: _flat(per_arm[arm]["stats"]) for arm in ARMS if per_arm[arm]["seeds"]
+            arm: _flat(per_arm[arm].stats) for arm in ARMS if per_arm[arm].seeds
         }
     return metrics
 
@@ -213,14 +216,17 @@ def write_report(
     runs = load_runs(results, model)
     comparison = compare(runs, margin)
     profile = profile or str(runs["sac"][0].summary.get("profile", "<profile>"))
-    comparison["margin_key"] = f"profiles.{profile}.{model}.margin"
-    comparison["decomposition"] = decomposition(comparison)
-    comparison["term_verdicts"] = term_verdicts(comparison)
-    comparison["claims"] = [
-        {"claim": claim, "found": found, "verdict": verdict}
-        for claim, found, verdict in claims(runs, comparison)
-    ]
-    comparison["fingerprint"] = fingerprint(threads)
+    comparison = replace(
+        comparison,
+        margin_key=f"profiles.{profile}.{model}.margin",
+        decomposition=decomposition(comparison),
+        term_verdicts=term_verdicts(comparison),
+        claims=[
+            Claim(claim=claim, found=found, verdict=verdict)
+            for claim, found, verdict in claims(runs, comparison)
+        ],
+        fingerprint=fingerprint(threads),
+    )
     (out / "figures").mkdir(parents=True, exist_ok=True)
     (out / "plots").mkdir(parents=True, exist_ok=True)
     fig = out / "figures"
@@ -245,8 +251,8 @@ def write_report(
     }
     _plots(runs, out / "plots")
     atomic_write_json(out / "metrics.json", json_ready(_dvc_metrics(model, comparison)))
-    atomic_write_json(out / "comparison.json", json_ready(comparison))
-    write_run_files(results, model, out, comparison["fingerprint"])
+    atomic_write_json(out / "comparison.json", json_ready(comparison.to_json()))
+    write_run_files(results, model, out, comparison.fingerprint or {})
     text = _markdown(results, model, runs, comparison, figures, out)
     atomic_write_text(out / "REPORT.md", text)
     return out / "REPORT.md"
@@ -309,15 +315,15 @@ def _seed_ranges(seeds: Sequence[int]) -> str:
 
 
 def _setting(
-    results: Path, model: str, runs: dict[str, list[RunLog]], comparison: dict[str, Any]
+    results: Path, model: str, runs: dict[str, list[RunLog]], comparison: Comparison
 ) -> list[str]:
     """The header: profile, arms and seeds, test metric, equivalence margin, fine-tuning,
     machine, date, compute time."""
     first = runs["sac"][0].summary
-    n = {arm: comparison["arms"][arm]["n_seeds"] for arm in ARMS}
+    n = {arm: comparison.arms[arm].n_seeds for arm in ARMS}
     seconds = _stage_seconds(results, model, runs)
     by_seeds: dict[str, list[str]] = {}
-    for name, seeds in comparison["paired"].items():
+    for name, seeds in comparison.paired.items():
         if seeds:
             by_seeds.setdefault(_seed_ranges(seeds), []).append(name)
     paired = "; ".join(
@@ -337,8 +343,8 @@ def _setting(
         + ".",
         f"- Test metric: {family(model).metric_name}, on the fixed test set (test environment, "
         f"content hash `{first['dataset_hashes']['test'][:12]}`).",
-        f"- Equivalence margin: delta = {as_number(comparison['margin']):g} in the test metric, "
-        f"set by the params key `{comparison['margin_key']}` (fixed in params.yaml, not estimated "
+        f"- Equivalence margin: delta = {as_number(comparison.margin):g} in the test metric, "
+        f"set by the params key `{comparison.margin_key}` (fixed in params.yaml, not estimated "
         "from these runs): two arms are equivalent within ±delta when the 90% interval of "
         "their paired difference lies inside ±delta.",
         f"- Hardness of a generated sample: {family(model).hardness_name}, under the VLM before "
@@ -355,7 +361,7 @@ def _setting(
     lines += [
         f"- Machine: {machine()}.",
         f"- Fingerprint (what the runs' bits depend on beyond their inputs): "
-        f"{format_fingerprint(comparison['fingerprint'])}. On the same fingerprint a bench "
+        f"{format_fingerprint(comparison.fingerprint or {})}. On the same fingerprint a bench "
         "repeats every run file byte for byte; on another, the bits differ and the "
         f"conclusions are what to compare (`rls3 bench --model {model} --check-reference` "
         "does either; `run_files.json` holds the files' digests).",
@@ -385,20 +391,20 @@ TABLE_ROWS = (
 HEADLINE_DIFFERENCES = ("sac - random", "sac-dense - random")
 
 
-def _present(comparison: dict[str, Any]) -> list[str]:
+def _present(comparison: Comparison) -> list[str]:
     """The arms with runs, in order."""
-    return [arm for arm in ARMS if comparison["arms"][arm]["seeds"]]
+    return [arm for arm in ARMS if comparison.arms[arm].seeds]
 
 
-def _measured(comparison: dict[str, Any], names: Sequence[str] = tuple(DIFFERENCES)) -> list[str]:
+def _measured(comparison: Comparison, names: Sequence[str] = tuple(DIFFERENCES)) -> list[str]:
     """The differences of ``names`` whose two arms both have runs."""
     present = _present(comparison)
     return [name for name in names if all(arm in present for arm in DIFFERENCES[name])]
 
 
-def _comparison_table(comparison: dict[str, Any]) -> list[str]:
+def _comparison_table(comparison: Comparison) -> list[str]:
     """Means with intervals per arm that has runs, and the headline paired differences."""
-    arms = comparison["arms"]
+    arms = comparison.arms
     present = _present(comparison)
     shown = _measured(comparison, HEADLINE_DIFFERENCES)
     lines = [
@@ -414,16 +420,16 @@ def _comparison_table(comparison: dict[str, Any]) -> list[str]:
         "| --- " * (1 + len(present) + len(shown)) + "|",
     ]
     for label, key, digits, differ in TABLE_ROWS:
-        cells = [format_stat(arms[arm]["stats"][key], digits) for arm in present]
+        cells = [format_stat(arms[arm].stats[key], digits) for arm in present]
         cells += [
-            format_stat(comparison["differences"][name][key], digits, signed=True) if differ else ""
+            format_stat(comparison.differences[name][key], digits, signed=True) if differ else ""
             for name in shown
         ]
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     return lines
 
 
-def _differences_table(comparison: dict[str, Any]) -> list[str]:
+def _differences_table(comparison: Comparison) -> list[str]:
     """Every paired difference whose arms have runs, in every figure that has one."""
     shown = _measured(comparison)
     missing = [name for name in DIFFERENCES if name not in shown]
@@ -439,15 +445,15 @@ def _differences_table(comparison: dict[str, Any]) -> list[str]:
     for label, key, digits, differ in TABLE_ROWS:
         if differ:
             cells = [
-                format_stat(comparison["differences"][name][key], digits, signed=True)
+                format_stat(comparison.differences[name][key], digits, signed=True)
                 for name in shown
             ]
             lines.append(f"| {label} | " + " | ".join(cells) + " |")
     for key, label in (("final_metric", "final metric"), ("auc", "AUC / budget")):
-        diffs = [comparison["differences"][name][key] for name in shown]
+        diffs = [comparison.differences[name][key] for name in shown]
         lines.append(
             f"| minimum detectable difference, {label} | "
-            + " | ".join(_number(d.get("mde")) for d in diffs)
+            + " | ".join(_number(d.mde) for d in diffs)
             + " |"
         )
         lines.append(
@@ -455,7 +461,7 @@ def _differences_table(comparison: dict[str, Any]) -> list[str]:
         )
     lines.append(
         "| paired seeds (n) | "
-        + " | ".join(str(len(comparison["paired"][name])) for name in shown)
+        + " | ".join(str(len(comparison.paired[name])) for name in shown)
         + " |"
     )
     return lines
@@ -467,19 +473,16 @@ def _number(value: Any, digits: int = 3) -> str:
     return f"{x:.{digits}f}" if np.isfinite(x) else "n/a"
 
 
-def _poi(stat: Mapping[str, Any]) -> str:
-    """A probability of improvement with its bootstrap interval."""
-    return format_stat(
-        {
-            "mean": stat.get("poi"),
-            "ci_low": stat.get("poi_ci_low"),
-            "ci_high": stat.get("poi_ci_high"),
-        },
-        2,
-    )
+def _poi(stat: Difference) -> str:
+    """A probability of improvement with its bootstrap interval ("n/a": not computed)."""
+    if stat.poi is None:
+        return "n/a"
+    runs = min(stat.poi_runs_x or 0, stat.poi_runs_y or 0)
+    low, high = as_number(stat.poi_ci_low), as_number(stat.poi_ci_high)
+    return format_stat(Estimate(mean=stat.poi, ci_low=low, ci_high=high, n=runs), 2)
 
 
-def _decomposition_table(comparison: dict[str, Any]) -> list[str]:
+def _decomposition_table(comparison: Comparison) -> list[str]:
     """One row per effect: final-metric and AUC differences, verdict, MDE and PoI."""
     lines = [
         "What each ablation arm isolates, as a paired difference (per seed, then the mean over "
@@ -498,40 +501,41 @@ def _decomposition_table(comparison: dict[str, Any]) -> list[str]:
         "PoI final | PoI AUC |",
         "| --- " * 8 + "|",
     ]
-    for row in comparison["decomposition"]:
-        fin, auc = row["final_metric"], row["auc"]
+    for row in comparison.decomposition or []:
+        fin, auc = row.final_metric, row.auc
         lines.append(
-            f"| {row['effect']} | {row['difference']} | {format_stat(fin, signed=True)} | "
-            f"{format_stat(auc, signed=True)} | {row['verdict']} | "
-            f"{_number(fin.get('mde'))} / {_number(auc.get('mde'))} | {_poi(fin)} | "
+            f"| {row.effect} | {row.difference} | {format_stat(fin, signed=True)} | "
+            f"{format_stat(auc, signed=True)} | {row.verdict} | "
+            f"{_number(fin.mde)} / {_number(auc.mde)} | {_poi(fin)} | "
             f"{_poi(auc)} |"
         )
     return lines
 
 
-def _terms_table(comparison: dict[str, Any], by: str) -> list[str]:
+def _terms_table(comparison: Comparison, by: str) -> list[str]:
     """The final test metric per spatial term (``by_term``) or by number of terms, per arm, and
     sac - random with its paired interval and verdict."""
     present = _present(comparison)
-    block, verdicts = comparison[by], comparison["term_verdicts"][by]
+    block: ByTerms = getattr(comparison, by)
+    verdicts = getattr(comparison.term_verdicts, by) if comparison.term_verdicts else {}
     first = "spatial term" if by == "by_term" else "number of terms"
     lines = [
         f"| {first} | " + " | ".join(present) + " | sac - random | verdict |",
         "| --- " * (3 + len(present)) + "|",
     ]
-    for key in block["sac - random"]:
+    for key in block.sac_minus_random:
         label = key.replace("_", " ") if by == "by_term" else f"{key} term{'s' * (key != '1')}"
-        cells = [format_stat(block["arms"][arm][key]) for arm in present]
-        diff = format_stat(block["sac - random"][key], signed=True)
+        cells = [format_stat(block.arms[arm][key]) for arm in present]
+        diff = format_stat(block.sac_minus_random[key], signed=True)
         lines.append(f"| {label} | " + " | ".join(cells) + f" | {diff} | {verdicts[key]} |")
     return lines
 
 
-def _external_tables(comparison: dict[str, Any]) -> list[str]:
+def _external_tables(comparison: Comparison) -> list[str]:
     """Per external set: each arm's score of the base model, its final score and the gain, beside
     its final metric and gain on the synthetic test set (mean over seeds, interval)."""
     lines: list[str] = []
-    for name, per_arm in comparison.get("external", {}).items():
+    for name, per_arm in (comparison.external or {}).items():
         lines += [
             f"**{name}**",
             "",
@@ -540,22 +544,22 @@ def _external_tables(comparison: dict[str, Any]) -> list[str]:
             "| --- | --- | --- | --- | --- | --- | --- |",
         ]
         for arm in ARMS:
-            if not per_arm[arm]["seeds"]:
+            if not per_arm[arm].seeds:
                 continue
-            stats = per_arm[arm]["stats"]
+            stats = per_arm[arm].stats
             lines.append(
-                f"| {arm} | {per_arm[arm]['n_seeds']} | {format_stat(stats['initial'])} | "
+                f"| {arm} | {per_arm[arm].n_seeds} | {format_stat(stats['initial'])} | "
                 f"{format_stat(stats['final'])} | {format_stat(stats['gain'], signed=True)} | "
-                f"{format_stat(comparison['arms'][arm]['stats']['final_metric'])} | "
+                f"{format_stat(comparison.arms[arm].stats['final_metric'])} | "
                 f"{format_stat(stats['test_gain'], signed=True)} |"
             )
         lines.append("")
     return lines
 
 
-def _reward_table(comparison: dict[str, Any]) -> list[str]:
+def _reward_table(comparison: Comparison) -> list[str]:
     """Per arm: J1, J2, the VLM reward received and the VLM's share of the return."""
-    arms = comparison["arms"]
+    arms = comparison.arms
     lines = [
         "Per episode, then the mean over episodes of each seed, then over seeds (Student-t "
         f"interval, {CONFIDENCE:.0%}). J1: the agent's feasibility return (the sum of its +1/-1 "
@@ -569,7 +573,7 @@ def _reward_table(comparison: dict[str, Any]) -> list[str]:
         "| --- " * 6 + "|",
     ]
     for arm in _present(comparison):
-        stats = arms[arm]["stats"]
+        stats = arms[arm].stats
         lines.append(
             f"| {arm} | {REGISTRY[arm].reward} | {format_stat(stats['j1'], 1)} | "
             f"{format_stat(stats['j2'], 2)} | {format_stat(stats['vlm_reward'], 1)} | "
@@ -578,7 +582,7 @@ def _reward_table(comparison: dict[str, Any]) -> list[str]:
     return lines
 
 
-def _per_seed_table(comparison: dict[str, Any]) -> list[str]:
+def _per_seed_table(comparison: Comparison) -> list[str]:
     def value(x: float, spec: str) -> str:
         return "n/a" if not np.isfinite(x) else f"{x:{spec}}"
 
@@ -588,13 +592,13 @@ def _per_seed_table(comparison: dict[str, Any]) -> list[str]:
         "| --- " * 12 + "|",
     ]
     for arm in ARMS:
-        for x in comparison["arms"][arm]["seeds"]:
-            reach = value(x["samples_to_random_final"], ".0f").replace("n/a", "never")
+        for x in comparison.arms[arm].seeds:
+            reach = value(x.samples_to_random_final, ".0f").replace("n/a", "never")
             lines.append(
-                f"| {arm} | {x['seed']} | {x['initial_metric']:.3f} | {x['final_metric']:.3f} | "
-                f"{x['auc']:.3f} | {reach} | {x['generated_samples']:.0f} | "
-                f"{x['valid_rate']:.1%} | {x['iterations']:.0f} | {value(x['hardness'], '.3f')} | "
-                f"{value(x['error_rate'], '.3f')} | {x['stopped']} |"
+                f"| {arm} | {x.seed} | {x.initial_metric:.3f} | {x.final_metric:.3f} | "
+                f"{x.auc:.3f} | {reach} | {x.generated_samples:.0f} | "
+                f"{x.valid_rate:.1%} | {x.iterations:.0f} | {value(x.hardness, '.3f')} | "
+                f"{value(x.error_rate, '.3f')} | {x.stopped} |"
             )
     return lines
 
@@ -603,7 +607,7 @@ def _markdown(
     results: Path,
     model: str,
     runs: dict[str, list[RunLog]],
-    comparison: dict[str, Any],
+    comparison: Comparison,
     figures: dict[str, Path],
     out: Path,
 ) -> str:
@@ -632,7 +636,7 @@ def _markdown(
         "",
         *_reward_table(comparison),
     ]
-    if comparison.get("external"):
+    if comparison.external:
         lines += [
             "",
             "## External sets",
@@ -656,9 +660,7 @@ def _markdown(
         "| claim (RLS3, ICCPS 2025) | found here | verdict |",
         "| --- | --- | --- |",
     ]
-    for claim, found, verdict in (
-        (c["claim"], c["found"], c["verdict"]) for c in comparison["claims"]
-    ):
+    for claim, found, verdict in ((c.claim, c.found, c.verdict) for c in comparison.claims or []):
         lines.append(f"| {claim} | {found} | {verdict} |")
     lines += ["", "## Figures", ""]
     for title, path in figures.items():
@@ -690,11 +692,13 @@ def write_index(report_dir: str | Path, models: Sequence[str]) -> Path:
         "| --- " * (len(ARMS) + 4) + "|",
     ]
     for model in models:
-        comparison = json.loads((report_dir / model / "comparison.json").read_text())
-        arms, diff = comparison["arms"], comparison["difference"]
-        n = " / ".join(str(arms.get(arm, {}).get("n_seeds", 0)) for arm in ARMS)
+        comparison = Comparison.from_json(
+            json.loads((report_dir / model / "comparison.json").read_text())
+        )
+        arms, diff = comparison.arms, comparison.difference
+        n = " / ".join(str(arms[arm].n_seeds if arm in arms else 0) for arm in ARMS)
         finals = " | ".join(
-            format_stat(arms.get(arm, {}).get("stats", {}).get("final_metric")) for arm in ARMS
+            format_stat(arms[arm].stats["final_metric"] if arm in arms else None) for arm in ARMS
         )
         lines.append(
             f"| {model} | {n} | {finals} | {format_stat(diff['auc'], signed=True)} | "

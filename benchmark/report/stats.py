@@ -20,6 +20,17 @@ from statsmodels.stats.weightstats import ttost_paired
 
 from benchmark.arms import REGISTRY
 from benchmark.captions import TERMS, term_key
+from benchmark.comparison import (
+    ArmFigures,
+    ByTerms,
+    Comparison,
+    Difference,
+    Estimate,
+    ExternalArm,
+    ExternalSeed,
+    JsonRecord,
+    SeedFigures,
+)
 from benchmark.config import ARMS
 from benchmark.report.runs import RunLog, all_arms
 
@@ -134,10 +145,10 @@ def t_interval(values: Sequence[float]) -> tuple[float, float, float]:
     return mean, float(ci.low), float(ci.high)
 
 
-def summarise(values: Sequence[float]) -> dict[str, Any]:
+def summarise(values: Sequence[float]) -> Estimate:
     """Mean, t interval and n (the finite values it rests on) of per-seed ``values``."""
     mean, low, high = t_interval(values)
-    return {"mean": mean, "ci_low": low, "ci_high": high, "n": int(_finite(values).size)}
+    return Estimate(mean=mean, ci_low=low, ci_high=high, n=int(_finite(values).size))
 
 
 def equivalence_p(a: Sequence[float], b: Sequence[float], margin: float) -> float:
@@ -273,7 +284,7 @@ def reward_balance(run: RunLog) -> dict[str, float]:
     }
 
 
-def seed_row(run: RunLog, random_final: float) -> dict[str, Any]:
+def seed_row(run: RunLog, random_final: float) -> SeedFigures:
     """One run's comparison figures; ``random_final``: the random arm's final metric, same seed.
 
     Also its final image-shuffled control and grounded gain (final metric - control; NaN in
@@ -282,30 +293,30 @@ def seed_row(run: RunLog, random_final: float) -> dict[str, Any]:
     (``REWARD_KEYS``).
     """
     control = float(run.column("test/control")[-1])
-    return {
-        "seed": run.seed,
-        "final_metric": float(run.test[-1]),
-        "final_control": control,
-        "grounded_gain": float(run.test[-1]) - control,
-        "initial_metric": float(run.test[0]),
-        "auc": normalised_auc(run.generated, run.test),
-        "samples_to_random_final": samples_to_reach(run.generated, run.test, random_final),
-        "generated_samples": float(run.generated[-1]),
-        "valid_rate": float(run.summary["valid_rate"]),
-        "iterations": float(run.summary["iterations"]),
-        "hardness": fine_tuning_mean(run, "hardness"),
-        "error_rate": fine_tuning_mean(run, "error_rate"),
-        "left_right_share": left_right_share(run),
-        "stopped": run.summary.get("stopped"),
-        **{f"term/{k}": float(run.column(f"test/term/{k}")[-1]) for k in TERM_KEYS},
-        **{f"n_terms/{n}": float(run.column(f"test/n_terms/{n}")[-1]) for n in N_TERMS},
+    return SeedFigures(
+        seed=run.seed,
+        final_metric=float(run.test[-1]),
+        final_control=control,
+        grounded_gain=float(run.test[-1]) - control,
+        initial_metric=float(run.test[0]),
+        auc=normalised_auc(run.generated, run.test),
+        samples_to_random_final=samples_to_reach(run.generated, run.test, random_final),
+        generated_samples=float(run.generated[-1]),
+        valid_rate=float(run.summary["valid_rate"]),
+        iterations=float(run.summary["iterations"]),
+        hardness=fine_tuning_mean(run, "hardness"),
+        error_rate=fine_tuning_mean(run, "error_rate"),
+        left_right_share=left_right_share(run),
+        stopped=run.summary.get("stopped"),
+        terms={k: float(run.column(f"test/term/{k}")[-1]) for k in TERM_KEYS},
+        n_terms={str(n): float(run.column(f"test/n_terms/{n}")[-1]) for n in N_TERMS},
         **reward_balance(run),
-    }
+    )
 
 
 def paired_difference(
-    per_arm: dict[str, Any], a: str, b: str, key: str, margin: float | None = None
-) -> dict[str, Any]:
+    per_arm: Mapping[str, ArmFigures], a: str, b: str, key: str, margin: float | None = None
+) -> Difference:
     """``a`` minus ``b`` in ``key``, per seed both ran: mean, t interval, n, the differences,
     their standard deviation and minimum detectable difference (``detectable_difference``).
 
@@ -314,40 +325,46 @@ def paired_difference(
     final metric per term or number of terms (the model's metric), given ``margin``, the
     equivalence test's p (``equivalence_p``) and that margin.
     """
-    value = {arm: {x["seed"]: x[key] for x in per_arm[arm]["seeds"]} for arm in (a, b)}
+    value = {arm: {x.seed: x.value(key) for x in per_arm[arm].seeds} for arm in (a, b)}
     seeds = sorted(value[a].keys() & value[b].keys())
     diffs = [value[a][s] - value[b][s] for s in seeds]
     finite = _finite(diffs)
-    out = {
-        **summarise(diffs),
-        "sd": float(finite.std(ddof=1)) if finite.size > 1 else np.nan,
-        "mde": detectable_difference(diffs),
-    }
+    estimate = summarise(diffs)
+    extra: dict[str, Any] = {}
     if key in METRIC_KEYS:
-        out |= probability_of_improvement(list(value[a].values()), list(value[b].values()))
+        extra |= probability_of_improvement(list(value[a].values()), list(value[b].values()))
     if margin is not None and (key in METRIC_KEYS or key.startswith(("term/", "n_terms/"))):
-        out["equivalence_p"] = equivalence_p(
+        extra["equivalence_p"] = equivalence_p(
             [value[a][s] for s in seeds], [value[b][s] for s in seeds], margin
         )
-        out["equivalence_margin"] = margin
-    return {**out, "per_seed": diffs}
+        extra["equivalence_margin"] = margin
+    return Difference(
+        mean=estimate.mean,
+        ci_low=estimate.ci_low,
+        ci_high=estimate.ci_high,
+        n=estimate.n,
+        sd=float(finite.std(ddof=1)) if finite.size > 1 else np.nan,
+        mde=detectable_difference(diffs),
+        **extra,
+        per_seed=diffs,
+    )
 
 
-def _by(per_arm: dict[str, Any], keys: Sequence[str], margin: float | None) -> dict[str, Any]:
+def _by(per_arm: Mapping[str, ArmFigures], keys: Sequence[str], margin: float | None) -> ByTerms:
     """Per arm the mean over seeds of each seed-row ``keys``, and sac - random in each."""
-    return {
-        "arms": {
-            arm: {key.split("/", 1)[1]: summarise([x[key] for x in a["seeds"]]) for key in keys}
+    return ByTerms(
+        arms={
+            arm: {key.split("/", 1)[1]: summarise([x.value(key) for x in a.seeds]) for key in keys}
             for arm, a in per_arm.items()
         },
-        "sac - random": {
+        sac_minus_random={
             key.split("/", 1)[1]: paired_difference(per_arm, "sac", "random", key, margin)
             for key in keys
         },
-    }
+    )
 
 
-def compare(runs: Mapping[str, list[RunLog]], margin: float | None = None) -> dict[str, Any]:
+def compare(runs: Mapping[str, list[RunLog]], margin: float | None = None) -> Comparison:
     """Per-seed values, means and t intervals per arm, and the arms' paired differences.
 
     ``margin``: the equivalence margin delta in the model's metric (the profile's ``margin``);
@@ -358,11 +375,11 @@ def compare(runs: Mapping[str, list[RunLog]], margin: float | None = None) -> di
     """
     runs = all_arms(runs)
     random_final = {r.seed: float(r.test[-1]) for r in runs["random"]}
-    per_arm: dict[str, Any] = {}
+    per_arm: dict[str, ArmFigures] = {}
     for arm in ARMS:
         rows = [seed_row(r, random_final.get(r.seed, np.nan)) for r in runs[arm]]
-        stats = {key: summarise([x[key] for x in rows]) for key in STAT_KEYS}
-        per_arm[arm] = {"seeds": rows, "stats": stats, "n_seeds": len(rows)}
+        stats = {key: summarise([x.value(key) for x in rows]) for key in STAT_KEYS}
+        per_arm[arm] = ArmFigures(seeds=rows, stats=stats, n_seeds=len(rows))
     differences = {
         name: {key: paired_difference(per_arm, a, b, key, margin) for key in DIFF_KEYS}
         for name, (a, b) in DIFFERENCES.items()
@@ -371,30 +388,30 @@ def compare(runs: Mapping[str, list[RunLog]], margin: float | None = None) -> di
         name: sorted({r.seed for r in runs[a]} & {r.seed for r in runs[b]})
         for name, (a, b) in DIFFERENCES.items()
     }
-    return {
-        "interval": INTERVAL,
-        "min_seeds_for_verdict": MIN_SEEDS_FOR_VERDICT,
-        "margin": margin,
-        "equivalence": EQUIVALENCE,
-        "detectable_difference": (
+    return Comparison(
+        interval=INTERVAL,
+        min_seeds_for_verdict=MIN_SEEDS_FOR_VERDICT,
+        margin=margin,
+        equivalence=EQUIVALENCE,
+        detectable_difference=(
             f"paired t test, power {POWER:.0%}, two-sided alpha {POWER_ALPHA}: statsmodels "
             "TTestPower().solve_power(nobs=n) times the paired standard deviation"
         ),
-        "probability_of_improvement": (
+        probability_of_improvement=(
             "rliable's P(X > Y) + 0.5 P(X = Y) over every run of one arm against every run of "
             f"the other; {CONFIDENCE:.0%} stratified-bootstrap percentile interval, "
             f"{BOOTSTRAP_REPS} resamples, seed {BOOTSTRAP_SEED}"
         ),
-        "arms": per_arm,
-        "difference": differences["sac - random"],
-        "differences": differences,
-        "paired_seeds": paired["sac - random"],
-        "paired": paired,
-        "by_term": _by(per_arm, [f"term/{k}" for k in TERM_KEYS], margin),
-        "by_n_terms": _by(per_arm, [f"n_terms/{n}" for n in N_TERMS], margin),
+        arms=per_arm,
+        difference=differences["sac - random"],
+        differences=differences,
+        paired_seeds=paired["sac - random"],
+        paired=paired,
+        by_term=_by(per_arm, [f"term/{k}" for k in TERM_KEYS], margin),
+        by_n_terms=_by(per_arm, [f"n_terms/{n}" for n in N_TERMS], margin),
         # only where the runs scored external sets: a report without them reads as before
-        **({"external": external} if (external := compare_external(runs)) else {}),
-    }
+        external=compare_external(runs) or None,
+    )
 
 
 def external_sets(runs: Mapping[str, list[RunLog]]) -> list[str]:
@@ -410,36 +427,38 @@ def external_sets(runs: Mapping[str, list[RunLog]]) -> list[str]:
     return sorted(names)
 
 
-def compare_external(runs: Mapping[str, list[RunLog]]) -> dict[str, Any]:
+def compare_external(runs: Mapping[str, list[RunLog]]) -> dict[str, dict[str, ExternalArm]]:
     """Per external set and arm: each seed's score of the base model (``initial``), at the end
     (``final``), their difference (``gain``) and the same run's gain on the synthetic test set
     (``test_gain``), each summarised over seeds (mean, t interval, n). {} without sets."""
     runs = all_arms(runs)
-    out: dict[str, Any] = {}
+    out: dict[str, dict[str, ExternalArm]] = {}
     for name in external_sets(runs):
-        per_arm: dict[str, Any] = {}
+        per_arm: dict[str, ExternalArm] = {}
         for arm in ARMS:
             rows = []
             for r in runs[arm]:
                 scores = r.column(f"external/{name}/metric")
                 rows.append(
-                    {
-                        "seed": r.seed,
-                        "initial": float(scores[0]),
-                        "final": float(scores[-1]),
-                        "gain": float(scores[-1] - scores[0]),
-                        "test_gain": float(r.test[-1] - r.test[0]),
-                    }
+                    ExternalSeed(
+                        seed=r.seed,
+                        initial=float(scores[0]),
+                        final=float(scores[-1]),
+                        gain=float(scores[-1] - scores[0]),
+                        test_gain=float(r.test[-1] - r.test[0]),
+                    )
                 )
-            stats = {k: summarise([x[k] for x in rows]) for k in EXTERNAL_KEYS}
-            per_arm[arm] = {"seeds": rows, "stats": stats, "n_seeds": len(rows)}
+            stats = {k: summarise([getattr(x, k) for x in rows]) for k in EXTERNAL_KEYS}
+            per_arm[arm] = ExternalArm(seeds=rows, stats=stats, n_seeds=len(rows))
         out[name] = per_arm
     return out
 
 
 def json_ready(value: Any) -> Any:
     """``value`` as strict JSON allows: non-finite floats become None (null), numpy scalars
-    Python ones, tuples lists; recursively."""
+    Python ones, tuples lists, records (``comparison.json``'s) their JSON; recursively."""
+    if isinstance(value, JsonRecord):
+        value = value.to_json()
     if isinstance(value, Mapping):
         return {str(k): json_ready(v) for k, v in value.items()}
     if isinstance(value, list | tuple | np.ndarray):
@@ -503,20 +522,17 @@ def as_number(value: Any) -> float:
 
 
 def format_stat(
-    stat: Mapping[str, Any] | None, digits: int = 3, signed: bool = False, percent: bool = False
+    stat: Estimate | None, digits: int = 3, signed: bool = False, percent: bool = False
 ) -> str:
     """``mean [ci_low, ci_high]``; "n/a" when not measured; a lone seed's mean says so."""
-    stat = stat or {}
     scale, unit = (100.0, "%") if percent else (1.0, "")
     spec = f"{'+' if signed else ''}.{digits}f"
 
-    def f(key: str) -> str:
-        return f"{as_number(stat[key]) * scale:{spec}}{unit}"
+    def f(value: float) -> str:
+        return f"{as_number(value) * scale:{spec}}{unit}"
 
-    if not np.isfinite(as_number(stat.get("mean"))):
+    if stat is None or not np.isfinite(as_number(stat.mean)):
         return "n/a"
-    if "ci_low" not in stat:
-        return f("mean")
-    if not np.isfinite(as_number(stat["ci_low"])):
-        return f"{f('mean')} (n = {stat.get('n', 1)}: no interval)"
-    return f"{f('mean')} [{f('ci_low')}, {f('ci_high')}]"
+    if not np.isfinite(as_number(stat.ci_low)):
+        return f"{f(stat.mean)} (n = {stat.n}: no interval)"
+    return f"{f(stat.mean)} [{f(stat.ci_low)}, {f(stat.ci_high)}]"

@@ -21,7 +21,7 @@ def test_caveats_say_when_fine_tuning_lost_ground() -> None:
     lost = compare(
         {"sac": [_log("sac", 0, [0.30, 0.27])], "random": [_log("random", 0, [0.30, 0.25])]}
     )
-    assert lost["arms"]["random"]["seeds"][0]["samples_to_random_final"] == 0.0
+    assert lost.arms["random"].seeds[0].samples_to_random_final == 0.0
     notes = caveats(lost)
     assert len(notes) == 2
     assert notes[0].startswith("sac and random ended below")
@@ -39,7 +39,7 @@ def test_two_paired_seeds_give_no_verdict() -> None:
         "sac": [_log("sac", 0, [0.30, 0.50, 0.45]), _log("sac", 1, [0.30, 0.55, 0.48])],
         "random": [_log("random", 0, [0.30, 0.35, 0.50]), _log("random", 1, [0.30, 0.36, 0.52])],
     }
-    assert compare(runs)["difference"]["auc"]["per_seed"][0] > 0
+    assert compare(runs).difference["auc"].per_seed[0] > 0
     verdict = _headline(runs)
     assert verdict == "inconclusive (n = 2 paired seeds; a verdict needs at least 3)"
     assert MIN_SEEDS_FOR_VERDICT == 3
@@ -47,9 +47,9 @@ def test_two_paired_seeds_give_no_verdict() -> None:
 
 def test_three_seeds_with_both_intervals_above_zero_support_the_claim() -> None:
     comparison = compare(_three_seeds(0.05, 0.04))
-    assert comparison["difference"]["auc"]["ci_low"] > 0
-    assert comparison["difference"]["final_metric"]["ci_low"] > 0
-    assert comparison["difference"]["auc"]["n"] == 3
+    assert comparison.difference["auc"].ci_low > 0
+    assert comparison.difference["final_metric"].ci_low > 0
+    assert comparison.difference["auc"].n == 3
     assert _headline(_three_seeds(0.05, 0.04)) == "supported (n = 3 paired seeds)"
 
 
@@ -73,7 +73,7 @@ def test_every_verdict_states_its_n() -> None:
 def test_runs_without_hardness_say_it_was_not_measured() -> None:
     runs = _three_seeds(0.05, 0.04)
     comparison = compare(runs)
-    assert np.isnan(comparison["arms"]["sac"]["stats"]["hardness"]["mean"])
+    assert np.isnan(comparison.arms["sac"].stats["hardness"].mean)
     row = next(r for r in claims(runs, comparison) if "harder" in r[0])
     assert "sac n/a" in row[1]
     assert row[2] == "not measured (n = 3 sac seeds; no hardness recorded)"
@@ -130,14 +130,14 @@ def test_the_decomposition_has_one_row_per_effect_each_with_its_verdict() -> Non
     }
     runs = _five_arms(gains)
     rows = decomposition(compare(runs, margin=0.02))
-    assert [(r["effect"], r["difference"]) for r in rows] == [
+    assert [(r.effect, r.difference) for r in rows] == [
         ("feasibility", "sac-nofeedback - random"),
         ("the VLM's feedback", "sac - sac-nofeedback"),
         ("hard-sample selection without RL", "random-hardest - random"),
         ("dense reward", "sac-dense - sac"),
         ("the paper's headline", "sac - random"),
     ]
-    verdicts = {r["effect"]: r["verdict"] for r in rows}
+    verdicts = {r.effect: r.verdict for r in rows}
     assert verdicts == {
         "feasibility": "supported (n = 3 paired seeds)",
         "the VLM's feedback": "supported (n = 3 paired seeds)",
@@ -146,30 +146,30 @@ def test_the_decomposition_has_one_row_per_effect_each_with_its_verdict() -> Non
         "the paper's headline": "supported (n = 3 paired seeds)",
     }
     feasibility = rows[0]
-    assert feasibility["final_metric"]["mean"] == pytest.approx(0.06)
-    assert feasibility["auc"]["mean"] == pytest.approx(0.06)
-    assert feasibility["final_metric"]["poi"] == 1.0
-    assert rows[3]["final_metric"]["poi"] == 0.5  # sac-dense's runs are sac's
-    assert all(r["n"] == 3 for r in rows)
+    assert feasibility.final_metric.mean == pytest.approx(0.06)
+    assert feasibility.auc.mean == pytest.approx(0.06)
+    assert feasibility.final_metric.poi == 1.0
+    assert rows[3].final_metric.poi == 0.5  # sac-dense's runs are sac's
+    assert all(r.n == 3 for r in rows)
 
 
 def test_a_decomposition_without_the_ablation_arms_is_not_measured() -> None:
     rows = decomposition(compare(_three_seeds(0.05, 0.04), margin=0.02))
     absent = "not measured (n = 0 paired seeds; no seed ran both arms)"
-    assert [r["verdict"] for r in rows] == [absent] * 4 + ["supported (n = 3 paired seeds)"]
-    assert np.isnan(rows[0]["final_metric"]["mde"]) and rows[0]["n"] == 0
+    assert [r.verdict for r in rows] == [absent] * 4 + ["supported (n = 3 paired seeds)"]
+    assert np.isnan(rows[0].final_metric.mde) and rows[0].n == 0
 
 
 def test_sac_minus_random_per_term_gets_a_verdict_with_n() -> None:
     verdicts = term_verdicts(compare(_claim_runs(True), margin=0.02))
-    assert verdicts["by_term"]["above"] == "supported (n = 3 paired seeds)"  # +0.2 each seed
-    assert verdicts["by_term"]["behind"] == "equivalent within ±0.02 (n = 3 paired seeds)"
-    assert verdicts["by_n_terms"] == dict.fromkeys(
+    assert verdicts.by_term["above"] == "supported (n = 3 paired seeds)"  # +0.2 each seed
+    assert verdicts.by_term["behind"] == "equivalent within ±0.02 (n = 3 paired seeds)"
+    assert verdicts.by_n_terms == dict.fromkeys(
         ("1", "2", "3"), "equivalent within ±0.02 (n = 3 paired seeds)"
     )
     # runs that recorded no per-term scores
     older = term_verdicts(compare(_three_seeds(0.05, 0.04), margin=0.02))
-    assert set(older["by_term"].values()) == {
+    assert set(older.by_term.values()) == {
         "not measured (n = 0 paired seeds; no such scores recorded)"
     }
 
@@ -198,11 +198,11 @@ def test_the_grounded_claim_wants_every_arm_above_its_control(
     _with_control(runs, gaps)
     comparison = compare(runs)
     for arm in ("sac", "random"):
-        stat = comparison["arms"][arm]["stats"]["grounded_gain"]
-        assert stat["mean"] == pytest.approx(np.mean(gaps[arm]))
-        assert stat["n"] == 3
-    diff = comparison["differences"]["sac - random"]["grounded_gain"]
-    assert diff["per_seed"] == pytest.approx(np.subtract(gaps["sac"], gaps["random"]))
+        stat = comparison.arms[arm].stats["grounded_gain"]
+        assert stat.mean == pytest.approx(np.mean(gaps[arm]))
+        assert stat.n == 3
+    diff = comparison.differences["sac - random"]["grounded_gain"]
+    assert diff.per_seed == pytest.approx(np.subtract(gaps["sac"], gaps["random"]))
     (verdict,) = [v for c, _, v in claims(runs, comparison) if c.startswith("Every arm's gain")]
     assert verdict.startswith(expected)
     if "inconclusive" in verdict:
@@ -212,7 +212,7 @@ def test_the_grounded_claim_wants_every_arm_above_its_control(
 def test_runs_without_the_control_say_it_was_not_measured() -> None:
     runs = _three_seeds(0.05, 0.04)
     comparison = compare(runs)
-    assert np.isnan(comparison["arms"]["sac"]["stats"]["grounded_gain"]["mean"])
+    assert np.isnan(comparison.arms["sac"].stats["grounded_gain"].mean)
     (row,) = [r for r in claims(runs, comparison) if r[0].startswith("Every arm's gain")]
     assert row[2] == "not measured (n = 0 per-arm seeds; no control recorded)"
     assert "sac n/a" in row[1]
@@ -240,12 +240,13 @@ def test_the_external_claim_wants_every_arms_gain_there_above_zero(
     runs = _three_seeds(0.05, 0.04)
     _with_external(runs, gains)
     comparison = compare(runs)
+    assert comparison.external is not None
     for arm in ("sac", "random"):
-        stats = comparison["external"]["photos"][arm]["stats"]
-        assert stats["gain"]["mean"] == pytest.approx(np.mean(gains[arm]))
-        assert stats["initial"]["mean"] == pytest.approx(0.5) and stats["gain"]["n"] == 3
+        stats = comparison.external["photos"][arm].stats
+        assert stats["gain"].mean == pytest.approx(np.mean(gains[arm]))
+        assert stats["initial"].mean == pytest.approx(0.5) and stats["gain"].n == 3
         test = [log.test[-1] - log.test[0] for log in runs[arm]]
-        assert stats["test_gain"]["mean"] == pytest.approx(np.mean(test))
+        assert stats["test_gain"].mean == pytest.approx(np.mean(test))
     (row,) = [r for r in claims(runs, comparison) if "carry over to photos" in r[0]]
     assert row[2].startswith(expected)
     if "contradicted" in row[2]:
@@ -255,5 +256,6 @@ def test_the_external_claim_wants_every_arms_gain_there_above_zero(
 def test_runs_without_external_sets_have_no_external_block_or_claim() -> None:
     runs = _three_seeds(0.05, 0.04)
     comparison = compare(runs)
-    assert "external" not in comparison
+    assert comparison.external is None
+    assert "external" not in comparison.to_json()
     assert not [r for r in claims(runs, comparison) if "carry over" in r[0]]

@@ -108,15 +108,16 @@ def test_equivalence_edge_cases() -> None:
     ],
 )
 def test_the_four_verdicts(differences: list[float], verdict: str) -> None:
-    diff = compare(_shifted(differences), margin=MARGIN)["differences"]["sac - random"]
-    assert diff["final_metric"]["per_seed"] == pytest.approx(differences)
-    assert diff["auc"]["per_seed"] == pytest.approx(differences)
+    diff = compare(_shifted(differences), margin=MARGIN).differences["sac - random"]
+    assert diff["final_metric"].per_seed == pytest.approx(differences)
+    assert diff["auc"].per_seed == pytest.approx(differences)
     assert interval_verdict({"AUC": diff["auc"], "final-metric": diff["final_metric"]}) == verdict
 
 
 def test_no_margin_no_equivalence() -> None:
-    diff = compare(_shifted(EQUIVALENT))["differences"]["sac - random"]
-    assert "equivalence_p" not in diff["final_metric"]
+    diff = compare(_shifted(EQUIVALENT)).differences["sac - random"]
+    assert diff["final_metric"].equivalence_p is None
+    assert "equivalence_p" not in diff["final_metric"].to_json()
     assert interval_verdict({"final-metric": diff["final_metric"]}) == (
         "inconclusive (n = 3 paired seeds; final-metric interval includes 0)"
     )
@@ -172,7 +173,8 @@ def test_the_bootstrap_is_rliables_stratified_bootstrap_with_a_fixed_seed() -> N
     with replacement from ``np.random.RandomState(seed)`` (X's, then Y's, as rliable's
     ``StratifiedIndependentBootstrap`` draws them), rliable's statistic on them, then the 2.5th
     and 97.5th percentiles."""
-    x, y = np.array([0.50, 0.47, 0.55, 0.52]), np.array([0.49, 0.45, 0.50, 0.53])
+    runs_x, runs_y = [0.50, 0.47, 0.55, 0.52], [0.49, 0.45, 0.50, 0.53]
+    x, y = np.array(runs_x), np.array(runs_y)
     reps, seed = 300, 11
     rng = np.random.RandomState(seed)
     replicates = []
@@ -181,10 +183,10 @@ def test_the_bootstrap_is_rliables_stratified_bootstrap_with_a_fixed_seed() -> N
         yb = y[rng.choice(y.size, (y.size, 1), replace=True)]
         replicates.append(rliable_metrics.probability_of_improvement(xb, yb))
     low, high = np.percentile(replicates, [2.5, 97.5])
-    ours = probability_of_improvement(x, y, reps=reps, seed=seed)
+    ours = probability_of_improvement(runs_x, runs_y, reps=reps, seed=seed)
     assert ours["poi"] == pytest.approx(
         rliable_metrics.probability_of_improvement(x[:, None], y[:, None])
     )
     assert (ours["poi_ci_low"], ours["poi_ci_high"]) == pytest.approx((low, high), abs=1e-12)
-    assert probability_of_improvement(x, y, reps=reps, seed=seed) == ours  # reproducible
-    assert probability_of_improvement(x, y, reps=reps, seed=seed + 1) != ours
+    assert probability_of_improvement(runs_x, runs_y, reps=reps, seed=seed) == ours  # reproducible
+    assert probability_of_improvement(runs_x, runs_y, reps=reps, seed=seed + 1) != ours

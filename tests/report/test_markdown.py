@@ -9,6 +9,7 @@ import pytest
 import yaml
 
 from benchmark.cli import main
+from benchmark.comparison import Comparison
 from benchmark.config import ARMS
 from benchmark.report import (
     DIFFERENCES,
@@ -131,11 +132,12 @@ def test_the_report_of_five_arms_and_ten_seeds(tmp_path: Path) -> None:
 
     table = {row[0]: row[1:] for row in _rows(report, "## Comparison of the arms")}
     grounded = table["**grounded gain**: final metric - control"]
+    record = Comparison.from_json(comparison)  # format_stat reads the records
     for arm, cell in zip(ARMS, grounded, strict=False):
         stat = comparison["arms"][arm]["stats"]["grounded_gain"]
         assert stat["n"] == 10 and stat["ci_low"] > 0
-        assert cell == format_stat(stat)
-    headline_gain = comparison["differences"]["sac - random"]["grounded_gain"]
+        assert cell == format_stat(record.arms[arm].stats["grounded_gain"])
+    headline_gain = record.differences["sac - random"]["grounded_gain"]
     assert grounded[len(ARMS)] == format_stat(headline_gain, signed=True)  # sac - random
     (verdict,) = [c["verdict"] for c in comparison["claims"] if "grounded" in c["claim"]]
     assert verdict == "supported (n = 10 per-arm seeds; every interval above 0)"

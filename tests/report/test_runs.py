@@ -73,11 +73,11 @@ def test_the_comparison_summarises_the_reward_balance_over_seeds(tmp_path: Path)
     for seed in range(3):
         _write_run(tmp_path, "sac", seed, 0.02)
         _write_run(tmp_path, "random", seed, 0.0)
-    arms = compare(load_runs(tmp_path, "clip"))["arms"]
+    arms = compare(load_runs(tmp_path, "clip")).arms
     # sac, seed s: J1 20 - s and 16 - s, J2 2.2 and 3.2, received 10 * J2
-    assert arms["sac"]["stats"]["j1"]["mean"] == pytest.approx(17.0)
-    assert arms["sac"]["stats"]["vlm_reward"]["mean"] == pytest.approx(27.0)
+    assert arms["sac"].stats["j1"].mean == pytest.approx(17.0)
+    assert arms["sac"].stats["vlm_reward"].mean == pytest.approx(27.0)
     share = np.mean([np.mean([22 / (42 - s), 32 / (48 - s)]) for s in range(3)])
-    assert arms["sac"]["stats"]["vlm_share"]["mean"] == pytest.approx(share)
-    assert arms["random"]["stats"]["vlm_share"]["mean"] == 0.0
-    assert arms["random"]["stats"]["j2"]["mean"] == pytest.approx(2.5)
+    assert arms["sac"].stats["vlm_share"].mean == pytest.approx(share)
+    assert arms["random"].stats["vlm_share"].mean == 0.0
+    assert arms["random"].stats["j2"].mean == pytest.approx(2.5)
