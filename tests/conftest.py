@@ -21,9 +21,10 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 # `make test`'s workers (pytest-xdist, `--dist loadfile`): each test file runs whole on one worker,
 # so its module-scoped fixtures are built once, and these files share one worker: every test of
-# the session's smoke pipeline is in one of them (so the pipeline is built once), and the two
-# that start Ray are too (so no two Ray instances compete for the CPUs). A plain `pytest` run
-# ignores the grouping.
+# the session's smoke pipeline is in one of them (so the pipeline is built once), and so are the
+# two whose grids run on Ray (so no two grids compete for the CPUs). The checks of Ray's token
+# authentication (test_ray_auth.py: one-CPU heads, a task each) run on the other worker, to keep
+# the two workers' times close. A plain `pytest` run ignores the grouping.
 PIPELINE_FILES = frozenset(
     {"test_pipeline.py", "test_ui.py", "test_reference.py", "test_bench.py", "test_grid.py"}
 )
