@@ -12,18 +12,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import MISSING, dataclass, field, fields
 from types import UnionType
-from typing import Any, Self, Union, get_args, get_origin, get_type_hints
+from typing import Any, Generic, Self, TypeVar, Union, get_args, get_origin, get_type_hints
 
 from benchmark.records import UnknownColumn
 
 # The records write themselves as the JSON the report has always written (the same keys in the
-# same order; ``json_ready`` then writes NaN as null).
-OMIT_IF_NONE = "omit_if_none"  # field metadata: left out of the JSON when None (an absent key)
-JSON_KEY = "json_key"  # field metadata: the key in the JSON, where it is not the field's name
-FLATTEN = "flatten"  # field metadata: a dict field written as ``<prefix><key>`` keys in its parent
-
-
-ABSENT = {OMIT_IF_NONE: True}  # a field the JSON leaves out when None (None: the key is absent)
+# same order; ``json_ready`` then writes NaN as null). Field metadata:
+OMIT_IF_NONE = "omit_if_none"  # left out of the JSON when None (None: the key is absent)
+JSON_KEY = "json_key"  # the key in the JSON, where it is not the field's name
+FLATTEN = "flatten"  # a dict field written as ``<prefix><key>`` keys of its parent
+ABSENT = {OMIT_IF_NONE: True}
 
 
 def _to_json(value: Any) -> Any:
@@ -36,9 +34,25 @@ def _to_json(value: Any) -> Any:
     return value
 
 
-def _from_json(kind: Any, value: Any, null_is_nan: bool = True) -> Any:
+def _type_arguments(cls: type) -> dict[Any, Any]:
+    """What the type variables of ``cls``'s generic bases stand for (``ArmRuns[SeedFigures]``)."""
+    bound: dict[Any, Any] = {}
+    for klass in cls.__mro__:
+        for base in getattr(klass, "__orig_bases__", ()):
+            origin = get_origin(base)
+            if origin is not None and origin is not Generic:
+                bound.update(zip(origin.__parameters__, get_args(base), strict=True))
+    return bound
+
+
+def _from_json(
+    kind: Any, value: Any, null_is_nan: bool = True, bound: Mapping[Any, Any] | None = None
+) -> Any:
     """``value`` (read from JSON) as ``kind``: records, dicts, lists, numbers; a null float is NaN
-    (``json_ready`` wrote NaN as null) unless the type allows None and ``null_is_nan`` is off."""
+    (``json_ready`` wrote NaN as null) unless the type allows None and ``null_is_nan`` is off.
+    ``bound``: what the record's type variables stand for."""
+    if isinstance(kind, TypeVar):
+        kind = (bound or {})[kind]
     if kind is Any:
         return value
     origin, args = get_origin(kind), get_args(kind)
@@ -46,13 +60,13 @@ def _from_json(kind: Any, value: Any, null_is_nan: bool = True) -> Any:
         inner = [a for a in args if a is not type(None)]
         if value is None and (not null_is_nan or float not in inner):
             return None
-        return _from_json(inner[0], value)
+        return _from_json(inner[0], value, bound=bound)
     if isinstance(kind, type) and issubclass(kind, JsonRecord):
         return kind.from_json(value)
     if origin is dict:
-        return {k: _from_json(args[1], v) for k, v in value.items()}
+        return {k: _from_json(args[1], v, bound=bound) for k, v in value.items()}
     if origin is list:
-        return [_from_json(args[0], v) for v in value]
+        return [_from_json(args[0], v, bound=bound) for v in value]
     if kind is float:
         return float("nan") if value is None else float(value)
     if kind is int:
@@ -79,7 +93,7 @@ class JsonRecord:
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Self:
         """The record of ``data``; a key it does not know, or a missing one, is an error."""
-        hints = get_type_hints(cls)
+        hints, bound = get_type_hints(cls), _type_arguments(cls)
         flat = {f.metadata[FLATTEN]: f for f in fields(cls) if FLATTEN in f.metadata}
         keyed = {
             f.metadata.get(JSON_KEY, f.name): f for f in fields(cls) if FLATTEN not in f.metadata
@@ -90,7 +104,7 @@ class JsonRecord:
                 f = keyed[key]
                 # a null where an absent key means None is a NaN; elsewhere None is None
                 nan = bool(f.metadata.get(OMIT_IF_NONE))
-                values[f.name] = _from_json(hints[f.name], value, null_is_nan=nan)
+                values[f.name] = _from_json(hints[f.name], value, nan, bound)
                 continue
             prefix = next((p for p in flat if key.startswith(p) and len(key) > len(p)), None)
             if prefix is None:
@@ -177,13 +191,20 @@ SEED_FIGURES = tuple(
 )
 
 
-@dataclass(frozen=True, kw_only=True)
-class ArmFigures(JsonRecord):
-    """An arm's runs in the comparison: each seed's figures, their estimates, the seed count."""
+SeedRecord = TypeVar("SeedRecord", bound=JsonRecord)
 
-    seeds: list[SeedFigures]
+
+@dataclass(frozen=True, kw_only=True)
+class ArmRuns(JsonRecord, Generic[SeedRecord]):
+    """An arm's runs: each seed's record, their estimates over seeds, the number of seeds."""
+
+    seeds: list[SeedRecord]
     stats: dict[str, Estimate]
     n_seeds: int
+
+
+class ArmFigures(ArmRuns[SeedFigures]):
+    """An arm's runs in the comparison (``SeedFigures``, estimates by ``STAT_KEYS``)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -206,13 +227,8 @@ class ExternalSeed(JsonRecord):
     test_gain: float
 
 
-@dataclass(frozen=True, kw_only=True)
-class ExternalArm(JsonRecord):
-    """An arm's runs on an external set."""
-
-    seeds: list[ExternalSeed]
-    stats: dict[str, Estimate]
-    n_seeds: int
+class ExternalArm(ArmRuns[ExternalSeed]):
+    """An arm's runs on an external set (``ExternalSeed``, estimates by ``EXTERNAL_KEYS``)."""
 
 
 @dataclass(frozen=True, kw_only=True)

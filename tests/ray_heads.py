@@ -11,6 +11,7 @@ import secrets
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -98,3 +99,13 @@ def stop_head(head: Head) -> None:
             proc.kill()
     psutil.wait_procs(alive, timeout=10)
     shutil.rmtree(head.temp, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def running_head(home: Path, *, token: bool, cpus: int = 2) -> Iterator[Head]:
+    """``start_head``, stopped (``stop_head``) on leaving, whatever happened inside."""
+    head = start_head(home, token=token, cpus=cpus)
+    try:
+        yield head
+    finally:
+        stop_head(head)

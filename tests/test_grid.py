@@ -29,7 +29,7 @@ from tests.pipeline import (
     run_stage,
     wait_for_iteration,
 )
-from tests.ray_heads import Head, head_processes, start_head, stop_head
+from tests.ray_heads import Head, head_processes, running_head
 
 pytestmark = pytest.mark.integration
 RUN_FILES = ("metrics.csv", "episodes.csv", "finetune_loss.csv", "iterations.jsonl")
@@ -54,15 +54,11 @@ def cluster() -> Iterator[Head]:
     a file of its directory: the drivers (``main`` here, and the subprocesses, which inherit
     this environment) find it through RAY_AUTH_TOKEN_PATH, set for this module only; the
     grid turns token mode on itself."""
-    head = start_head(Path.home(), token=True)
-    assert head.token is not None
-    try:
-        with pytest.MonkeyPatch.context() as patch:
-            patch.delenv("RAY_AUTH_TOKEN", raising=False)
-            patch.setenv("RAY_AUTH_TOKEN_PATH", str(head.token))
-            yield head
-    finally:
-        stop_head(head)
+    with running_head(Path.home(), token=True) as head, pytest.MonkeyPatch.context() as patch:
+        assert head.token is not None
+        patch.delenv("RAY_AUTH_TOKEN", raising=False)
+        patch.setenv("RAY_AUTH_TOKEN_PATH", str(head.token))
+        yield head
 
 
 def _fresh_copy(sequential: Path, dst: Path) -> Path:

@@ -30,7 +30,7 @@ from benchmark.grid import (
 )
 from benchmark.sim.unity import free_port
 from tests.pipeline import ROOT
-from tests.ray_heads import Head, clean_environment, start_head, stop_head
+from tests.ray_heads import Head, clean_environment, running_head
 
 pytestmark = pytest.mark.integration
 
@@ -38,21 +38,15 @@ pytestmark = pytest.mark.integration
 @pytest.fixture(scope="module")
 def token_head(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Head]:
     """A one-node cluster (1 CPU) in token mode, started with an empty HOME."""
-    head = start_head(tmp_path_factory.mktemp("head-home"), token=True, cpus=1)
-    try:
+    with running_head(tmp_path_factory.mktemp("head-home"), token=True, cpus=1) as head:
         yield head
-    finally:
-        stop_head(head)
 
 
 @pytest.fixture(scope="module")
 def open_head(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Head]:
     """A one-node cluster (1 CPU) without authentication (RAY_AUTH_MODE=disabled)."""
-    head = start_head(tmp_path_factory.mktemp("open-home"), token=False, cpus=1)
-    try:
+    with running_head(tmp_path_factory.mktemp("open-home"), token=False, cpus=1) as head:
         yield head
-    finally:
-        stop_head(head)
 
 
 _DRIVER = """
