@@ -28,6 +28,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 PIPELINE_FILES = frozenset(
     {"test_pipeline.py", "test_ui.py", "test_reference.py", "test_bench.py", "test_grid.py"}
 )
+# The other long file (its own pipeline on full-size weights): it starts first on the other
+# worker, beside the smoke pipeline, rather than last, after every short file.
+LONG_FILES = frozenset({"test_weights_pipeline.py"})
 
 
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
@@ -35,6 +38,10 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     if config.getvalue("dist") != "loadfile":
         return None  # xdist's own scheduler for the other modes
     from xdist.scheduler import LoadFileScheduling
+
+    # the files in collection order (``pytest_collection_modifyitems``: the long ones first), not
+    # by their number of tests, which would put the two-test weights pipeline last
+    config.option.loadscopereorder = False
 
     class PipelineScheduling(LoadFileScheduling):
         def _split_scope(self, nodeid: str) -> str:
@@ -45,8 +52,15 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """A test of the smoke pipeline outside ``PIPELINE_FILES`` would build the pipeline again
-    on another worker: a collection error names the file to add."""
+    """The smoke pipeline's files first, then ``LONG_FILES``, then the rest in their order, so
+    that `make test`'s two workers each start with a long unit. A test of the smoke pipeline
+    outside ``PIPELINE_FILES`` would build the pipeline again on another worker: a collection
+    error names the file to add."""
+    items.sort(
+        key=lambda item: (
+            0 if item.path.name in PIPELINE_FILES else 1 if item.path.name in LONG_FILES else 2
+        )
+    )
     strays = {
         item.path.name
         for item in items
