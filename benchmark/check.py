@@ -23,6 +23,9 @@ on it without re-running when it is rewritten); on the unity backend it holds th
 identity (path, size, modification time), so that a new player re-runs the stages that ran it.
 ``external.json`` holds each external set's name, layout and content hash ({} for none): the run
 stages depend on it, so a changed set re-runs the runs that score it and nothing else.
+``run_code.json`` and ``agent_code.json`` hold the digest of the code a run and an agent record
+(``provenance.CODE_PATHS``, ``AGENT_CODE_PATHS``) and each of its files' hashes: the run and
+agent stages' one code dep, so a changed module re-runs them, and the lock stays small.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ from benchmark import layout
 from benchmark.config import Params, Profile
 from benchmark.families import MODELS
 from benchmark.fileio import atomic_write_json
+from benchmark.provenance import AGENT_CODE_PATHS, CODE_PATHS, code_manifest
 
 YES_ENV = "RLS3_YES"
 CPU_TUNED_SIZE = 64  # px: the size the CPU profiles (bench) were tuned and timed at
@@ -301,6 +305,8 @@ def write(report: Report, out: Path) -> None:
         passed["unity_build"] = report.unity_build
     atomic_write_json(out / "passed.json", passed)
     atomic_write_json(out / "external.json", report.external)
+    atomic_write_json(out / "run_code.json", code_manifest(paths=CODE_PATHS))
+    atomic_write_json(out / "agent_code.json", code_manifest(paths=AGENT_CODE_PATHS))
 
 
 def format_check(report: Report, profile: str) -> str:

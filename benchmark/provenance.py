@@ -9,6 +9,7 @@ import contextlib
 import hashlib
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -27,16 +28,16 @@ def files_digest(path: Path) -> str:
 
 
 CODE_ROOT = Path(__file__).resolve().parent  # the ``benchmark`` package
-# The one list of the code a run's results depend on: every module the loop imports. dvc.yaml's
-# five run stages list the same paths as deps (tests/test_stages.py keeps them equal), and a
-# change to any of them makes a run with a checkpoint start afresh.
+# The one list of the code a run's results depend on: every module the loop imports. The check
+# stage writes its digest (``code_manifest``) to results/check/run_code.json, the one code dep of
+# dvc.yaml's run stages, and a change to any of them makes a run with a checkpoint start afresh.
 CODE_PATHS = (
     "loop.py", "arms.py", "agents.py", "captions.py", "config.py", "datasets.py", "external.py",
     "families.py", "fileio.py", "layout.py", "records.py", "tracking.py", "checkpoint.py",
     "provenance.py", "samples.py", "sampling.py", "quiet.py", "sim", "vlm",
 )  # fmt: skip
-# What a pre-trained agent depends on besides its params: every module ``agents`` imports (the
-# agent stage's deps in dvc.yaml, kept equal by the same test).
+# What a pre-trained agent depends on besides its params: every module ``agents`` imports (its
+# digest is results/check/agent_code.json, the agent stage's code dep).
 AGENT_CODE_PATHS = (
     "agents.py", "arms.py", "config.py", "families.py", "fileio.py", "provenance.py", "quiet.py",
     "sim",
@@ -55,17 +56,36 @@ def torch_threads(count: int) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
-def code_digest(root: Path | None = None, paths: tuple[str, ...] = CODE_PATHS) -> str:
-    """SHA-256 over the source the runs depend on (``paths`` under ``root``; default
-    ``CODE_PATHS``); bytecode caches are left out, so importing the code does not change it."""
-    root = root or CODE_ROOT
-    digest = hashlib.sha256()
+def _source_files(root: Path, paths: tuple[str, ...]) -> Iterator[Path]:
+    """The source files of ``paths`` under ``root``, in digest order; bytecode caches are left
+    out, so importing the code does not change what they hold."""
     for name in paths:
         path = root / name
-        files = sorted(path.rglob("*")) if path.is_dir() else [path]
-        for f in files:
-            if not f.is_file() or "__pycache__" in f.parts or f.suffix == ".pyc":
-                continue
-            digest.update(str(f.relative_to(root)).encode())
-            digest.update(f.read_bytes())
+        for f in sorted(path.rglob("*")) if path.is_dir() else [path]:
+            if f.is_file() and "__pycache__" not in f.parts and f.suffix != ".pyc":
+                yield f
+
+
+def code_digest(root: Path | None = None, paths: tuple[str, ...] = CODE_PATHS) -> str:
+    """SHA-256 over the source the runs depend on (``paths`` under ``root``; default
+    ``CODE_PATHS``)."""
+    root = root or CODE_ROOT
+    digest = hashlib.sha256()
+    for f in _source_files(root, paths):
+        digest.update(str(f.relative_to(root)).encode())
+        digest.update(f.read_bytes())
     return digest.hexdigest()
+
+
+def code_manifest(root: Path | None = None, paths: tuple[str, ...] = CODE_PATHS) -> dict[str, Any]:
+    """``code_digest`` and each file's SHA-256 (names relative to ``root``), as JSON would hold
+    them: what the check stage writes for the stages whose code it stands for. One small file
+    as their dep, instead of every path listed in each of a hundred stages, keeps dvc.lock
+    small (DVC reads and rewrites all of it for every stage it runs), and names the file that
+    changed."""
+    root = root or CODE_ROOT
+    files = {
+        str(f.relative_to(root)): hashlib.sha256(f.read_bytes()).hexdigest()
+        for f in _source_files(root, paths)
+    }
+    return {"paths": list(paths), "digest": code_digest(root, paths), "files": files}

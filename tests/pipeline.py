@@ -11,6 +11,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from benchmark.config import MAX_SEEDS
 from tests.external_sets import write_whatsup
 
@@ -68,7 +70,21 @@ def copy_repository(dst: Path, *, unused_slot: bool = True) -> Path:
     slots = SMOKE_SEED_SLOTS_LINE if unused_slot else ONE_SEED_SLOT_LINE
     pipeline.write_text(text.replace(SEED_SLOTS_LINE, slots))
     subprocess.run(["git", "init", "-q"], cwd=dst, check=True)
+    _trim_lock(dst)
     return dst
+
+
+def _trim_lock(repo: Path) -> None:
+    """The lock's entries of the copy's stages alone. DVC reads and rewrites the whole of
+    dvc.lock for every stage it runs, and keeps the entries of stages its dvc.yaml no longer
+    has: the committed lock's other seed slots would triple that work, and change nothing."""
+    listed = dvc(repo, "stage", "list", "--name-only")
+    assert listed.returncode == 0, listed.stderr
+    names = set(listed.stdout.split())
+    lock = repo / "dvc.lock"
+    data = yaml.safe_load(lock.read_text())
+    data["stages"] = {name: s for name, s in data["stages"].items() if name in names}
+    lock.write_text(yaml.safe_dump(data, sort_keys=False))
 
 
 def environment(repo: Path) -> dict[str, str]:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from benchmark.arms import ARMS, BUDGET_ARMS
-from tests.pipeline import dvc, rls3
+from tests.pipeline import rls3
 
 pytestmark = pytest.mark.integration
 RUN_FILES = ("metrics.csv", "episodes.csv", "finetune_loss.csv")
@@ -25,7 +25,8 @@ def test_the_runs_side_by_side_give_the_files_of_one_run_at_a_time(
     without clip's runs, its agent and its MLflow store (a new one, as in a fresh clone) gets
     `rls3 bench --model clip`, the default local engine (a Ray instance with a CPU per core):
     the agent is pre-trained beside the base model's stage, sac runs, then the other arms may
-    run side by side; every run file is the same, and DVC records it all."""
+    run side by side; every run file is the same, and DVC records it all: `make bench` again
+    finds every stage up to date."""
     sequential = smoke_pipeline[0]
     repo = tmp_path / "repo"
     shutil.copytree(sequential, repo, symlinks=True)
@@ -68,7 +69,13 @@ def test_the_runs_side_by_side_give_the_files_of_one_run_at_a_time(
     )
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert "(byte identity): passed" in checked.stdout
-    # DVC recorded the agent and the grid's runs: a second repro runs the check alone
-    again = dvc(repo, "repro", "report@clip")
+    # `make bench` again, on the finished pipeline: DVC recorded the agent and the grid's runs,
+    # so it finds every stage up to date but the check, and bench.json records that short time
+    again = rls3(repo, "bench", "--model", "clip")
     assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    assert "rls3 bench: `dvc repro report@clip`" in again.stdout
     assert set(re.findall(r"Running stage '([^']+)'", again.stdout)) == {"check"}
+    record = json.loads((repo / "results/report/clip/bench.json").read_text())
+    assert record["command"] == "make bench MODEL=clip"
+    assert 0 < record["wall_seconds"] < 600 and record["machine"]
+    assert f"report: {Path('results/report/clip/REPORT.md')}" in again.stdout

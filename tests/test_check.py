@@ -11,6 +11,7 @@ import torch
 import yaml
 
 from benchmark.cli import main
+from benchmark.provenance import AGENT_CODE_PATHS, code_digest
 from tests.checkpoints import save_small_paligemma, save_vit_b32
 from tests.pipeline import ROOT
 
@@ -67,6 +68,12 @@ def test_the_smoke_profile_with_real_checkpoints_passes_and_writes_their_identit
     sizes = {f["name"]: f["size"] for f in identity["files"]}
     assert sizes["open_clip_model.safetensors"] > 600_000_000  # 151M float32 parameters
     assert json.loads((tmp_path / "check" / "passed.json").read_text()) == {"checks": "passed"}
+    # the code digests the run and agent stages depend on: those a run and an agent record
+    run_code = json.loads((tmp_path / "check" / "run_code.json").read_text())
+    assert run_code["digest"] == code_digest() and "loop.py" in run_code["files"]
+    agent_code = json.loads((tmp_path / "check" / "agent_code.json").read_text())
+    assert agent_code["digest"] == code_digest(paths=AGENT_CODE_PATHS)
+    assert "loop.py" not in agent_code["files"]  # a changed loop leaves the agents as they are
 
 
 @pytest.mark.parametrize(

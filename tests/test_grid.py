@@ -21,7 +21,6 @@ import pytest
 import yaml
 
 from benchmark.arms import ARMS, BUDGET_ARMS
-from benchmark.cli import main
 from tests.pipeline import (
     checkpoint_state,
     dvc,
@@ -51,9 +50,9 @@ def cluster() -> Iterator[Head]:
     """A one-node Ray cluster with 2 CPUs on 127.0.0.1, with Ray's token authentication.
     (Ray advertises the machine's own address for a node asked to be 127.0.0.1, and its GCS
     listens on every interface: the token keeps others out.) The token is the head's own, in
-    a file of its directory: the drivers (``main`` here, and the subprocesses, which inherit
-    this environment) find it through RAY_AUTH_TOKEN_PATH, set for this module only; the
-    grid turns token mode on itself."""
+    a file of its directory: the driver (a subprocess, which inherits this environment)
+    finds it through RAY_AUTH_TOKEN_PATH, set for this module only; the grid turns token mode
+    on itself."""
     with running_head(Path.home(), token=True) as head, pytest.MonkeyPatch.context() as patch:
         assert head.token is not None
         patch.delenv("RAY_AUTH_TOKEN", raising=False)
@@ -92,62 +91,19 @@ def _same_runs(repo: Path, sequential: Path) -> None:
 
 
 @pytest.mark.slow
-def test_the_grid_on_a_ray_cluster_equals_the_sequential_runs(
-    sequential: Path,
-    cluster: Head,
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    repo = _fresh_copy(sequential, tmp_path / "repo")
-    # from the project's directory, as on a cluster: Ray puts the driver's directory first on
-    # its workers' path, so the runs use the copy's code (the one its checkpoints record)
-    monkeypatch.chdir(repo)
-    assert main(_grid_args(repo, cluster.address)) == 0
-    out = capsys.readouterr().out
-    counts = [
-        tuple(map(int, m))
-        for m in re.findall(r"grid: (\d+) queued, (\d+) running, (\d+) done", out)
-    ]
-    assert counts and all(sum(c) == len(ARMS) for c in counts)  # every view: every run
-    assert [c[2] for c in counts] == sorted(c[2] for c in counts)  # done never goes back
-    assert counts[-1] == (0, 0, len(ARMS)) and any(c[1] >= 1 for c in counts)
-    _same_runs(repo, sequential)
-    # the budget arms ran on the budget Ray passed on from the sac run
-    report = json.loads((repo / "results" / "grid" / "clip.json").read_text())
-    sac = report["runs"]["sac/seed0"]["summary"]
-    for arm in BUDGET_ARMS:
-        run = report["runs"][f"{arm}/seed0"]
-        assert (
-            run["summary"]["budget"]
-            == sac["generated_samples"]
-            == run["summary"]["generated_samples"]
-        )
-        assert run["attempts"] == 1
-    # DVC then records the grid's runs (each `rls3 run` finds its run finished), and a second
-    # repro does nothing
-    run_dirs = [repo / "results" / "runs" / "clip" / arm / "seed0" for arm in ARMS]
-    written = [(d / "metrics.csv").stat().st_mtime_ns for d in run_dirs]
-    recorded = dvc(repo, "repro", "report@clip")
-    assert recorded.returncode == 0, recorded.stdout[-3000:] + recorded.stderr[-3000:]
-    ran = set(re.findall(r"Running stage '([^']+)'", recorded.stdout))
-    runs = {run_stage(arm, "clip", 0) for arm in ARMS}
-    assert ran == {"check", "report@clip", *runs}
-    assert [(d / "metrics.csv").stat().st_mtime_ns for d in run_dirs] == written  # not redone
-    _same_runs(repo, sequential)
-    again = dvc(repo, "repro", "report@clip")
-    assert again.returncode == 0
-    assert set(re.findall(r"Running stage '([^']+)'", again.stdout)) == {"check"}
-
-
-def test_a_killed_worker_is_retried_and_its_run_resumes(
+def test_the_grid_on_a_ray_cluster_retries_a_killed_worker_and_equals_the_sequential_runs(
     sequential: Path, cluster: Head, tmp_path: Path
 ) -> None:
-    """SIGKILL the Ray worker that runs the sac task after its first checkpoint: Ray retries
-    the task, the run resumes there, and every file equals the sequential run's."""
+    """`rls3 grid --engine ray --address` joins the cluster; the Ray worker that runs the sac
+    task is SIGKILLed after its first checkpoint: Ray retries the task, the run resumes there,
+    the budget arms run on the budget passed on from it, and every file equals the sequential
+    run's. DVC then records the grid's runs without redoing them, and a second repro does
+    nothing. (One grid for both: each is minutes of the suite.)"""
     repo = _fresh_copy(sequential, tmp_path / "repo")
     cmd = [sys.executable, "-m", "benchmark.cli", *_grid_args(repo, cluster.address)]
-    proc = subprocess.Popen(  # from the copy: its workers run the copy's code
+    # from the project's directory, as on a cluster: Ray puts the driver's directory first on
+    # its workers' path, so the runs use the copy's code (the one its checkpoints record)
+    proc = subprocess.Popen(
         cmd,
         cwd=repo,
         env=environment(repo),
@@ -171,9 +127,40 @@ def test_a_killed_worker_is_retried_and_its_run_resumes(
             proc.kill()
             proc.communicate()
     assert proc.returncode == 0, stdout[-2000:] + stderr[-2000:]
-    report = json.loads((repo / "results" / "grid" / "clip.json").read_text())
-    assert report["runs"]["sac/seed0"]["attempts"] == 2
+    counts = [
+        tuple(map(int, m))
+        for m in re.findall(r"grid: (\d+) queued, (\d+) running, (\d+) done", stdout)
+    ]
+    assert counts and all(sum(c) == len(ARMS) for c in counts)  # every view: every run
+    assert [c[2] for c in counts] == sorted(c[2] for c in counts)  # done never goes back
+    assert counts[-1] == (0, 0, len(ARMS)) and any(c[1] >= 1 for c in counts)
     assert "attempt 2" in stdout
     resumed = checkpoint_state(state)
     assert resumed["iteration"] > killed_at >= 1
     _same_runs(repo, sequential)
+    # the sac task ran twice; the budget arms once, on the budget Ray passed on from it
+    report = json.loads((repo / "results" / "grid" / "clip.json").read_text())
+    assert report["runs"]["sac/seed0"]["attempts"] == 2
+    sac = report["runs"]["sac/seed0"]["summary"]
+    for arm in BUDGET_ARMS:
+        run = report["runs"][f"{arm}/seed0"]
+        assert (
+            run["summary"]["budget"]
+            == sac["generated_samples"]
+            == run["summary"]["generated_samples"]
+        )
+        assert run["attempts"] == 1
+    # DVC then records the grid's runs (each `rls3 run` finds its run finished), and a second
+    # repro does nothing
+    run_dirs = [repo / "results" / "runs" / "clip" / arm / "seed0" for arm in ARMS]
+    written = [(d / "metrics.csv").stat().st_mtime_ns for d in run_dirs]
+    recorded = dvc(repo, "repro", "report@clip")
+    assert recorded.returncode == 0, recorded.stdout[-3000:] + recorded.stderr[-3000:]
+    ran = set(re.findall(r"Running stage '([^']+)'", recorded.stdout))
+    runs = {run_stage(arm, "clip", 0) for arm in ARMS}
+    assert ran == {"check", "report@clip", *runs}
+    assert [(d / "metrics.csv").stat().st_mtime_ns for d in run_dirs] == written  # not redone
+    _same_runs(repo, sequential)
+    again = dvc(repo, "repro", "report@clip")
+    assert again.returncode == 0
+    assert set(re.findall(r"Running stage '([^']+)'", again.stdout)) == {"check"}

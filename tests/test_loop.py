@@ -446,7 +446,9 @@ def test_every_episode_logs_the_hardness_j2_squares(finished: Path) -> None:
 
 
 @pytest.mark.slow
-def test_the_loop_discount_carries_j2_back_to_the_first_placements(project: Path) -> None:
+def test_the_loop_discount_carries_j2_back_to_the_first_placements(
+    project: Path, one_torch_thread: None
+) -> None:
     """Two copies of the loop's SAC learn from one real episode that differs only in J2: with
     the loop's discount the critic's value of the episode's first placement moves with J2; with
     gamma 0 (beta * J2 credited to the last placement alone) it does not."""

@@ -320,20 +320,3 @@ def test_a_changed_external_image_reruns_the_runs_that_score_it_and_nothing_else
     changed = set(json.loads(status.stdout)) - {"check"}  # the check is always changed
     runs = {s for s in _stages(repo) if s.startswith("run_")}
     assert changed == runs and len(runs) == len(ARMS) * 2 * 2
-
-
-def test_rls3_bench_times_the_models_stages_and_says_where_the_report_is(
-    smoke_pipeline: tuple[Path, str], tmp_path: Path
-) -> None:
-    """`make bench`'s command on a finished pipeline: DVC finds every stage up to date but the
-    check, and bench.json records that (short) wall time."""
-    repo = tmp_path / "repo"  # a copy: the session's pipeline stays as its fixture made it
-    shutil.copytree(smoke_pipeline[0], repo, symlinks=True)
-    done = rls3(repo, "bench", "--model", "clip")
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    assert "rls3 bench: `dvc repro report@clip`" in done.stdout
-    assert _ran(done.stdout) == {"check"}
-    record = json.loads((repo / "results/report/clip/bench.json").read_text())
-    assert record["command"] == "make bench MODEL=clip"
-    assert 0 < record["wall_seconds"] < 600 and record["machine"]
-    assert f"report: {Path('results/report/clip/REPORT.md')}" in done.stdout

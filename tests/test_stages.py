@@ -1,7 +1,8 @@
 """dvc.yaml's code dependencies: each stage lists every module its code imports, and the run and
-agent stages list exactly the one list a run or an agent records as its code
-(``provenance.CODE_PATHS``, ``AGENT_CODE_PATHS``). A module a stage imports but does not list
-would let DVC call a result up to date after the code that made it changed."""
+agent stages depend on the check's digest of the one list a run or an agent records as its code
+(``provenance.CODE_PATHS``, ``AGENT_CODE_PATHS``: results/check/run_code.json, agent_code.json),
+which covers every module they import. A module a stage imports but does not list would let DVC
+call a result up to date after the code that made it changed."""
 
 from __future__ import annotations
 
@@ -13,21 +14,18 @@ import yaml
 from benchmark.provenance import AGENT_CODE_PATHS, CODE_PATHS
 from tests.code_graph import ROOT, import_closure
 
-# The module (or package) that each stage's command runs; `check` runs on every repro.
+# The module (or package) that each stage's command runs, for the stages that list their code;
+# `check` runs on every repro, and writes the code digests the run and agent stages depend on.
 ENTRIES = {
     "scene_preview": "benchmark/sim/preview.py",
     "datasets": "benchmark/datasets.py",
     "base_model": "benchmark/pretrain.py",
     "probe_learnability": "benchmark/probe.py",
-    "agent": "benchmark/agents.py",
-    "run_sac": "benchmark/loop.py",
-    "run_random": "benchmark/loop.py",
-    "run_sac_dense": "benchmark/loop.py",
-    "run_sac_nofeedback": "benchmark/loop.py",
-    "run_random_hardest": "benchmark/loop.py",
     "report": "benchmark/report",
     "report_index": "benchmark/report",
 }
+RUN_CODE = "results/check/run_code.json"
+AGENT_CODE = "results/check/agent_code.json"
 
 
 def stages() -> dict[str, dict[str, Any]]:
@@ -57,16 +55,30 @@ def test_a_stage_lists_every_module_it_imports(name: str) -> None:
     assert all((ROOT / d).exists() for d in deps), deps
 
 
-def test_run_stages_list_the_code_a_run_records() -> None:
-    expected = [f"benchmark/{p}" for p in CODE_PATHS]
-    runs = {n: code_deps(s) for n, s in stages().items() if n.startswith("run_")}
+def deps(stage: dict[str, Any]) -> list[str]:
+    return [d if isinstance(d, str) else next(iter(d)) for d in stage.get("deps", [])]
+
+
+def test_run_stages_depend_on_the_digest_of_the_code_a_run_records() -> None:
+    """Each run stage's one code dep is the check's digest of ``CODE_PATHS``; it lists no module
+    itself (a second list to keep in step)."""
+    runs = {n: s for n, s in stages().items() if n.startswith("run_")}
     assert len(runs) == 5
-    for name, deps in runs.items():
-        assert deps == expected, f"dvc.yaml stage {name}: its code deps differ from CODE_PATHS"
+    for name, stage in runs.items():
+        assert RUN_CODE in deps(stage) and AGENT_CODE not in deps(stage), name
+        assert code_deps(stage) == [], f"dvc.yaml stage {name}: its code is {RUN_CODE}'s"
 
 
-def test_the_agent_stage_lists_the_code_an_agent_records() -> None:
-    assert code_deps(stages()["agent"]) == [f"benchmark/{p}" for p in AGENT_CODE_PATHS]
+def test_the_agent_stage_depends_on_the_digest_of_the_code_an_agent_records() -> None:
+    agent = stages()["agent"]
+    assert AGENT_CODE in deps(agent) and RUN_CODE not in deps(agent)
+    assert code_deps(agent) == []
+
+
+def test_the_check_writes_the_code_digests() -> None:
+    outs = [next(iter(o)) if isinstance(o, dict) else o for o in stages()["check"]["outs"]]
+    assert {RUN_CODE, AGENT_CODE} <= set(outs)
+    assert stages()["check"]["always_changed"] is True  # so the digests are never stale
 
 
 def test_the_recorded_code_covers_what_it_imports() -> None:
