@@ -303,6 +303,30 @@ def test_every_run_scores_the_external_set_and_the_report_shows_it(
     assert "rubric S_PG (1-5) of the answer to the position question" in done.stdout
 
 
+def test_a_changed_module_of_the_loop_makes_the_runs_changed_and_nothing_else(
+    smoke_pipeline: tuple[Path, str], tmp_path: Path
+) -> None:
+    """The run stages' code dep is the check's digest of ``CODE_PATHS``
+    (results/check/run_code.json): a changed loop.py, once the check has run, makes every run
+    stage (and only those) changed; the agents, whose code does not include the loop, stay up
+    to date, and the file names the module."""
+    repo = tmp_path / "repo"  # a copy: the session's pipeline stays as its fixture made it
+    shutil.copytree(smoke_pipeline[0], repo, symlinks=True)
+    loop = repo / "benchmark" / "loop.py"
+    loop.write_text(loop.read_text() + "\n# changed\n")
+    before = json.loads((repo / "results/check/run_code.json").read_text())
+    done = dvc(repo, "repro", "--single-item", "check")
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    after = json.loads((repo / "results/check/run_code.json").read_text())
+    changed_files = {f for f in after["files"] if after["files"][f] != before["files"].get(f)}
+    assert changed_files == {"loop.py"} and after["digest"] != before["digest"]
+    status = dvc(repo, "status", "--json")
+    assert status.returncode == 0, status.stderr
+    changed = set(json.loads(status.stdout)) - {"check"}  # the check is always changed
+    runs = {s for s in _stages(repo) if s.startswith("run_")}
+    assert changed == runs and len(runs) == len(ARMS) * 2 * 2
+
+
 def test_a_changed_external_image_reruns_the_runs_that_score_it_and_nothing_else(
     smoke_pipeline: tuple[Path, str], tmp_path: Path
 ) -> None:
