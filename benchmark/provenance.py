@@ -69,12 +69,7 @@ def _source_files(root: Path, paths: tuple[str, ...]) -> Iterator[Path]:
 def code_digest(root: Path | None = None, paths: tuple[str, ...] = CODE_PATHS) -> str:
     """SHA-256 over the source the runs depend on (``paths`` under ``root``; default
     ``CODE_PATHS``)."""
-    root = root or CODE_ROOT
-    digest = hashlib.sha256()
-    for f in _source_files(root, paths):
-        digest.update(str(f.relative_to(root)).encode())
-        digest.update(f.read_bytes())
-    return digest.hexdigest()
+    return str(code_manifest(root, paths)["digest"])
 
 
 def code_manifest(root: Path | None = None, paths: tuple[str, ...] = CODE_PATHS) -> dict[str, Any]:
@@ -84,8 +79,10 @@ def code_manifest(root: Path | None = None, paths: tuple[str, ...] = CODE_PATHS)
     small (DVC reads and rewrites all of it for every stage it runs), and names the file that
     changed."""
     root = root or CODE_ROOT
-    files = {
-        str(f.relative_to(root)): hashlib.sha256(f.read_bytes()).hexdigest()
-        for f in _source_files(root, paths)
-    }
-    return {"paths": list(paths), "digest": code_digest(root, paths), "files": files}
+    digest, files = hashlib.sha256(), {}
+    for f in _source_files(root, paths):
+        name, data = str(f.relative_to(root)), f.read_bytes()
+        digest.update(name.encode())
+        digest.update(data)
+        files[name] = hashlib.sha256(data).hexdigest()
+    return {"paths": list(paths), "digest": digest.hexdigest(), "files": files}

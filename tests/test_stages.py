@@ -33,9 +33,17 @@ def stages() -> dict[str, dict[str, Any]]:
     return {name: stage.get("do", stage) for name, stage in raw.items()}
 
 
+def paths(entries: list[Any]) -> list[str]:
+    """The paths of a stage's ``deps`` or ``outs`` (an entry with options is a one-key dict)."""
+    return [e if isinstance(e, str) else next(iter(e)) for e in entries]
+
+
+def deps(stage: dict[str, Any]) -> list[str]:
+    return paths(stage.get("deps", []))
+
+
 def code_deps(stage: dict[str, Any]) -> list[str]:
-    deps = [d if isinstance(d, str) else next(iter(d)) for d in stage.get("deps", [])]
-    return [d for d in deps if d.startswith("benchmark")]
+    return [d for d in deps(stage) if d.startswith("benchmark")]
 
 
 def covered(file: str, deps: list[str]) -> bool:
@@ -55,10 +63,6 @@ def test_a_stage_lists_every_module_it_imports(name: str) -> None:
     assert all((ROOT / d).exists() for d in deps), deps
 
 
-def deps(stage: dict[str, Any]) -> list[str]:
-    return [d if isinstance(d, str) else next(iter(d)) for d in stage.get("deps", [])]
-
-
 def test_run_stages_depend_on_the_digest_of_the_code_a_run_records() -> None:
     """Each run stage's one code dep is the check's digest of ``CODE_PATHS``; it lists no module
     itself (a second list to keep in step)."""
@@ -76,8 +80,7 @@ def test_the_agent_stage_depends_on_the_digest_of_the_code_an_agent_records() ->
 
 
 def test_the_check_writes_the_code_digests() -> None:
-    outs = [next(iter(o)) if isinstance(o, dict) else o for o in stages()["check"]["outs"]]
-    assert {RUN_CODE, AGENT_CODE} <= set(outs)
+    assert {RUN_CODE, AGENT_CODE} <= set(paths(stages()["check"]["outs"]))
     assert stages()["check"]["always_changed"] is True  # so the digests are never stale
 
 
