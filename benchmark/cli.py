@@ -513,7 +513,7 @@ def _eval(args: argparse.Namespace) -> int:
     if not args.base.exists():
         raise FileNotFoundError(f"--base: no checkpoint at {args.base}")
     with torch_threads(p.threads):  # the loop's threads: the same sums as a run's scores
-        vlm = vlm_loader(args.model, p.model(args.model).finetune, 0)(args.base)
+        vlm = vlm_loader(args.model, p.model(args.model).vlm_config(), 0)(args.base)
         scores = score(vlm, external, [vlm.fit_image(im) for im in external.images()])
     terms = ", ".join(f"{k.removeprefix('term/')} {v:.3f}" for k, v in scores.items() if "/" in k)
     print(

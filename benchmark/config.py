@@ -1,9 +1,9 @@
 """The params schema: ``params.yaml`` holds profiles; one key, ``profile``, picks the active one.
 
-One typed schema (pydantic dataclasses, strict) covers every block, the models' ``finetune``,
-``pretrain`` and ``probe`` blocks included; the families, base training and the probe use these
-classes as their configs. Reading is strict: an unknown key, a missing key, a value of the wrong
-type or out of range is a ``ParamsError`` that names the key path (e.g.
+One typed schema (pydantic dataclasses, strict) covers every block, the models' ``evaluate``,
+``finetune``, ``pretrain`` and ``probe`` blocks included; the families, base training and the
+probe use these classes as their configs. Reading is strict: an unknown key, a missing key, a
+value of the wrong type or out of range is a ``ParamsError`` that names the key path (e.g.
 ``profiles.bench.loop.eta``) and what is allowed, which the schema's annotations spell out.
 """
 
@@ -175,15 +175,20 @@ class GridParams:
 
 
 @dataclass(frozen=True, config=SCHEMA)
-class ClipVLMConfig:
-    """Evaluation and fine-tuning knobs of the CLIP family (params.yaml ``clip.finetune``)."""
+class ClipEvaluate:
+    """How the CLIP family scores samples (params.yaml ``clip.evaluate``): the base model and
+    the runs alike."""
+
+    batch_size: PositiveInt = 256  # samples per contrastive group (>= T0 keeps J2 exact)
+
+
+@dataclass(frozen=True, config=SCHEMA)
+class ClipFinetune:
+    """The CLIP family's fine-tuning (params.yaml ``clip.finetune``): the runs and the probe."""
 
     lr: PositiveFloat = 1e-4  # AdamW learning rate of fine-tuning
     weight_decay: NonNegativeFloat = 0.1  # AdamW weight decay (not on gains, biases, logit_scale)
     batch_size: PositiveInt = 32  # fine-tuning minibatch, samples (each with 3 texts)
-    eval_batch_size: PositiveInt = 256  # samples per contrastive group in evaluate (>= T0 keeps
-    # J2 exact)
-    seed: Int = 0  # seeds model building and the minibatch order (a run sets its own)
     lock_image: Bool = False  # LiT: image trunk fixed in finetune, its features computed once
     # BatchNorm in fine-tuning keeps its running statistics and normalises with them (as
     # open_clip's ``lock_image_tower(freeze_bn_stats=True)``); measured: docs/research.md,
@@ -192,8 +197,46 @@ class ClipVLMConfig:
 
 
 @dataclass(frozen=True, config=SCHEMA)
-class PaligemmaVLMConfig:
-    """Evaluation and fine-tuning knobs of the PaliGemma family (``paligemma.finetune``)."""
+class ClipVLMConfig:
+    """A CLIP model's knobs at run time: its family's ``evaluate`` and ``finetune`` blocks in one
+    record (``ClipVLMConfig.of``), and the seed."""
+
+    lr: PositiveFloat = 1e-4
+    weight_decay: NonNegativeFloat = 0.1
+    batch_size: PositiveInt = 32
+    eval_batch_size: PositiveInt = 256  # ``evaluate.batch_size``
+    seed: Int = 0  # seeds model building and the minibatch order (a run sets its own)
+    lock_image: Bool = False
+    freeze_bn_stats: Bool = True
+
+    @classmethod
+    def of(cls, evaluate: ClipEvaluate, finetune: ClipFinetune, seed: int = 0) -> ClipVLMConfig:
+        """The record of the two blocks (every field of each is read)."""
+        return cls(**dataclasses.asdict(finetune), eval_batch_size=evaluate.batch_size, seed=seed)
+
+
+@dataclass(frozen=True, config=SCHEMA)
+class PaligemmaEvaluate:
+    """How the PaliGemma family is asked and scored (params.yaml ``paligemma.evaluate``): the
+    base model and the runs alike; the prefix goes before every question, in training too."""
+
+    batch_size: PositiveInt = 64  # samples per generate call
+    max_new_tokens: PositiveInt = 24  # generation cap; the longest built-in answer is 18
+    # tokens + <eos>
+    prompt_prefix: Str = ""  # before the question, e.g. "answer en " for google's pt checkpoints
+
+
+def _lora_needs_attention(lora: bool, trainable: str) -> None:
+    if lora and trainable != "attention":
+        raise ValueError(
+            f"lora: true adapts the attention projections only, but trainable is "
+            f"{trainable!r}; set lora: false, or trainable: 'attention'"
+        )
+
+
+@dataclass(frozen=True, config=SCHEMA)
+class PaligemmaFinetune:
+    """The PaliGemma family's fine-tuning (params.yaml ``paligemma.finetune``)."""
 
     lr: PositiveFloat = 3e-4  # AdamW learning rate of fine-tuning
     weight_decay: NonNegativeFloat = 0.0  # AdamW weight decay
@@ -204,18 +247,44 @@ class PaligemmaVLMConfig:
     lora_r: PositiveInt = 8  # LoRA rank
     lora_alpha: PositiveInt = 16  # LoRA scale numerator (the update is scaled by alpha / r)
     lora_dropout: Annotated[float, Strict(), Field(ge=0, lt=1)] = 0.0  # dropout on the LoRA input
-    eval_batch_size: PositiveInt = 64  # samples per generate call
-    max_new_tokens: PositiveInt = 24  # generation cap; the longest built-in answer is 18
-    # tokens + <eos>
-    prompt_prefix: Str = ""  # before the question, e.g. "answer en " for google's pt checkpoints
+
+    def __post_init__(self) -> None:
+        _lora_needs_attention(self.lora, self.trainable)
+
+
+@dataclass(frozen=True, config=SCHEMA)
+class PaligemmaVLMConfig:
+    """A PaliGemma model's knobs at run time: its family's ``evaluate`` and ``finetune`` blocks
+    in one record (``PaligemmaVLMConfig.of``), and the seed."""
+
+    lr: PositiveFloat = 3e-4
+    weight_decay: NonNegativeFloat = 0.0
+    batch_size: PositiveInt = 16
+    trainable: Trainable = "attention"
+    lora: Bool = False
+    lora_r: PositiveInt = 8
+    lora_alpha: PositiveInt = 16
+    lora_dropout: Annotated[float, Strict(), Field(ge=0, lt=1)] = 0.0
+    eval_batch_size: PositiveInt = 64  # ``evaluate.batch_size``
+    max_new_tokens: PositiveInt = 24
+    prompt_prefix: Str = ""
     seed: Int = 0  # seeds model building, LoRA init and the minibatch order (a run sets its own)
 
     def __post_init__(self) -> None:
-        if self.lora and self.trainable != "attention":
-            raise ValueError(
-                f"lora: true adapts the attention projections only, but trainable is "
-                f"{self.trainable!r}; set lora: false, or trainable: 'attention'"
-            )
+        _lora_needs_attention(self.lora, self.trainable)
+
+    @classmethod
+    def of(
+        cls, evaluate: PaligemmaEvaluate, finetune: PaligemmaFinetune, seed: int = 0
+    ) -> PaligemmaVLMConfig:
+        """The record of the two blocks (every field of each is read)."""
+        return cls(
+            **dataclasses.asdict(finetune),
+            eval_batch_size=evaluate.batch_size,
+            max_new_tokens=evaluate.max_new_tokens,
+            prompt_prefix=evaluate.prompt_prefix,
+            seed=seed,
+        )
 
 
 @dataclass(frozen=True, config=SCHEMA)
@@ -309,20 +378,30 @@ class ModelParams:
 class ClipParams(ModelParams):
     """The CLIP family's block."""
 
-    finetune: ClipVLMConfig = field(default_factory=ClipVLMConfig)
+    evaluate: ClipEvaluate = field(default_factory=ClipEvaluate)
+    finetune: ClipFinetune = field(default_factory=ClipFinetune)
     pretrain: ClipPretrainConfig = field(default_factory=ClipPretrainConfig)
     # null: the built-in model, base-trained by the base_model stage; else real weights, which
     # that stage records instead of training (``vlm.weights``)
     weights: Annotated[Weights | None, BeforeValidator(_path_alone)] = None
+
+    def vlm_config(self, seed: int = 0) -> ClipVLMConfig:
+        """The runs' model knobs: ``evaluate`` and ``finetune``, and ``seed``."""
+        return ClipVLMConfig.of(self.evaluate, self.finetune, seed)
 
 
 @dataclass(frozen=True, config=SCHEMA)
 class PaligemmaParams(ModelParams):
     """The PaliGemma family's block."""
 
-    finetune: PaligemmaVLMConfig = field(default_factory=PaligemmaVLMConfig)
+    evaluate: PaligemmaEvaluate = field(default_factory=PaligemmaEvaluate)
+    finetune: PaligemmaFinetune = field(default_factory=PaligemmaFinetune)
     pretrain: PaligemmaPretrainConfig = field(default_factory=PaligemmaPretrainConfig)
     weights: Annotated[PaligemmaWeights | None, BeforeValidator(_path_alone)] = None
+
+    def vlm_config(self, seed: int = 0) -> PaligemmaVLMConfig:
+        """The runs' model knobs: ``evaluate`` and ``finetune``, and ``seed``."""
+        return PaligemmaVLMConfig.of(self.evaluate, self.finetune, seed)
 
 
 # ---------------------------------------------------------------------------- profiles

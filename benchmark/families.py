@@ -31,7 +31,7 @@ class Family:
     answers_questions: bool
     external_choice: str  # how it picks among an external item's captions, in words
     vlm: str  # the VLM class (``base.VLM``)
-    base_training: str  # (config, sim, t0, finetune) -> (vlm, info): base training
+    base_training: str  # (config, sim, t0, evaluate) -> (vlm, info): base training
     base_training_passes: str  # (pretrain config) -> sample passes of that training
     inspect: str  # (path, arch) -> pointer.LocalCheckpoint: the family's checkpoint, checked
     looks_like: str  # (a directory or .safetensors file) -> bool: the family's checkpoint

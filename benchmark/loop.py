@@ -322,6 +322,7 @@ def run_params(profile: Profile, model: str, arm: str) -> dict[str, str]:
     own: dict[str, Any] = {
         "k": block.k,
         "seeds": block.seeds,
+        "evaluate": asdict(block.evaluate),
         "finetune": asdict(block.finetune),
         "probe": {"seed": block.probe.seed},  # the image-shuffled control's derangement
     }
@@ -399,15 +400,16 @@ def summary(cfg: RunConfig, inputs: RunInputs, state: RunState) -> dict[str, Any
     """A run's ``summary.json``: what it was, how it ended, its headline figures."""
     s = state
     p = cfg.profile
-    finetune = asdict(p.model(cfg.model).finetune)
+    block = p.model(cfg.model)
     return RunSummary(
         model=cfg.model,
         arm=cfg.arm,
         seed=cfg.seed,
         profile=cfg.profile_name,
-        k=p.model(cfg.model).k,
+        k=block.k,
         loop_gamma=p.loop.gamma if arm_of(cfg.arm).learns else None,
-        finetune={k: v for k, v in finetune.items() if k != "seed"},  # the run's is ``seed``
+        evaluate=asdict(block.evaluate),
+        finetune=asdict(block.finetune),
         finished=s.stopped is not None,
         stopped=s.stopped,
         iterations=s.iteration,
@@ -819,6 +821,6 @@ def run_from_params(
         state = checkpoint.state()
         if state.stopped is not None:
             return summary(cfg, inputs, state)
-    loader = vlm_loader(model, profile.model(model).finetune, seed)
+    loader = vlm_loader(model, profile.model(model).vlm_config(), seed)
     with torch_threads(profile.threads):  # the run's sums, whichever engine started it
         return open_run(cfg, inputs, loader).run()

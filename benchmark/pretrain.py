@@ -23,10 +23,10 @@ import torch
 
 from benchmark import layout
 from benchmark.config import (
+    ClipEvaluate,
     ClipPretrainConfig,
-    ClipVLMConfig,
+    PaligemmaEvaluate,
     PaligemmaPretrainConfig,
-    PaligemmaVLMConfig,
     Params,
     SimParams,
     override,
@@ -79,13 +79,13 @@ def run(
     config: ClipPretrainConfig | PaligemmaPretrainConfig,
     sim: SimParams,
     t0: int,
-    finetune: ClipVLMConfig | PaligemmaVLMConfig,
+    evaluate: ClipEvaluate | PaligemmaEvaluate,
     out: str | os.PathLike[str] | None = None,
 ) -> dict[str, Any]:
     """Base-train the built-in model of family ``model`` (its ``pretrain`` block: ``config``)
-    in the profile's environment (``sim``, ``t0``), evaluating as its ``finetune`` block says;
+    in the profile's environment (``sim``, ``t0``), evaluating as its ``evaluate`` block says;
     write its checkpoint and measurements and return the latter."""
-    vlm, info = family(model).part("base_training")(config, sim, t0, finetune)
+    vlm, info = family(model).part("base_training")(config, sim, t0, evaluate)
     target = Path(out) if out is not None else layout.base_model(layout.RESULTS, model)
     vlm.save(target)
     info["checkpoint"] = str(target)
@@ -119,4 +119,4 @@ def base_model_stage(
     # the profile's threads, as the runs: `make bench` trains the agents beside this stage,
     # one thread each (two OpenMP threads sharing a core with another process run far slower)
     with torch_threads(profile.threads):
-        return run(model, config, profile.sim, profile.loop.t0, profile.model(model).finetune, out)
+        return run(model, config, profile.sim, profile.loop.t0, profile.model(model).evaluate, out)

@@ -214,7 +214,7 @@ def probe_stage(
         raise FileNotFoundError(
             f"no base {model} model at {base}; run `rls3 pretrain-vlm --model {model}` first"
         )
-    loader = vlm_loader(model, profile.model(model).finetune, config.seed)
+    loader = vlm_loader(model, profile.model(model).vlm_config(), config.seed)
     result = learnability(
         lambda: loader(base), datasets, config, model, sim=profile.sim, t0=profile.loop.t0
     )

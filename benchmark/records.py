@@ -176,7 +176,8 @@ class RunSummary:
     profile: str
     k: int
     loop_gamma: float | None  # the agent's discount in the loop; None for an arm that never learns
-    finetune: dict[str, Any]  # the profile's fine-tuning block (the run's seed is ``seed``)
+    evaluate: dict[str, Any]  # the family's evaluate block
+    finetune: dict[str, Any]  # the family's fine-tuning block (the run's seed is ``seed``)
     finished: bool
     stopped: str | None  # early_stopping, max_iterations, budget; None while running
     iterations: int

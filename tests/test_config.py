@@ -7,9 +7,11 @@ import yaml
 
 from benchmark.config import (
     MODELS,
+    ClipFinetune,
     ClipPretrainConfig,
     ClipVLMConfig,
     LearnabilityConfig,
+    PaligemmaFinetune,
     PaligemmaPretrainConfig,
     PaligemmaVLMConfig,
     ParamsError,
@@ -111,10 +113,10 @@ def test_every_knob_is_in_the_file_not_a_default_in_the_code() -> None:
     """A knob the file leaves out is an error naming it and what it takes, even where the code
     has a default: the pipeline reads no default from the code."""
     raw = _raw()
-    del raw["profiles"]["bench"]["paligemma"]["finetune"]["max_new_tokens"]
+    del raw["profiles"]["smoke"]["paligemma"]["evaluate"]["max_new_tokens"]
     with pytest.raises(
         ParamsError,
-        match=r"missing key profiles\.bench\.paligemma\.finetune\.max_new_tokens \(an int >= 1\): "
+        match=r"missing key profiles\.smoke\.paligemma\.evaluate\.max_new_tokens \(an int >= 1\): "
         r"params\.yaml sets every knob",
     ):
         parse_params(raw)
@@ -142,8 +144,16 @@ def test_profiles_share_identical_blocks_through_anchors() -> None:
 @pytest.mark.parametrize("profile", ["paper", "bench", "smoke"])
 def test_every_profiles_vlm_blocks_are_the_families_typed_configs(profile: str) -> None:
     p = load_params(PARAMS, profile).active
-    assert isinstance(p.clip.finetune, ClipVLMConfig) and p.clip.finetune.lr > 0
-    assert isinstance(p.paligemma.finetune, PaligemmaVLMConfig)
+    assert isinstance(p.clip.finetune, ClipFinetune) and p.clip.finetune.lr > 0
+    assert isinstance(p.paligemma.finetune, PaligemmaFinetune)
+    # a run's model knobs: both blocks in one record, every field from the file
+    clip, paligemma = p.clip.vlm_config(seed=3), p.paligemma.vlm_config(seed=3)
+    assert isinstance(clip, ClipVLMConfig) and isinstance(paligemma, PaligemmaVLMConfig)
+    assert clip.eval_batch_size == p.clip.evaluate.batch_size and clip.seed == 3
+    assert clip.lr == p.clip.finetune.lr and clip.lock_image == p.clip.finetune.lock_image
+    assert paligemma.max_new_tokens == p.paligemma.evaluate.max_new_tokens
+    assert paligemma.prompt_prefix == p.paligemma.evaluate.prompt_prefix
+    assert paligemma.trainable == p.paligemma.finetune.trainable
     assert isinstance(p.clip.pretrain, ClipPretrainConfig) and p.clip.pretrain.epochs >= 1
     assert isinstance(p.paligemma.pretrain, PaligemmaPretrainConfig)
     for model in MODELS:

@@ -58,7 +58,7 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
         config,
         p.sim,
         p.loop.t0,
-        p.clip.finetune,
+        p.clip.evaluate,
         root / "results" / "vlm" / "clip" / "base",
     )
     return root
@@ -179,7 +179,7 @@ def test_every_run_scores_the_same_image_shuffled_control_at_every_test(
 
     params = load_params(ROOT / "params.yaml", "smoke")
     p = params.active
-    loader = vlm_loader("clip", p.clip.finetune, 0)
+    loader = vlm_loader("clip", p.clip.vlm_config(), 0)
     base, agents = project / "results" / "vlm" / "clip" / "base", project / "results" / "agents"
     test = read_dataset(finished / "datasets" / "test").samples
     expected = derangement(len(test), p.clip.probe.seed)
@@ -344,7 +344,7 @@ def _fresh_run(project: Path, tmp: Path, finished: Path, arm: str):  # type: ign
     params = load_params(ROOT / "params.yaml", "smoke")
     p = params.active
     cfg = RunConfig("clip", arm, 0, "smoke", p, tmp / "results", tmp / "datasets")
-    loader = vlm_loader("clip", p.clip.finetune, 0)
+    loader = vlm_loader("clip", p.clip.vlm_config(), 0)
     base, agent = tmp / "results" / "vlm" / "clip" / "base", tmp / "results" / "agents" / "seed0"
     run = open_run(cfg, read_inputs(cfg, base, agent), loader)
     run.begin()
@@ -576,7 +576,7 @@ def test_the_runs_random_streams_are_independent(finished: Path) -> None:
     params = load_params(ROOT / "params.yaml", "smoke")
     cfg = RunConfig("clip", "random", 0, "smoke", params.active, finished / "results",
                     finished / "datasets")  # fmt: skip
-    loader = vlm_loader("clip", params.active.clip.finetune, 0)
+    loader = vlm_loader("clip", params.active.clip.vlm_config(), 0)
     base, agent = finished / "results" / "vlm" / "clip" / "base", finished / "results" / "agents"
     run = open_run(cfg, read_inputs(cfg, base, agent / "seed0"), loader)
     assert isinstance(run.arm, RandomArm)

@@ -152,12 +152,6 @@ NOT_READ: dict[str, tuple[tuple[str, ...], str]] = {
         "the Unity player's block is read on that backend alone (the smoke profile's is "
         "embedded; tests/sim/test_unity.py runs the other)",
     ),
-    "base_model@clip": (
-        ("clip.finetune.lr", "clip.finetune.weight_decay", "clip.finetune.lock_image"),
-        "CLIP's base training sets these from its own block; the base model stages of both "
-        "families share one params list (a DVC foreach), and PaliGemma's reads its whole "
-        "finetune block",
-    ),
 }
 
 

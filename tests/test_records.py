@@ -76,8 +76,9 @@ def test_a_run_file_with_an_unknown_column_does_not_load(tmp_path: Path) -> None
 
 
 def test_a_summary_keeps_its_keys_and_leaves_out_external_hashes_without_sets() -> None:
-    summary = RunSummary("clip", "sac", 0, "smoke", 1, 0.99, {"lr": 0.1}, True, "budget", 3, 30,
-                         20, 2 / 3, None, 0.3, 0.4, 0.5, 1.0, "id", {"test": "h"})  # fmt: skip
+    summary = RunSummary("clip", "sac", 0, "smoke", 1, 0.99, {"batch_size": 64}, {"lr": 0.1}, True,
+                         "budget", 3, 30, 20, 2 / 3, None, 0.3, 0.4, 0.5, 1.0, "id",
+                         {"test": "h"})  # fmt: skip
     written = summary.to_dict()
     assert "external_hashes" not in written
     assert list(written)[:4] == ["model", "arm", "seed", "profile"]

@@ -50,7 +50,7 @@ def perf_loop(
         base = layout.base_model(scratch, model)
         if not base.exists():
             raise FileNotFoundError(f"no base {model} model at {layout.base_model(results, model)}")
-        loader = vlm_loader(model, params.active.model(model).finetune, seed)
+        loader = vlm_loader(model, params.active.model(model).vlm_config(), seed)
         run = open_run(cfg, read_inputs(cfg, base, layout.agent(scratch, seed)), loader)
         run.begin()  # the starting point, iteration 0 (not timed)
         run.timers.seconds = dict.fromkeys(PHASES, 0.0)

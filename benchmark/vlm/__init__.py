@@ -43,12 +43,13 @@ def load_vlm(
 
 
 def vlm_loader(
-    model: str, finetune: ClipVLMConfig | PaligemmaVLMConfig, seed: int
+    model: str, config: ClipVLMConfig | PaligemmaVLMConfig, seed: int
 ) -> Callable[[str | os.PathLike[str]], VLM]:
-    """``load_vlm`` for one run: a function path -> VLM with the profile's fine-tuning config
-    (``finetune``, the family's block of params.yaml) and the run's seed."""
+    """``load_vlm`` for one run: a function path -> VLM with the profile's model knobs
+    (``config``: the family's ``evaluate`` and ``finetune`` blocks, ``vlm_config``) and the
+    run's seed."""
     family(model)  # another name: a ValueError listing the families
-    config = dataclasses.replace(finetune, seed=seed)
+    config = dataclasses.replace(config, seed=seed)
     return lambda path: load_vlm(model, path, config=config)
 
 

@@ -19,7 +19,6 @@ every pair of objects in view read from the two predicted x's.
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from collections.abc import Sequence
 from dataclasses import asdict
@@ -29,7 +28,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from benchmark.config import ClipPretrainConfig, SimParams
+from benchmark.config import ClipEvaluate, ClipPretrainConfig, SimParams
 from benchmark.samples import Sample, progress
 from benchmark.sim.scenes import object_names
 from benchmark.vlm import basetraining
@@ -122,11 +121,11 @@ def base_training_captions(samples: Sequence[Sample], rng: np.random.Generator) 
 
 
 def pretrain_clip(
-    config: ClipPretrainConfig, sim: SimParams, t0: int, finetune: ClipVLMConfig
+    config: ClipPretrainConfig, sim: SimParams, t0: int, evaluate: ClipEvaluate
 ) -> tuple[ClipVLM, dict[str, Any]]:
     """Train the built-in CLIP on object lists of train scenes, and its image trunk on where each
     object is (image-only, from the metadata); measure it on test scenes. The scenes are those of
-    the profile's ``sim`` block and ``t0``; the model evaluates as the profile's ``finetune``
+    the profile's ``sim`` block and ``t0``; the model evaluates as the profile's ``evaluate``
     block says, and trains with the base training's own learning rate and weight decay, its
     image trunk included."""
     start = time.perf_counter()
@@ -134,10 +133,10 @@ def pretrain_clip(
     rng = np.random.default_rng(config.seed)
     samples = basetraining.collect_train(config, sim, t0)
     vlm = ClipVLM.builtin(
-        dataclasses.replace(
-            finetune,
+        ClipVLMConfig(
             lr=config.lr,
             weight_decay=config.weight_decay,
+            eval_batch_size=evaluate.batch_size,
             seed=config.seed,
             lock_image=False,  # base training trains the trunk
         )

@@ -16,7 +16,6 @@ pixels.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import re
 import time
@@ -28,7 +27,7 @@ import numpy as np
 import torch
 
 from benchmark.captions import caption, rubric_score
-from benchmark.config import PaligemmaPretrainConfig, SimParams
+from benchmark.config import PaligemmaEvaluate, PaligemmaPretrainConfig, SimParams
 from benchmark.samples import Sample, progress
 from benchmark.sim.camera import ImageObject, image_objects
 from benchmark.sim.scenes import object_names
@@ -248,16 +247,23 @@ def pretrain_captioning(
 
 
 def pretrain_paligemma(
-    config: PaligemmaPretrainConfig, sim: SimParams, t0: int, finetune: PaligemmaVLMConfig
+    config: PaligemmaPretrainConfig, sim: SimParams, t0: int, evaluate: PaligemmaEvaluate
 ) -> tuple[PaligemmaVLM, dict[str, Any]]:
     """Train the built-in PaliGemma (vision tower, then captioning); measure it on test scenes
-    (those of the profile's ``sim`` block and ``t0``), answering as the profile's ``finetune``
+    (those of the profile's ``sim`` block and ``t0``), answering as the profile's ``evaluate``
     block says (its batch, token cap and prompt prefix)."""
     start = time.perf_counter()
     seed_everything(config.seed)
     rng = np.random.default_rng(config.seed)
     samples = basetraining.collect_train(config, sim, t0)
-    vlm = PaligemmaVLM.builtin(dataclasses.replace(finetune, seed=config.seed))
+    vlm = PaligemmaVLM.builtin(
+        PaligemmaVLMConfig(
+            eval_batch_size=evaluate.batch_size,
+            max_new_tokens=evaluate.max_new_tokens,
+            prompt_prefix=evaluate.prompt_prefix,
+            seed=config.seed,
+        )
+    )
     vision_losses = pretrain_vision_tower(vlm, samples, config)
     words: set[str] = set()
     losses = pretrain_captioning(vlm, samples, config, rng, words)
