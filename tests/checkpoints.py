@@ -1,5 +1,6 @@
-"""Real checkpoints written locally for the tests (no downloads): a full-size open_clip ViT-B-32
-and a PaliGemma of the real model class at a small configuration, both randomly initialised."""
+"""Real checkpoints written locally for the tests (no downloads): open_clip architectures at their
+full size (ViT-B-32, the paper's; ViT-S-32) and a PaliGemma of the real model class at a small
+configuration, all randomly initialised."""
 
 from __future__ import annotations
 
@@ -14,6 +15,12 @@ def save_vit_b32(out: Path, image_size: int = 32) -> Path:
     """open_clip's ViT-B-32 (151M parameters) at ``image_size`` px, in open_clip's local format
     (``open_clip_config.json`` and ``open_clip_model.safetensors``)."""
     return ClipVLM.random("ViT-B-32", image_size).save(out)
+
+
+def save_vit_s32(out: Path, image_size: int = 32) -> Path:
+    """open_clip's ViT-S-32 (the same layout at width 384: 12 layers per tower) at
+    ``image_size`` px, in open_clip's local format."""
+    return ClipVLM.random("ViT-S-32", image_size).save(out)
 
 
 def save_small_paligemma(out: Path) -> Path:
