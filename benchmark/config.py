@@ -196,18 +196,21 @@ class ClipFinetune:
     freeze_bn_stats: Bool = True
 
 
+_CLIP_EVALUATE, _CLIP_FINETUNE = ClipEvaluate(), ClipFinetune()  # the records' defaults
+
+
 @dataclass(frozen=True, config=SCHEMA)
 class ClipVLMConfig:
     """A CLIP model's knobs at run time: its family's ``evaluate`` and ``finetune`` blocks in one
-    record (``ClipVLMConfig.of``), and the seed."""
+    record (``ClipVLMConfig.of``), and the seed; each default is its block's."""
 
-    lr: PositiveFloat = 1e-4
-    weight_decay: NonNegativeFloat = 0.1
-    batch_size: PositiveInt = 32
-    eval_batch_size: PositiveInt = 256  # ``evaluate.batch_size``
+    lr: PositiveFloat = _CLIP_FINETUNE.lr
+    weight_decay: NonNegativeFloat = _CLIP_FINETUNE.weight_decay
+    batch_size: PositiveInt = _CLIP_FINETUNE.batch_size
+    eval_batch_size: PositiveInt = _CLIP_EVALUATE.batch_size
     seed: Int = 0  # seeds model building and the minibatch order (a run sets its own)
-    lock_image: Bool = False
-    freeze_bn_stats: Bool = True
+    lock_image: Bool = _CLIP_FINETUNE.lock_image
+    freeze_bn_stats: Bool = _CLIP_FINETUNE.freeze_bn_stats
 
     @classmethod
     def of(cls, evaluate: ClipEvaluate, finetune: ClipFinetune, seed: int = 0) -> ClipVLMConfig:
@@ -252,22 +255,25 @@ class PaligemmaFinetune:
         _lora_needs_attention(self.lora, self.trainable)
 
 
+_PALIGEMMA_EVALUATE, _PALIGEMMA_FINETUNE = PaligemmaEvaluate(), PaligemmaFinetune()
+
+
 @dataclass(frozen=True, config=SCHEMA)
 class PaligemmaVLMConfig:
     """A PaliGemma model's knobs at run time: its family's ``evaluate`` and ``finetune`` blocks
-    in one record (``PaligemmaVLMConfig.of``), and the seed."""
+    in one record (``PaligemmaVLMConfig.of``), and the seed; each default is its block's."""
 
-    lr: PositiveFloat = 3e-4
-    weight_decay: NonNegativeFloat = 0.0
-    batch_size: PositiveInt = 16
-    trainable: Trainable = "attention"
-    lora: Bool = False
-    lora_r: PositiveInt = 8
-    lora_alpha: PositiveInt = 16
-    lora_dropout: Annotated[float, Strict(), Field(ge=0, lt=1)] = 0.0
-    eval_batch_size: PositiveInt = 64  # ``evaluate.batch_size``
-    max_new_tokens: PositiveInt = 24
-    prompt_prefix: Str = ""
+    lr: PositiveFloat = _PALIGEMMA_FINETUNE.lr
+    weight_decay: NonNegativeFloat = _PALIGEMMA_FINETUNE.weight_decay
+    batch_size: PositiveInt = _PALIGEMMA_FINETUNE.batch_size
+    trainable: Trainable = _PALIGEMMA_FINETUNE.trainable
+    lora: Bool = _PALIGEMMA_FINETUNE.lora
+    lora_r: PositiveInt = _PALIGEMMA_FINETUNE.lora_r
+    lora_alpha: PositiveInt = _PALIGEMMA_FINETUNE.lora_alpha
+    lora_dropout: Annotated[float, Strict(), Field(ge=0, lt=1)] = _PALIGEMMA_FINETUNE.lora_dropout
+    eval_batch_size: PositiveInt = _PALIGEMMA_EVALUATE.batch_size
+    max_new_tokens: PositiveInt = _PALIGEMMA_EVALUATE.max_new_tokens
+    prompt_prefix: Str = _PALIGEMMA_EVALUATE.prompt_prefix
     seed: Int = 0  # seeds model building, LoRA init and the minibatch order (a run sets its own)
 
     def __post_init__(self) -> None:

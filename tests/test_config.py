@@ -7,10 +7,12 @@ import yaml
 
 from benchmark.config import (
     MODELS,
+    ClipEvaluate,
     ClipFinetune,
     ClipPretrainConfig,
     ClipVLMConfig,
     LearnabilityConfig,
+    PaligemmaEvaluate,
     PaligemmaFinetune,
     PaligemmaPretrainConfig,
     PaligemmaVLMConfig,
@@ -139,6 +141,13 @@ def test_profiles_share_identical_blocks_through_anchors() -> None:
     assert profiles["paper"]["clip"]["pretrain"] is profiles["bench"]["clip"]["pretrain"]
     assert profiles["paper"]["sim"]["unity"] is profiles["smoke"]["sim"]["unity"]
     assert profiles["bench"]["grid"] is profiles["smoke"]["grid"]
+
+
+def test_a_models_run_time_record_defaults_to_its_blocks_defaults() -> None:
+    """One home per default: the record that ``vlm_config`` builds takes its defaults from the
+    ``evaluate`` and ``finetune`` blocks, so the two cannot drift apart."""
+    assert ClipVLMConfig() == ClipVLMConfig.of(ClipEvaluate(), ClipFinetune())
+    assert PaligemmaVLMConfig() == PaligemmaVLMConfig.of(PaligemmaEvaluate(), PaligemmaFinetune())
 
 
 @pytest.mark.parametrize("profile", ["paper", "bench", "smoke"])
