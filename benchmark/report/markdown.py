@@ -251,7 +251,7 @@ def write_report(
     }
     _plots(runs, out / "plots")
     atomic_write_json(out / "metrics.json", json_ready(_dvc_metrics(model, comparison)))
-    atomic_write_json(out / "comparison.json", json_ready(comparison.to_json()))
+    atomic_write_json(out / "comparison.json", json_ready(comparison))
     write_run_files(results, model, out, comparison.fingerprint or {})
     text = _markdown(results, model, runs, comparison, figures, out)
     atomic_write_text(out / "REPORT.md", text)
