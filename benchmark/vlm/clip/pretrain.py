@@ -28,7 +28,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from benchmark.config import ClipEvaluate, ClipPretrainConfig, SimParams
+from benchmark.config import ClipEvaluate, ClipFinetune, ClipPretrainConfig, SimParams
 from benchmark.samples import Sample, progress
 from benchmark.sim.scenes import object_names
 from benchmark.vlm import basetraining
@@ -132,15 +132,9 @@ def pretrain_clip(
     seed_everything(config.seed)
     rng = np.random.default_rng(config.seed)
     samples = basetraining.collect_train(config, sim, t0)
-    vlm = ClipVLM.builtin(
-        ClipVLMConfig(
-            lr=config.lr,
-            weight_decay=config.weight_decay,
-            eval_batch_size=evaluate.batch_size,
-            seed=config.seed,
-            lock_image=False,  # base training trains the trunk
-        )
-    )
+    # base training's own learning rate and weight decay; it trains the trunk
+    own = ClipFinetune(lr=config.lr, weight_decay=config.weight_decay, lock_image=False)
+    vlm = ClipVLM.builtin(ClipVLMConfig.of(evaluate, own, config.seed))
     trunk = vlm.model.visual.trunk
     if not isinstance(trunk, LocNet):
         raise TypeError(f"the built-in CLIP's trunk is {type(trunk).__name__}, not LocNet")

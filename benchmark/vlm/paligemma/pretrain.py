@@ -27,7 +27,12 @@ import numpy as np
 import torch
 
 from benchmark.captions import caption, rubric_score
-from benchmark.config import PaligemmaEvaluate, PaligemmaPretrainConfig, SimParams
+from benchmark.config import (
+    PaligemmaEvaluate,
+    PaligemmaFinetune,
+    PaligemmaPretrainConfig,
+    SimParams,
+)
 from benchmark.samples import Sample, progress
 from benchmark.sim.camera import ImageObject, image_objects
 from benchmark.sim.scenes import object_names
@@ -256,14 +261,8 @@ def pretrain_paligemma(
     seed_everything(config.seed)
     rng = np.random.default_rng(config.seed)
     samples = basetraining.collect_train(config, sim, t0)
-    vlm = PaligemmaVLM.builtin(
-        PaligemmaVLMConfig(
-            eval_batch_size=evaluate.batch_size,
-            max_new_tokens=evaluate.max_new_tokens,
-            prompt_prefix=evaluate.prompt_prefix,
-            seed=config.seed,
-        )
-    )
+    # base training has its own optimisers (below): no fine-tuning knob is used
+    vlm = PaligemmaVLM.builtin(PaligemmaVLMConfig.of(evaluate, PaligemmaFinetune(), config.seed))
     vision_losses = pretrain_vision_tower(vlm, samples, config)
     words: set[str] = set()
     losses = pretrain_captioning(vlm, samples, config, rng, words)
