@@ -700,6 +700,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+INTERRUPTED = (
+    "interrupted; what finished is kept (each run up to its last completed iteration): "
+    "run the same command again to resume"
+)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``rls3`` console script."""
     from benchmark.grid import GridError
@@ -717,6 +723,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (UnityBackendError, GridError) as err:  # a player, a grid's run, a cluster refused
         print(f"rls3: error: {err}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:  # Ctrl-C: one line, not a traceback from deep in Ray or torch
+        print(f"rls3: {INTERRUPTED}", file=sys.stderr)
+        return 130  # 128 + SIGINT, as a shell reports it
 
 
 if __name__ == "__main__":

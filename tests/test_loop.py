@@ -17,7 +17,7 @@ from mlflow.tracking import MlflowClient
 
 from benchmark.agents import pretrain_sac
 from benchmark.arms import ARMS, BUDGET_ARMS, arm_of
-from benchmark.cli import main
+from benchmark.cli import INTERRUPTED, main
 from benchmark.config import ClipPretrainConfig, load_params
 from benchmark.datasets import build_dataset
 from benchmark.external import read_external
@@ -110,6 +110,7 @@ def test_j2_reaches_sac_only_at_the_last_step_of_each_episode(finished: Path) ->
     model = SAC.load(checkpoint / "model.zip", device="cpu")
     model.load_replay_buffer(checkpoint / "replay_buffer.pkl")
     buffer = model.replay_buffer
+    assert buffer is not None
     episodes = _rows(run_dir(finished / "results", "clip", "sac", 0) / "episodes.csv")
     loop_steps = sum(int(e["steps"]) for e in episodes)
     end = buffer.pos
@@ -265,10 +266,33 @@ def test_a_killed_run_resumes_and_ends_with_the_same_metrics(
     resumed = _resume_and_compare(cmd, env, tmp_path, finished)
     # The MLflow run was reopened, not duplicated, and holds each step once.
     client = MlflowClient(tracking_uri(tmp_path / "results"))
-    runs = client.search_runs([client.get_experiment_by_name("rls3-clip").experiment_id])
+    experiment = client.get_experiment_by_name("rls3-clip")
+    assert experiment is not None
+    runs = client.search_runs([experiment.experiment_id])
     assert len(runs) == 1
     steps = [m.step for m in client.get_metric_history(runs[0].info.run_id, "test/metric")]
     assert len(steps) == len(set(steps)) == len(_rows(resumed / "metrics.csv"))
+
+
+def test_ctrl_c_stops_a_run_with_one_line_and_keeps_its_last_iteration(
+    project: Path, tmp_path: Path
+) -> None:
+    """SIGINT (Ctrl-C) a real `rls3 run` after its first checkpoint: it exits 130 with one line
+    on stderr saying how to resume, not a traceback, and its checkpoint stays a resumable one
+    (the resume itself is the SIGKILL test's)."""
+    shutil.copytree(project, tmp_path, dirs_exist_ok=True)
+    cmd, env, state = _sac_run_command(ROOT / "params.yaml", tmp_path)
+    proc = subprocess.Popen(
+        cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
+    wait_for_iteration(proc, state)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, stderr[-3000:]
+    assert "Traceback" not in stderr
+    assert stderr.strip().splitlines()[-1] == f"rls3: {INTERRUPTED}"
+    stopped = checkpoint_state(state)
+    assert stopped["iteration"] >= 1 and stopped["stopped"] is None
 
 
 # ---------------------------------------------------------------------------- the VLM's reward
@@ -283,9 +307,9 @@ def _buffer_rewards(root: Path, arm: str) -> tuple[np.ndarray, list[dict[str, st
     model.load_replay_buffer(checkpoint / "replay_buffer.pkl")
     episodes = _rows(run_dir(root / "results", "clip", arm, 0) / "episodes.csv")
     steps = sum(int(e["steps"]) for e in episodes)
-    return model.replay_buffer.rewards[
-        model.replay_buffer.pos - steps : model.replay_buffer.pos, 0
-    ], episodes
+    buffer = model.replay_buffer
+    assert buffer is not None
+    return buffer.rewards[buffer.pos - steps : buffer.pos, 0], episodes
 
 
 def test_sac_dense_rewards_every_valid_step_and_sums_to_beta_j2(finished: Path) -> None:
@@ -330,7 +354,7 @@ def test_the_hardest_draw_takes_the_eta_n_highest_and_the_uniform_draw_what_the_
     assert rng.random() == after.random()
 
 
-def _fresh_run(project: Path, tmp: Path, finished: Path, arm: str):  # type: ignore[no-untyped-def]
+def _fresh_run(project: Path, tmp: Path, finished: Path, arm: str):
     """A fresh ``Run`` of ``arm`` (seed 0, smoke) in a copy of ``project`` that holds the
     finished sac run's summary (the budget); its iteration 0 done."""
     from benchmark.loop import RunConfig, open_run, read_inputs
@@ -395,7 +419,7 @@ def test_sac_nofeedback_acts_and_learns_as_sac_until_the_episode_ends_and_gets_n
     end sac stores beta * J2 on its last step and sac-nofeedback its +-1 alone."""
     import torch
 
-    def first_episode(arm: str):  # type: ignore[no-untyped-def]
+    def first_episode(arm: str):
         run = _fresh_run(project, tmp_path / arm, finished, arm)
         run._begin_iteration(1)
         torch.manual_seed(11)
@@ -412,7 +436,7 @@ def test_sac_nofeedback_acts_and_learns_as_sac_until_the_episode_ends_and_gets_n
     actions = [
         np.asarray([t.buffer_action for t in e.transitions]) for e in (sac[0], nofeedback[0])
     ]
-    assert actions[0].shape == actions[1].shape and np.array_equal(*actions)
+    assert actions[0].shape == actions[1].shape and np.array_equal(actions[0], actions[1])
     for a, b in zip(sac[1], nofeedback[1], strict=True):
         assert torch.equal(a, b)
     intrinsic = np.array([t.intrinsic for t in sac[0].transitions])
@@ -466,6 +490,7 @@ def test_the_loop_discount_carries_j2_back_to_the_first_placements(
     while not episode.transitions or not episode.transitions[-1].done:
         action = rng.uniform(-1, 1, (1, 3)).astype(np.float32)
         new_obs, reward, done, info = env.step(action)
+        assert isinstance(obs, np.ndarray) and isinstance(new_obs, np.ndarray)
         if info[0]["valid"]:
             episode.valid_steps.append(len(episode.transitions))
         episode.transitions.append(
@@ -479,6 +504,7 @@ def test_the_loop_discount_carries_j2_back_to_the_first_placements(
         torch.manual_seed(0)
         model = load_sac(project / "results" / "agents" / "seed0", env)
         arm = SacArm(model, gamma, Timers())
+        assert model.replay_buffer is not None
         model.replay_buffer.reset()  # this episode alone
         hardness = [np.sqrt(j2)] * len(episode.valid_steps)
         extrinsic = extrinsic_rewards(
