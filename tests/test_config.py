@@ -6,7 +6,6 @@ import pytest
 import yaml
 
 from benchmark.config import (
-    MODELS,
     ClipEvaluate,
     ClipFinetune,
     ClipPretrainConfig,
@@ -23,6 +22,7 @@ from benchmark.config import (
     override,
     parse_params,
 )
+from benchmark.families import MODELS
 
 PARAMS = Path(__file__).resolve().parents[1] / "params.yaml"
 

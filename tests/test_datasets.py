@@ -28,7 +28,7 @@ def test_reading_back_gives_identical_records_images_and_metadata(built) -> None
         assert np.array_equal(a.image, b.image) and a.image.shape == (32, 32, 3)
         assert a.record == b.record
         assert a.metadata == b.metadata
-    assert {s.metadata["environment"] for s in back.samples} == {"train"}
+    assert {dict(s.metadata or {}).get("environment") for s in back.samples} == {"train"}
     table = pq.read_table(out / "validation" / "records.parquet")
     assert table.num_rows == 12 and "caption" in table.column_names
 
@@ -61,7 +61,7 @@ def test_a_modified_image_is_detected(built, tmp_path) -> None:
 
 def test_test_split_comes_from_the_test_environment(tmp_path) -> None:
     ds = build_dataset("test", 4, seed=1, out_dir=tmp_path, sim=SimParams(image_size=16), t0=32)
-    assert {s.metadata["environment"] for s in ds.samples} == {"test"}
+    assert {dict(s.metadata or {}).get("environment") for s in ds.samples} == {"test"}
     assert read_dataset(tmp_path / "test").manifest["environment"] == "test"
 
 

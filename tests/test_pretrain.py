@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from benchmark.cli import main
-from benchmark.config import ClipPretrainConfig, ClipVLMConfig, SimParams
+from benchmark.config import ClipEvaluate, ClipPretrainConfig, SimParams
 from benchmark.pretrain import run
 
-CLIP = ClipVLMConfig()  # the model's evaluation config
+CLIP = ClipEvaluate()  # the model's evaluate block
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # as the VLM tests
 

@@ -10,7 +10,13 @@ import pytest
 
 from benchmark.captions import rubric_score
 from benchmark.cli import main
-from benchmark.config import ClipPretrainConfig, PaligemmaPretrainConfig, SimParams
+from benchmark.config import (
+    ClipEvaluate,
+    ClipPretrainConfig,
+    PaligemmaEvaluate,
+    PaligemmaPretrainConfig,
+    SimParams,
+)
 from benchmark.datasets import build_dataset, derangement, read_dataset, shuffled_images
 from benchmark.pretrain import run as pretrain
 from benchmark.probe import (
@@ -35,7 +41,7 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
         ClipPretrainConfig(samples=48, epochs=1, batch_size=16, test_samples=8),
         SimParams(),
         32,
-        ClipVLMConfig(),
+        ClipEvaluate(),
         root / "results" / "vlm" / "clip" / "base",
     )
     return root
@@ -122,7 +128,7 @@ def test_paligemmas_controls_are_other_samples_images_and_other_samples_terms(
         ),
         SimParams(),
         32,
-        PaligemmaVLMConfig(),
+        PaligemmaEvaluate(),
         base,
     )
     config = LearnabilityConfig(samples=12, epochs=2, seed=5, draws=1)
@@ -166,7 +172,7 @@ def test_a_model_that_learnt_only_text_priors_has_a_grounded_gain_of_about_0(
         ),
         SimParams(),
         32,
-        PaligemmaVLMConfig(),
+        PaligemmaEvaluate(),
         base,
     )
     build_dataset("test", 96, 2, tmp_path / "datasets", sim=SimParams(), t0=32)

@@ -76,8 +76,11 @@ def test_every_arm_ran_from_the_checkpoints_own_weights(
     test = read_dataset(repo / "datasets" / "test").samples
     clip = ClipVLM.load(checkpoints["clip"], config=params.clip.vlm_config())
     paligemma = PaligemmaVLM.load(checkpoints["paligemma"], params.paligemma.vlm_config())
-    for model, vlm in (("clip", clip), ("paligemma", paligemma)):
-        expected = vlm.metric(vlm.evaluate(test))
+    scores = {
+        "clip": clip.metric(clip.evaluate(test)),
+        "paligemma": paligemma.metric(paligemma.evaluate(test)),
+    }
+    for model, expected in scores.items():
         for arm in ARMS:
             summary = json.loads(
                 (repo / "results/runs" / model / arm / "seed0" / "summary.json").read_text()

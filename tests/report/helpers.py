@@ -80,6 +80,7 @@ def _claim_runs(sac_better: bool) -> dict[str, list[RunLog]]:
                 for n in (1, 2, 3):  # 1 term best when SAC is better, 3 terms best otherwise
                     row[f"test/n_terms/{n}"] = 0.5 + sign * 0.1 * (2 - n)
                 rows.append(row)
+            summary: dict[str, Any]
             if arm == "sac":
                 summary = {"valid_rate": 0.5 + sign * 0.3 + jitter, "iterations": 10}
             else:  # 40% fewer iterations than SAC's 10, or 30% more

@@ -1,5 +1,7 @@
 """Feasibility from PyBullet's own queries: what is accepted, what is rejected, what is left."""
 
+from collections.abc import Iterator
+
 import numpy as np
 import pytest
 
@@ -8,9 +10,9 @@ from benchmark.sim.world import GAP, SceneWorld
 
 
 @pytest.fixture(scope="module")
-def worlds() -> dict[str, SceneWorld]:
+def worlds() -> Iterator[dict[str, SceneWorld]]:
     built = {name: SceneWorld(get_scene(name)) for name in scene_names()}
-    yield built  # type: ignore[misc]
+    yield built
     for world in built.values():
         world.close()
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from benchmark.captions import parse_terms
-from benchmark.config import ClipPretrainConfig, ClipVLMConfig, SimParams
+from benchmark.config import ClipEvaluate, ClipPretrainConfig, SimParams
 from benchmark.pretrain import metrics_path, run
 from benchmark.samples import Sample
 from benchmark.sim.scenes import object_names
@@ -17,7 +17,7 @@ from benchmark.vlm.base import parse_object_names
 from benchmark.vlm.clip import ClipVLM
 from benchmark.vlm.clip.pretrain import absent_lists, base_training_captions, pretrain_clip
 
-CLIP = ClipVLMConfig()  # the model's evaluation config
+CLIP = ClipEvaluate()  # the model's evaluate block
 
 
 @pytest.mark.parametrize("replaced", [1, 3])

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from benchmark.captions import parse_terms
-from benchmark.config import PaligemmaPretrainConfig, PaligemmaVLMConfig, SimParams
+from benchmark.config import PaligemmaEvaluate, PaligemmaPretrainConfig, SimParams
 from benchmark.pretrain import metrics_path, run
 from benchmark.samples import Sample
 from benchmark.sim.scenes import object_names
@@ -25,7 +25,7 @@ from benchmark.vlm.paligemma.pretrain import (
     random_terms_answers,
 )
 
-PALIGEMMA = PaligemmaVLMConfig()  # the model's evaluation config
+PALIGEMMA = PaligemmaEvaluate()  # the model's evaluate block
 
 
 def test_random_terms_answers_keep_the_objects_and_take_another_samples_terms(
