@@ -9,6 +9,7 @@ side, and DVC then records them (docs/guide.md, "The pipeline" and "Run on a clu
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import subprocess
 import sys
@@ -27,6 +28,27 @@ def _dvc(env: dict[str, str], *targets: str) -> int:
     if code != 0:
         print(f"rls3 bench: dvc repro {' '.join(targets)} failed (exit {code})", file=sys.stderr)
     return code
+
+
+def _up_to_date(target: str, env: dict[str, str]) -> bool:
+    """True when ``dvc status --with-deps TARGET`` finds nothing to make but the check stage
+    (it runs on every ``dvc repro``; run it first, for its files stand for the code, the weights
+    and the external sets): `make bench` again on a finished pipeline then leaves Ray and the
+    agents' pre-training alone and goes straight to ``dvc repro``."""
+    done = subprocess.run(
+        [sys.executable, "-m", "dvc", "status", "--with-deps", "--json", target],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        return False  # DVC says why in the `dvc repro` that follows
+    try:
+        changed = json.loads(done.stdout or "{}")
+    except json.JSONDecodeError:
+        return False
+    return set(changed) <= {"check"}
 
 
 def _side_by_side(jobs: dict[str, list[str]], env: dict[str, str], workers: int) -> list[str]:
@@ -85,11 +107,15 @@ def bench(
         env["RLS3_YES"] = "1"  # read by `rls3 check`, the pipeline's first stage
     target = f"report@{model}"
     start = time.perf_counter()
-    if engine == "ray":  # a cluster the grid would refuse is said before any long stage
-        from benchmark.grid import check_cluster
+    if engine != "dvc" and (code := _dvc(env, "check")) != 0:
+        return code
+    if engine != "dvc" and _up_to_date(target, env):
+        print(f"rls3 bench: every stage of {target} is up to date; no grid to run")
+    elif engine != "dvc":  # the runs' inputs by DVC, the runs on Ray, then DVC records them
+        if engine == "ray":  # a cluster the grid would refuse is said before any long stage
+            from benchmark.grid import check_cluster
 
-        check_cluster(address)
-    if engine != "dvc":  # the runs' inputs by DVC, the runs on Ray, then DVC records them
+            check_cluster(address)
         print(f"rls3 bench: the runs' inputs by `dvc repro`, then `rls3 grid --engine {engine}`")
         code = _inputs(model, env)
         if code != 0:

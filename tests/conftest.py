@@ -28,9 +28,11 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 PIPELINE_FILES = frozenset(
     {"test_pipeline.py", "test_ui.py", "test_reference.py", "test_bench.py", "test_grid.py"}
 )
-# The other long file (its own pipeline on full-size weights): it starts first on the other
-# worker, beside the smoke pipeline, rather than last, after every short file.
-LONG_FILES = frozenset({"test_weights_pipeline.py"})
+# The other long files, longest first (minutes each: a pipeline on real weights, the SAC
+# contract's pre-training at the bench's size, the loop's real runs): they start on the other
+# worker, beside the smoke pipeline, rather than wherever pytest-randomly's order puts them. One
+# of them left to the end of the pipeline's worker made the suite a few minutes longer.
+LONG_FILES = ("test_weights_pipeline.py", "test_agents.py", "test_loop.py")
 
 
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
@@ -52,15 +54,18 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The smoke pipeline's files first, then ``LONG_FILES``, then the rest in their order, so
-    that `make test`'s two workers each start with a long unit. A test of the smoke pipeline
-    outside ``PIPELINE_FILES`` would build the pipeline again on another worker: a collection
-    error names the file to add."""
-    items.sort(
-        key=lambda item: (
-            0 if item.path.name in PIPELINE_FILES else 1 if item.path.name in LONG_FILES else 2
-        )
-    )
+    """The smoke pipeline's files first, then ``LONG_FILES`` in their order, then the rest in
+    theirs, so that `make test`'s two workers each start with long units and end with short
+    ones. A test of the smoke pipeline outside ``PIPELINE_FILES`` would build the pipeline again
+    on another worker: a collection error names the file to add."""
+
+    def rank(item: pytest.Item) -> int:
+        name = item.path.name
+        if name in PIPELINE_FILES:
+            return 0
+        return 1 + LONG_FILES.index(name) if name in LONG_FILES else 1 + len(LONG_FILES)
+
+    items.sort(key=rank)
     strays = {
         item.path.name
         for item in items

@@ -70,9 +70,12 @@ def test_the_runs_side_by_side_give_the_files_of_one_run_at_a_time(
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert "(byte identity): passed" in checked.stdout
     # `make bench` again, on the finished pipeline: DVC recorded the agent and the grid's runs,
-    # so it finds every stage up to date but the check, and bench.json records that short time
+    # so `dvc status` finds every stage up to date but the check; no agent is pre-trained and no
+    # Ray started, and bench.json records that short time
     again = rls3(repo, "bench", "--model", "clip")
     assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    assert "rls3 bench: every stage of report@clip is up to date; no grid to run" in again.stdout
+    assert "rls3 grid" not in again.stdout and "SAC seed" not in again.stdout
     assert "rls3 bench: `dvc repro report@clip`" in again.stdout
     assert set(re.findall(r"Running stage '([^']+)'", again.stdout)) == {"check"}
     record = json.loads((repo / "results/report/clip/bench.json").read_text())

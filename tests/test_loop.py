@@ -279,9 +279,17 @@ def test_ctrl_c_stops_a_run_with_one_line_and_keeps_its_last_iteration(
 ) -> None:
     """SIGINT (Ctrl-C) a real `rls3 run` after its first checkpoint: it exits 130 with one line
     on stderr saying how to resume, not a traceback, and its checkpoint stays a resumable one
-    (the resume itself is the SIGKILL test's)."""
+    (the resume itself is the SIGKILL test's). The run is given 30 iterations, so that the
+    signal finds it running: the smoke run stops after its second, and on a busy machine it
+    could end between the first checkpoint and the signal."""
     shutil.copytree(project, tmp_path, dirs_exist_ok=True)
-    cmd, env, state = _sac_run_command(ROOT / "params.yaml", tmp_path)
+    data = yaml.safe_load((ROOT / "params.yaml").read_text())
+    smoke = data["profiles"]["smoke"]
+    smoke["loop"]["max_iterations"] = 30
+    smoke["clip"]["early_stopping"]["patience"] = 30
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump(data))
+    cmd, env, state = _sac_run_command(params, tmp_path)
     proc = subprocess.Popen(
         cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
     )
