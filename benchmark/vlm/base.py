@@ -9,6 +9,7 @@ the validation/test metric (higher is better), ``finetune`` K epochs (CLIP) or K
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
@@ -68,6 +69,16 @@ def seed_everything(seed: int) -> None:
 
 
 # ---------------------------------------------------------------------------- files
+
+
+def module_digest(module: torch.nn.Module) -> str:
+    """A content digest of a module's state (every parameter and buffer, names and bytes)."""
+    h = hashlib.blake2b(digest_size=16)
+    for name, tensor in module.state_dict().items():
+        t = tensor.detach().cpu().contiguous().reshape(-1)
+        h.update(f"{name}:{t.dtype}:{tuple(tensor.shape)};".encode())
+        h.update(t.view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
 
 
 def require_path(path: str | os.PathLike[str], what: str) -> Path:

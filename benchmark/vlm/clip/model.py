@@ -65,6 +65,7 @@ from benchmark.vlm.base import (
     autocast,
     chunks,
     default_device,
+    module_digest,
     require_path,
     seed_everything,
 )
@@ -160,16 +161,6 @@ def image_key(image: np.ndarray) -> bytes:
     h.update(f"{image.shape}{image.dtype}".encode())
     h.update(np.ascontiguousarray(image).tobytes())
     return h.digest()
-
-
-def module_digest(module: torch.nn.Module) -> str:
-    """A content digest of a module's state (every parameter and buffer, names and bytes)."""
-    h = hashlib.blake2b(digest_size=16)
-    for name, tensor in module.state_dict().items():
-        t = tensor.detach().cpu().contiguous().reshape(-1)
-        h.update(f"{name}:{t.dtype}:{tuple(tensor.shape)};".encode())
-        h.update(t.view(torch.uint8).numpy().tobytes())
-    return h.hexdigest()
 
 
 def _find_weights(directory: Path) -> Path:

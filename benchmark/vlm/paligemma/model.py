@@ -27,14 +27,23 @@ adapter on the same modules through peft (merged back into the weights at the en
 ``finetune`` call, so the model is a plain PaliGemma between calls), or, with ``trainable:
 language_model``, every weight of the language model (the built-in bench's choice:
 docs/research.md); the vision tower and the projector stay frozen.
+
+While they are frozen (every setting but LoRA on a vision tower's attention), their output is a
+function of the image and their weights: ``frozen_image_features`` computes it once per image and
+serves it again to generation, caption scoring and fine-tuning, keyed by a digest of that part's
+weights and buffers taken at every call. On the CPU each image is computed on its own, so its
+features do not depend on which images shared a batch, nor a run's files on what the cache held
+(a resumed run repeats an uninterrupted one).
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import os
 import re
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, ClassVar, cast
@@ -47,6 +56,7 @@ from transformers import (
     PaliGemmaProcessor,
 )
 from transformers.image_utils import SizeDict
+from transformers.modeling_outputs import BaseModelOutputWithPooling
 
 import benchmark.vlm.locnet  # noqa: F401  (registers the built-in vision tower)
 from benchmark.captions import parse_terms, rubric_score
@@ -58,6 +68,7 @@ from benchmark.vlm.base import (
     autocast,
     chunks,
     default_device,
+    module_digest,
     require_path,
     seed_everything,
 )
@@ -69,6 +80,16 @@ MAX_SCORE = 6  # J2 = (6 - mean S_PG)^2, eq. 3
 # the prompt after which an external set's captions are scored as answers (PaliGemma's own
 # captioning task prefix; the built-in model's tokenizer reads words it does not know as <unk>)
 CHOICE_PROMPT = "caption en"
+MAX_CACHED_BYTES = 1 << 30  # frozen image features kept per model (4.6 kB an image built-in)
+
+
+def pixels_key(pixels: torch.Tensor) -> bytes:
+    """A content digest of one image's pixel values (shape, dtype and bytes)."""
+    t = pixels.detach().cpu().contiguous()
+    h = hashlib.blake2b(digest_size=16)
+    h.update(f"{tuple(t.shape)}{t.dtype}".encode())
+    h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.digest()
 
 
 @dataclass(frozen=True)
@@ -136,6 +157,10 @@ class PaligemmaVLM(VLM):
         self.model.eval()
         self.processor = processor
         self.config = config or PaligemmaVLMConfig()
+        # frozen image features by pixel digest, valid for the image part's state ``_cached_part``
+        self._image_cache: dict[bytes, torch.Tensor] = {}
+        self._cached_part: str | None = None
+        self._cached_bytes = 0
 
     @classmethod
     def builtin(
@@ -217,18 +242,19 @@ class PaligemmaVLM(VLM):
         answers: list[str] = []
         size = self.config.eval_batch_size
         batches = list(zip(chunks(images, size), chunks(prompts, size), strict=True))
-        for ims, prs in progress(batches, desc="paligemma generate"):
-            batch = self.inputs(ims, prs)
-            with autocast(self.device):
-                out = self.model.generate(
-                    **batch,
-                    max_new_tokens=self.config.max_new_tokens,
-                    do_sample=False,
-                    num_beams=1,
-                )
-            new = out[:, batch["input_ids"].shape[1] :]
-            texts = self.processor.batch_decode(new, skip_special_tokens=True)
-            answers.extend(t.strip() for t in texts)
+        with self.frozen_image_features():
+            for ims, prs in progress(batches, desc="paligemma generate"):
+                batch = self.inputs(ims, prs)
+                with autocast(self.device):
+                    out = self.model.generate(
+                        **batch,
+                        max_new_tokens=self.config.max_new_tokens,
+                        do_sample=False,
+                        num_beams=1,
+                    )
+                new = out[:, batch["input_ids"].shape[1] :]
+                texts = self.processor.batch_decode(new, skip_special_tokens=True)
+                answers.extend(t.strip() for t in texts)
         return answers
 
     def loss(
@@ -237,6 +263,60 @@ class PaligemmaVLM(VLM):
         """The next-token loss on the answer tokens of a training batch."""
         with autocast(self.device):
             return (model or self.model)(**batch).loss
+
+    def _image_part(self) -> torch.nn.ModuleList:
+        """The modules between the pixels and the language model: vision tower, projector."""
+        inner = self.model.model
+        return torch.nn.ModuleList([inner.vision_tower, inner.multi_modal_projector])
+
+    @contextlib.contextmanager
+    def frozen_image_features(self) -> Iterator[None]:
+        """Within: the model's image features (vision tower, then projector), each image's
+        computed once and served again, while that part is frozen (in eval mode, nothing in it
+        trained); otherwise the model's own path.
+
+        The cache is keyed by each image's pixel digest and valid only for the state it was
+        computed with: a digest of the part's weights and buffers, taken on entry, so another
+        checkpoint or a changed weight is never served old features. On the CPU each missing
+        image is computed alone: its features then do not depend on the batch it came in.
+        """
+        inner = self.model.model  # PaliGemmaModel: ``forward`` calls its get_image_features
+        part = self._image_part()
+        modules = list(part.modules())[1:]  # the part's own list is not a layer
+        trained = any(m.training or any(p.requires_grad for p in m.parameters()) for m in modules)
+        if trained or "get_image_features" in vars(inner):  # or served already (a nested call)
+            yield
+            return
+        state = module_digest(part)
+        if state != self._cached_part or self._cached_bytes > MAX_CACHED_BYTES:
+            self._image_cache, self._cached_part, self._cached_bytes = {}, state, 0
+        compute = inner.get_image_features
+        alone = self.device.type == "cpu"
+
+        def cached(pixel_values: torch.Tensor, **kwargs: Any) -> BaseModelOutputWithPooling:
+            keys = [pixels_key(p) for p in pixel_values]
+            missing: dict[bytes, int] = {}  # digest -> its first image (repeats computed once)
+            for i, key in enumerate(keys):
+                if key not in self._image_cache:
+                    missing.setdefault(key, i)
+            if missing:
+                # normal tensors (not inference ones), for fine-tuning reads them too
+                with torch.inference_mode(False), torch.no_grad():
+                    pixels = pixel_values[list(missing.values())].clone()
+                    groups = pixels.split(1) if alone else [pixels]
+                    out = torch.cat([compute(g, **kwargs).pooler_output for g in groups])
+                for key, features in zip(missing, out, strict=True):
+                    self._image_cache[key] = features
+                    self._cached_bytes += features.numel() * features.element_size()
+            return BaseModelOutputWithPooling(
+                pooler_output=torch.stack([self._image_cache[k] for k in keys])
+            )
+
+        inner.get_image_features = cached
+        try:
+            yield
+        finally:
+            del inner.get_image_features
 
     # ------------------------------------------------------------------ the VLM interface
     def evaluate(self, samples: Sequence[Sample]) -> list[PaligemmaResult]:
@@ -266,20 +346,23 @@ class PaligemmaVLM(VLM):
         self.model.eval()
         pairs = [(i, text) for i, opts in enumerate(options) for text in opts]
         flat: list[float] = []
-        for chunk in progress(
-            list(chunks(pairs, self.config.eval_batch_size)), desc="paligemma caption scores"
-        ):
-            batch = self.inputs(
-                [images[i] for i, _ in chunk], [CHOICE_PROMPT] * len(chunk), [t for _, t in chunk]
-            )
-            labels = batch.pop("labels")
-            with autocast(self.device):
-                logits = self.model(**batch).logits.float()
-            target = labels[:, 1:]
-            mask = (target != -100) & (batch["attention_mask"][:, 1:] == 1)
-            logp = logits[:, :-1].log_softmax(-1).gather(-1, target.clamp(min=0)[..., None])
-            per_token = logp[..., 0] * mask
-            flat += (per_token.sum(1) / mask.sum(1).clamp(min=1)).tolist()
+        with self.frozen_image_features():
+            for chunk in progress(
+                list(chunks(pairs, self.config.eval_batch_size)), desc="paligemma caption scores"
+            ):
+                batch = self.inputs(
+                    [images[i] for i, _ in chunk],
+                    [CHOICE_PROMPT] * len(chunk),
+                    [t for _, t in chunk],
+                )
+                labels = batch.pop("labels")
+                with autocast(self.device):
+                    logits = self.model(**batch).logits.float()
+                target = labels[:, 1:]
+                mask = (target != -100) & (batch["attention_mask"][:, 1:] == 1)
+                logp = logits[:, :-1].log_softmax(-1).gather(-1, target.clamp(min=0)[..., None])
+                per_token = logp[..., 0] * mask
+                flat += (per_token.sum(1) / mask.sum(1).clamp(min=1)).tolist()
         out, start = [], 0
         for opts in options:
             out.append(np.array(flat[start : start + len(opts)]))
@@ -331,21 +414,22 @@ class PaligemmaVLM(VLM):
         train_model, params = self._trainable()
         optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
         train_model.train()
-        self.model.get_encoder("image").eval()  # frozen: its BatchNorm statistics too
+        self._image_part().eval()  # frozen: the vision tower's BatchNorm statistics too
         losses = []
         try:
-            for idx in progress(steps, desc="paligemma finetune"):
-                chosen = [samples[int(i)] for i in idx]
-                batch = self.inputs(
-                    [s.image for s in chosen],
-                    [s.record.question for s in chosen],
-                    [s.record.answer for s in chosen],
-                )
-                loss = self.loss(batch, train_model)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                losses.append(float(loss.detach()))
+            with self.frozen_image_features():
+                for idx in progress(steps, desc="paligemma finetune"):
+                    chosen = [samples[int(i)] for i in idx]
+                    batch = self.inputs(
+                        [s.image for s in chosen],
+                        [s.record.question for s in chosen],
+                        [s.record.answer for s in chosen],
+                    )
+                    loss = self.loss(batch, train_model)
+                    optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    optimizer.step()
+                    losses.append(float(loss.detach()))
         finally:
             self._restore(train_model)
         return losses

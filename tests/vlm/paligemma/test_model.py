@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,7 @@ from benchmark.vlm.paligemma.model import (
     PaligemmaVLMConfig,
     is_attention_parameter,
     is_language_model_parameter,
+    pixels_key,
 )
 
 
@@ -213,3 +215,97 @@ def test_the_builtin_image_tokens_are_one_per_object_saying_where_it_is(
         tokens[..., n + 4 : n + 6], s[..., None] * centres * metres[..., None]
     )
     assert vlm.processor.image_seq_length == n  # one <image> token per object
+
+
+def _own_answers(vlm: PaligemmaVLM, samples: list[Sample]) -> list[str]:
+    """Greedy answers through transformers' own path (``generate`` of the model, no cache)."""
+    batch = vlm.inputs([s.image for s in samples], [s.record.question for s in samples])
+    with torch.inference_mode():
+        out = vlm.model.generate(
+            **batch, max_new_tokens=vlm.config.max_new_tokens, do_sample=False, num_beams=1
+        )
+    texts = vlm.processor.batch_decode(out[:, batch["input_ids"].shape[1] :], True)
+    return [t.strip() for t in texts]
+
+
+def _own_features(vlm: PaligemmaVLM, samples: list[Sample]) -> torch.Tensor:
+    """The vision tower and projector on each image alone, through transformers' own method."""
+    inner = vlm.model.model
+    with torch.no_grad():
+        return torch.cat(
+            [
+                type(inner).get_image_features(inner, vlm.pixels([s.image])).pooler_output
+                for s in samples
+            ]
+        )
+
+
+def test_the_frozen_image_features_are_the_models_own(
+    builtin_dir: Path, test_samples: list[Sample]
+) -> None:
+    """Generation through the cache answers as transformers' own path does, and the features
+    it serves are what the vision tower and projector compute, whatever the batch."""
+    vlm = PaligemmaVLM.load(builtin_dir, PaligemmaVLMConfig(eval_batch_size=5))
+    answers = vlm.generate(
+        [s.image for s in test_samples], [s.record.question for s in test_samples]
+    )
+    assert answers == _own_answers(vlm, test_samples)
+    assert len(vlm._image_cache) == len(test_samples)  # each image computed once
+    inner = vlm.model.model
+    with vlm.frozen_image_features(), torch.no_grad():
+        served = inner.get_image_features(vlm.pixels([s.image for s in test_samples]))
+    assert torch.equal(served.pooler_output, _own_features(vlm, test_samples))
+    # an image's features do not depend on the batch it came in (so a run's files do not
+    # depend on what the cache held: a resumed run repeats an uninterrupted one)
+    other = PaligemmaVLM.load(builtin_dir, PaligemmaVLMConfig(eval_batch_size=16))
+    other.generate(
+        [s.image for s in test_samples[3:]], [s.record.question for s in test_samples[3:]]
+    )
+    shared = [pixels_key(p) for p in vlm.pixels([s.image for s in test_samples[3:]])]
+    assert all(torch.equal(vlm._image_cache[k], other._image_cache[k]) for k in shared)
+    # outside the cache's calls transformers' own method is back
+    assert "get_image_features" not in vars(inner)
+
+
+def test_a_changed_vision_part_is_never_served_stale_features(
+    builtin_dir: Path, tmp_path: Path, test_samples: list[Sample]
+) -> None:
+    vlm = PaligemmaVLM.load(builtin_dir)
+    images, questions = [s.image for s in test_samples], [s.record.question for s in test_samples]
+    vlm.generate(images, questions)
+    before = _own_features(vlm, test_samples)
+    other = PaligemmaVLM.load(build_builtin(tmp_path / "other", seed=5))
+    with torch.no_grad():  # another checkpoint's weights, loaded into the same model
+        vlm.model.load_state_dict(other.model.state_dict())
+    assert vlm.generate(images, questions) == _own_answers(vlm, test_samples)
+    after = torch.stack([vlm._image_cache[pixels_key(p)] for p in vlm.pixels(images)])
+    assert not torch.allclose(before, after)
+    assert torch.equal(after, _own_features(vlm, test_samples))
+    # a change of one buffer is enough (a BatchNorm statistic of the vision tower)
+    buffer = next(b for n, b in vlm.model.named_buffers() if "running_mean" in n)
+    with torch.no_grad():
+        buffer += 1.0
+    vlm.generate(images, questions)
+    changed = torch.stack([vlm._image_cache[pixels_key(p)] for p in vlm.pixels(images)])
+    assert not torch.equal(changed, after)
+    assert torch.equal(changed, _own_features(vlm, test_samples))
+
+
+def test_fine_tuning_through_the_cache_is_the_models_own_fine_tuning(
+    builtin_dir: Path, train_samples: list[Sample]
+) -> None:
+    """The same losses and weights as fine-tuning with the vision part run at every step."""
+    config = PaligemmaVLMConfig(lr=3e-3, batch_size=8, trainable="language_model")
+    cached, own = PaligemmaVLM.load(builtin_dir, config), PaligemmaVLM.load(builtin_dir, config)
+    own.frozen_image_features = contextlib.nullcontext  # type: ignore[method-assign,assignment]
+    losses = cached.finetune(train_samples[:16], k=4, seed=3)
+    assert len(cached._image_cache) == 16
+    assert losses == pytest.approx(own.finetune(train_samples[:16], k=4, seed=3), abs=1e-5)
+    # the features agree to about 1e-7 (each image alone against a batch of 8); Adam's
+    # normalised steps carry that to about 3e-5 in a weight, against 1e-2 that the steps move
+    for (name, a), b in zip(_snapshot(cached).items(), _snapshot(own).values(), strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-4, msg=name)
+    # a trained vision part is never cached: the model's own path serves it
+    cached.model.model.multi_modal_projector.requires_grad_(True)
+    with cached.frozen_image_features():
+        assert "get_image_features" not in vars(cached.model.model)
