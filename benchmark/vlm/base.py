@@ -12,7 +12,7 @@ import contextlib
 import hashlib
 import os
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
@@ -79,6 +79,16 @@ def module_digest(module: torch.nn.Module) -> str:
         h.update(f"{name}:{t.dtype}:{tuple(tensor.shape)};".encode())
         h.update(t.view(torch.uint8).numpy().tobytes())
     return h.hexdigest()
+
+
+def missing_keys(keys: Sequence[bytes], cache: Mapping[bytes, Any]) -> dict[bytes, int]:
+    """The keys ``cache`` lacks, each with the index of its first occurrence in ``keys`` (so a
+    repeated image is computed once)."""
+    missing: dict[bytes, int] = {}
+    for i, key in enumerate(keys):
+        if key not in cache:
+            missing.setdefault(key, i)
+    return missing
 
 
 def require_path(path: str | os.PathLike[str], what: str) -> Path:

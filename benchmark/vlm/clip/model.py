@@ -65,6 +65,7 @@ from benchmark.vlm.base import (
     autocast,
     chunks,
     default_device,
+    missing_keys,
     module_digest,
     require_path,
     seed_everything,
@@ -419,10 +420,7 @@ class ClipVLM(VLM):
         if trunk != self._cached_trunk or len(self._trunk_cache) > MAX_CACHED_IMAGES:
             self._trunk_cache, self._cached_trunk = {}, trunk
         keys = [image_key(im) for im in images]
-        missing: dict[bytes, int] = {}  # digest -> its first image (repeats computed once)
-        for i, key in enumerate(keys):
-            if key not in self._trunk_cache:
-                missing.setdefault(key, i)
+        missing = missing_keys(keys, self._trunk_cache)  # digest -> its first image
         if missing:
             was_training = locked.training
             locked.eval()  # BatchNorm on its running statistics, as in inference

@@ -68,6 +68,7 @@ from benchmark.vlm.base import (
     autocast,
     chunks,
     default_device,
+    missing_keys,
     module_digest,
     require_path,
     seed_everything,
@@ -295,10 +296,7 @@ class PaligemmaVLM(VLM):
 
         def cached(pixel_values: torch.Tensor, **kwargs: Any) -> BaseModelOutputWithPooling:
             keys = [pixels_key(p) for p in pixel_values]
-            missing: dict[bytes, int] = {}  # digest -> its first image (repeats computed once)
-            for i, key in enumerate(keys):
-                if key not in self._image_cache:
-                    missing.setdefault(key, i)
+            missing = missing_keys(keys, self._image_cache)  # digest -> its first image
             if missing:
                 # normal tensors (not inference ones), for fine-tuning reads them too
                 with torch.inference_mode(False), torch.no_grad():
