@@ -14,6 +14,16 @@ def unused(seed: int, seeds: int) -> bool:
     return seed >= seeds
 
 
+def run_stage(arm: str, model: str, slot: int) -> str:
+    """dvc.yaml's name for the run stage of ``arm``, ``model`` and seed slot ``slot``."""
+    return f"{run_stage_prefix(arm, model)}{slot}"
+
+
+def run_stage_prefix(arm: str, model: str) -> str:
+    """The common start of ``arm``'s run stages for ``model`` (one per seed slot)."""
+    return f"run_{arm.replace('-', '_')}@{model}-"
+
+
 def mark_unused(out: Path, seed: int, seeds: int, profile: str, what: dict[str, object]) -> str:
     """Write the marker of an unused slot in ``out`` (replacing whatever the slot held before);
     returns the reason, for the caller to print."""

@@ -26,16 +26,6 @@ SMOKE_DATASETS_LINE = "    datasets: {validation: 16, test: 24, seed: 2025, exte
 EXTERNAL_SET = Path("external/whatsup/controlled_images_dataset.json")
 
 
-def run_stage(arm: str, model: str, slot: int) -> str:
-    """dvc.yaml's name for the run stage of ``arm``, ``model`` and seed slot ``slot``."""
-    return f"{run_stage_prefix(arm, model)}{slot}"
-
-
-def run_stage_prefix(arm: str, model: str) -> str:
-    """The common start of ``arm``'s run stages for ``model`` (one per seed slot)."""
-    return f"run_{arm.replace('-', '_')}@{model}-"
-
-
 def copy_repository(dst: Path, *, unused_slot: bool = True) -> Path:
     """The checkout's files (tracked and untracked, not ignored) under ``dst``, smoke profile,
     two seed slots (``unused_slot=False``: the used one alone), and one external set in

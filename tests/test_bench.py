@@ -9,12 +9,19 @@ import shutil
 from pathlib import Path
 
 import pytest
+import yaml
 
 from benchmark.arms import ARMS, BUDGET_ARMS
+from benchmark.slots import run_stage
 from tests.pipeline import rls3
 
 pytestmark = pytest.mark.integration
 RUN_FILES = ("metrics.csv", "episodes.csv", "finetune_loss.csv")
+
+
+def _made_here(path: str) -> bool:
+    """Whether ``path`` is an agent or a run, which this bench made again."""
+    return path.startswith(("results/agents/", "results/runs/"))
 
 
 @pytest.mark.slow
@@ -25,8 +32,8 @@ def test_the_runs_side_by_side_give_the_files_of_one_run_at_a_time(
     without clip's runs, its agent and its MLflow store (a new one, as in a fresh clone) gets
     `rls3 bench --model clip`, the default local engine (a Ray instance with a CPU per core):
     the agent is pre-trained beside the base model's stage, sac runs, then the other arms may
-    run side by side; every run file is the same, and DVC records it all: `make bench` again
-    finds every stage up to date."""
+    run side by side; every run file is the same, and DVC records it all (`dvc commit`, no
+    stage run twice): `make bench` again finds every stage up to date."""
     sequential = smoke_pipeline[0]
     repo = tmp_path / "repo"
     shutil.copytree(sequential, repo, symlinks=True)
@@ -37,9 +44,24 @@ def test_the_runs_side_by_side_give_the_files_of_one_run_at_a_time(
     done = rls3(repo, "bench", "--model", "clip")
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "rls3 grid --engine local" in done.stdout
-    # pre-trained once, ahead of DVC, whose agent stage then finds it made from its inputs
+    # pre-trained once, ahead of DVC, which records it (`dvc commit`) without running its stage,
+    # as it records the grid's runs: no stage of the agent or of a used run slot ran under DVC
     assert len(re.findall(r"SAC seed 0: \d+ steps in", done.stdout)) == 1
-    assert "SAC seed 0: results/agents/seed0 holds the agent of these inputs" in done.stdout
+    assert "holds the agent of these inputs" not in done.stdout
+    ran = set(re.findall(r"Running stage '([^']+)'", done.stdout))
+    assert not ran & {"agent@0", *(run_stage(arm, "clip", 0) for arm in ARMS)}, ran
+    assert "report@clip" in ran
+    # and records what `dvc repro` recorded after running them: the same deps, params and outs
+    # (the hash of an agent's or a run's may differ: its timings, its own MLflow run)
+    locks = [yaml.safe_load((r / "dvc.lock").read_text())["stages"] for r in (repo, sequential)]
+    for stage in ["agent@0", *(run_stage(arm, "clip", 0) for arm in ARMS)]:
+        made, before = (lock[stage] for lock in locks)
+        assert made["cmd"] == before["cmd"] and made["params"] == before["params"], stage
+        assert [d["path"] for d in made["deps"]] == [d["path"] for d in before["deps"]], stage
+        assert [d for d in made["deps"] if not _made_here(d["path"])] == [
+            d for d in before["deps"] if not _made_here(d["path"])
+        ], stage
+        assert [o["path"] for o in made["outs"]] == [o["path"] for o in before["outs"]], stage
     # the budget arms waited for the sac run's budget, then were free to run at once (smoke
     # runs last a second or two, so whether they overlapped is up to the workers' start-up)
     runs = json.loads((repo / "results" / "grid" / "clip.json").read_text())["runs"]

@@ -21,11 +21,11 @@ import pytest
 import yaml
 
 from benchmark.arms import ARMS, BUDGET_ARMS
+from benchmark.slots import run_stage
 from tests.pipeline import (
     checkpoint_state,
     dvc,
     environment,
-    run_stage,
     wait_for_iteration,
 )
 from tests.ray_heads import Head, head_processes, running_head

@@ -21,6 +21,7 @@ from PIL import Image
 
 from benchmark.arms import ARMS
 from benchmark.config import MAX_SEEDS
+from benchmark.slots import run_stage, run_stage_prefix
 from tests.pipeline import (
     EXTERNAL_SET,
     ROOT,
@@ -28,8 +29,6 @@ from tests.pipeline import (
     dvc,
     params_reads,
     rls3,
-    run_stage,
-    run_stage_prefix,
 )
 
 FIGURES = (
