@@ -104,3 +104,19 @@ def test_the_runs_side_by_side_give_the_files_of_one_run_at_a_time(
     assert record["command"] == "make bench MODEL=clip"
     assert 0 < record["wall_seconds"] < 600 and record["machine"]
     assert f"report: {Path('results/report/clip/REPORT.md')}" in again.stdout
+
+
+def test_recording_a_stage_dvc_yaml_lacks_fails_with_its_name(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The bench's recording of the stages it made is DVC's: a name dvc.yaml does not define is
+    an error naming it, with nothing written."""
+    from benchmark.bench import _record
+    from tests.pipeline import ROOT
+
+    monkeypatch.chdir(ROOT)
+    lock = (ROOT / "dvc.lock").read_bytes()
+    assert _record(["run_sac@clip-0", "run_sac@clip-99"]) == 1
+    err = capsys.readouterr().err
+    assert "recording 2 stages failed" in err and "run_sac@clip-99" in err, err
+    assert (ROOT / "dvc.lock").read_bytes() == lock
