@@ -133,7 +133,9 @@ class Estimate(JsonRecord):
 class Difference(Estimate):
     """A paired per-seed difference of two arms: its estimate, standard deviation, minimum
     detectable difference; in the model's metric also the probability of improvement (over all
-    runs) and, given a margin, the equivalence test's p; the per-seed differences last."""
+    runs) and, given a margin, the equivalence test's p and, in the final metric and the area,
+    the paired seeds that would detect a difference of that margin at this spread; the
+    per-seed differences last."""
 
     sd: float
     mde: float
@@ -144,6 +146,7 @@ class Difference(Estimate):
     poi_runs_y: int | None = field(default=None, metadata=ABSENT)
     equivalence_p: float | None = field(default=None, metadata=ABSENT)
     equivalence_margin: float | None = field(default=None, metadata=ABSENT)
+    seeds_for_margin: float | None = field(default=None, metadata=ABSENT)
     per_seed: list[float]
 
 

@@ -63,6 +63,15 @@ def test_a_stage_lists_every_module_it_imports(name: str) -> None:
     assert all((ROOT / d).exists() for d in deps), deps
 
 
+@pytest.mark.parametrize("name", sorted(ENTRIES))
+def test_a_stage_lists_no_module_it_does_not_import(name: str) -> None:
+    """A code dep the stage never imports makes DVC re-run it for nothing: a change to the
+    report's records would retrain the base models."""
+    closure = import_closure(ENTRIES[name])
+    extra = [d for d in code_deps(stages()[name]) if not any(covered(f, [d]) for f in closure)]
+    assert not extra, f"dvc.yaml stage {name}: {extra} is not imported; remove it from its deps"
+
+
 def test_run_stages_depend_on_the_digest_of_the_code_a_run_records() -> None:
     """Each run stage's one code dep is the check's digest of ``CODE_PATHS``; it lists no module
     itself (a second list to keep in step)."""

@@ -38,7 +38,8 @@ return). Arms are compared by paired per-seed differences (``DIFFERENCES``), eac
   otherwise "inconclusive";
 - the minimum detectable difference (MDE): the effect a paired t test over these n seeds finds
   with 80% power at two-sided alpha 0.05 (statsmodels' ``TTestPower``), times the observed sd of
-  the paired differences;
+  the paired differences; in the final metric and the area, given the margin delta, the paired
+  seeds whose MDE would be delta at that sd (``seeds_for_margin``);
 - in the model's metric, the probability of improvement (PoI): rliable's P(X > Y) + 0.5 P(X = Y)
   over every run of one arm against every run of the other, with a 95% stratified-bootstrap
   interval from a fixed seed.
@@ -129,6 +130,7 @@ from benchmark.report.stats import (
     reward_balance,
     samples_to_reach,
     seed_row,
+    seeds_for_margin,
     summarise,
     t_interval,
 )
@@ -197,6 +199,7 @@ __all__ = [
     "samples_to_reach",
     "seed_ranges",
     "seed_row",
+    "seeds_for_margin",
     "stop_groups",
     "summarise",
     "t_interval",

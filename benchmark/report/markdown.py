@@ -45,6 +45,7 @@ from benchmark.report.stats import (
     CONFIDENCE,
     DIFFERENCES,
     INTERVAL,
+    MAX_SEEDS,
     METRICS_KEY,
     MIN_SEEDS_FOR_VERDICT,
     as_number,
@@ -437,6 +438,14 @@ def _differences_table(comparison: Comparison) -> list[str]:
         "Each column: per seed the first arm minus the second, then the mean over the seeds "
         f"both ran with its {CONFIDENCE:.0%} Student-t interval; the minimum detectable "
         "difference and the probability of improvement as in the next section."
+        + (
+            " Paired seeds for an MDE of ±delta: how many paired seeds the comparison would "
+            "need for its minimum detectable difference to be the margin delta, if the sd of "
+            "its paired differences stayed what these seeds show (the smallest n whose MDE is "
+            "at most delta)."
+            if comparison.margin is not None
+            else ""
+        )
         + (f" Not measured (an arm without runs): {', '.join(missing)}." if missing else ""),
         "",
         "| figure | " + " | ".join(shown) + " |",
@@ -459,6 +468,12 @@ def _differences_table(comparison: Comparison) -> list[str]:
         lines.append(
             f"| probability of improvement, {label} | " + " | ".join(_poi(d) for d in diffs) + " |"
         )
+        if comparison.margin is not None:
+            lines.append(
+                f"| paired seeds for an MDE of ±{comparison.margin:g}, {label} | "
+                + " | ".join(_seeds(d.seeds_for_margin) for d in diffs)
+                + " |"
+            )
     lines.append(
         "| paired seeds (n) | "
         + " | ".join(str(len(comparison.paired[name])) for name in shown)
@@ -473,6 +488,14 @@ def _number(value: Any, digits: int = 3) -> str:
     return f"{x:.{digits}f}" if np.isfinite(x) else "n/a"
 
 
+def _seeds(value: Any) -> str:
+    """A count of seeds, "more than" the search's limit, or "n/a"."""
+    x = as_number(value)
+    if np.isnan(x):
+        return "n/a"
+    return f"over {MAX_SEEDS:,}" if np.isinf(x) else f"{x:.0f}"
+
+
 def _poi(stat: Difference) -> str:
     """A probability of improvement with its bootstrap interval ("n/a": not computed)."""
     if stat.poi is None:
@@ -483,7 +506,8 @@ def _poi(stat: Difference) -> str:
 
 
 def _decomposition_table(comparison: Comparison) -> list[str]:
-    """One row per effect: final-metric and AUC differences, verdict, MDE and PoI."""
+    """One row per effect: final-metric and AUC differences, verdict, MDE and PoI, and given a
+    margin the seeds for an MDE of that margin."""
     lines = [
         "What each ablation arm isolates, as a paired difference (per seed, then the mean over "
         f"the seeds both arms ran, {CONFIDENCE:.0%} Student-t interval). The verdict weighs both "
@@ -495,19 +519,32 @@ def _decomposition_table(comparison: Comparison) -> list[str]:
         "of the first arm ends above a run of the second; it compares every run of one arm with "
         "every run of the other (all pairs, not only the paired seeds), 0.5 meaning no "
         f"tendency, with a {CONFIDENCE:.0%} stratified-bootstrap interval (each arm's runs "
-        f"resampled independently, {BOOTSTRAP_REPS} times, seed {BOOTSTRAP_SEED}).",
+        f"resampled independently, {BOOTSTRAP_REPS} times, seed {BOOTSTRAP_SEED})."
+        + (
+            " Seeds for MDE ±delta: the paired seeds at which the MDE would fall to the margin "
+            f"delta = {comparison.margin:g}, if the paired sd stayed what these seeds show."
+            if comparison.margin is not None
+            else ""
+        ),
         "",
-        "| effect | difference | final metric | AUC / budget | verdict | MDE final / AUC | "
-        "PoI final | PoI AUC |",
-        "| --- " * 8 + "|",
     ]
+    header = ["effect", "difference", "final metric", "AUC / budget", "verdict"]
+    header += ["MDE final / AUC", "PoI final", "PoI AUC"]
+    if comparison.margin is not None:
+        header.append("seeds for MDE ±delta, final / AUC")
+    lines += ["| " + " | ".join(header) + " |", "| --- " * len(header) + "|"]
     for row in comparison.decomposition or []:
         fin, auc = row.final_metric, row.auc
+        seeds = (
+            f" {_seeds(fin.seeds_for_margin)} / {_seeds(auc.seeds_for_margin)} |"
+            if comparison.margin is not None
+            else ""
+        )
         lines.append(
             f"| {row.effect} | {row.difference} | {format_stat(fin, signed=True)} | "
             f"{format_stat(auc, signed=True)} | {row.verdict} | "
             f"{_number(fin.mde)} / {_number(auc.mde)} | {_poi(fin)} | "
-            f"{_poi(auc)} |"
+            f"{_poi(auc)} |" + seeds
         )
     return lines
 

@@ -46,6 +46,7 @@ EQUIVALENCE = (
 )
 # the minimum detectable difference: a paired (one-sample) t test at this power and level
 POWER, POWER_ALPHA = 0.8, 0.05
+MAX_SEEDS = 1_000_000  # seeds_for_margin's search stops here (infinity beyond)
 # the probability of improvement's interval: rliable's stratified bootstrap (percentile)
 BOOTSTRAP_REPS = 50_000
 BOOTSTRAP_SEED = 0
@@ -191,6 +192,30 @@ def detectable_difference(differences: Sequence[float]) -> float:
     return _detectable_effect(int(d.size)) * float(d.std(ddof=1))
 
 
+def seeds_for_margin(differences: Sequence[float], margin: float | None) -> float:
+    """The paired seeds a comparison would need to detect a true difference of ``margin``, if
+    its paired standard deviation stayed what these differences show: the smallest n whose
+    minimum detectable difference (``detectable_difference``: 80% power, two-sided alpha 0.05)
+    is at most ``margin``. No spread: 2; under two pairs or no margin: NaN; beyond
+    ``MAX_SEEDS``: infinity."""
+    d = _finite(differences)
+    if margin is None or not margin > 0 or d.size < 2:
+        return np.nan
+    sd = float(d.std(ddof=1))
+    target = margin / sd if sd > 0 else np.inf  # the standardised effect to reach
+    if _detectable_effect(2) <= target:
+        return 2.0
+    low, high = 2, 4  # the effect at ``low`` is above the target; find one at or below it
+    while _detectable_effect(high) > target:
+        if high >= MAX_SEEDS:
+            return np.inf
+        low, high = high, min(2 * high, MAX_SEEDS)
+    while high - low > 1:  # the detectable effect falls as n grows
+        middle = (low + high) // 2
+        low, high = (low, middle) if _detectable_effect(middle) <= target else (middle, high)
+    return float(high)
+
+
 def _improvement(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """P(X > Y) + 0.5 P(X = Y) over every pair of runs, for each row of resampled runs
     (reps x runs each): the Mann-Whitney U statistic over the pairs, as rliable computes it."""
@@ -321,9 +346,11 @@ def paired_difference(
     their standard deviation and minimum detectable difference (``detectable_difference``).
 
     In the final metric and the area under the curve (``METRIC_KEYS``) also the probability of
-    improvement of ``a`` over ``b`` over all their runs with its interval; in those and the
-    final metric per term or number of terms (the model's metric), given ``margin``, the
-    equivalence test's p (``equivalence_p``) and that margin.
+    improvement of ``a`` over ``b`` over all their runs with its interval, and, given
+    ``margin``, the paired seeds that would detect a difference of that margin
+    (``seeds_for_margin``); in those and the final metric per term or number of terms (the
+    model's metric), given ``margin``, the equivalence test's p (``equivalence_p``) and that
+    margin.
     """
     value = {arm: {x.seed: x.value(key) for x in per_arm[arm].seeds} for arm in (a, b)}
     seeds = sorted(value[a].keys() & value[b].keys())
@@ -338,6 +365,8 @@ def paired_difference(
             [value[a][s] for s in seeds], [value[b][s] for s in seeds], margin
         )
         extra["equivalence_margin"] = margin
+    if margin is not None and key in METRIC_KEYS:
+        extra["seeds_for_margin"] = seeds_for_margin(diffs, margin)
     return Difference(
         mean=estimate.mean,
         ci_low=estimate.ci_low,

@@ -20,6 +20,7 @@ from benchmark.report import (
     equivalence_p,
     interval_verdict,
     probability_of_improvement,
+    seeds_for_margin,
 )
 from tests.report.helpers import _shifted
 
@@ -148,6 +149,47 @@ def test_known_detectable_effects_and_too_few_pairs() -> None:
     )
     assert np.isnan(detectable_difference([0.1]))
     assert np.isnan(detectable_difference([]))
+
+
+@pytest.mark.parametrize(("sd", "margin"), [(0.051, 0.02), (0.051, 0.025), (0.01, 0.02)])
+def test_the_seeds_for_a_margin_are_where_the_power_first_reaches_80_percent(
+    sd: float, margin: float
+) -> None:
+    differences = [0.05 + sd * z for z in (-1.0, 0.0, 1.0)]  # sd exactly ``sd``
+    n = 2
+    while _power(margin / sd, n) < 0.8:  # the noncentral t, not statsmodels
+        n += 1
+    assert seeds_for_margin(differences, margin) == n
+    # the MDE at those seeds is the margin or less, one seed fewer it is more
+    assert detectable_difference(list(np.linspace(-sd, sd, n) * _scale(n))) <= margin + 1e-12
+    assert detectable_difference(list(np.linspace(-sd, sd, n - 1) * _scale(n - 1))) > margin
+
+
+def _scale(n: int) -> float:
+    """The factor that gives ``np.linspace(-1, 1, n)`` a standard deviation of 1."""
+    return float(1.0 / np.std(np.linspace(-1.0, 1.0, n), ddof=1))
+
+
+def test_seeds_for_a_margin_known_answers_and_edges() -> None:
+    sd = 0.051
+    differences = [0.05 - sd, 0.05, 0.05 + sd]
+    assert seeds_for_margin(differences, 0.02) == 53  # the CLIP reference's paired sd
+    assert seeds_for_margin(differences, 0.025) == 35
+    assert seeds_for_margin([0.04, 0.04, 0.04], 0.02) == 2  # no spread
+    assert np.isnan(seeds_for_margin([0.04], 0.02))  # one pair: no sd
+    assert np.isnan(seeds_for_margin(differences, None))
+    assert np.isnan(seeds_for_margin(differences, 0.0))
+    assert seeds_for_margin(differences, 1e-7) == np.inf  # beyond the search
+
+
+def test_the_seeds_for_a_margin_go_with_the_margin() -> None:
+    runs = _shifted([0.0, 0.02, -0.02])
+    diff = compare(runs, margin=MARGIN).differences["sac - random"]
+    assert diff["final_metric"].seeds_for_margin == seeds_for_margin([0.0, 0.02, -0.02], MARGIN)
+    assert diff["auc"].seeds_for_margin is not None
+    assert "seeds_for_margin" not in diff["valid_rate"].to_json()  # not the model's metric
+    plain = compare(runs).differences["sac - random"]
+    assert "seeds_for_margin" not in plain["final_metric"].to_json()
 
 
 def test_probability_of_improvement_known_answers() -> None:

@@ -105,7 +105,7 @@ def test_the_report_of_five_arms_and_ten_seeds(tmp_path: Path) -> None:
         ["the paper's headline", "sac - random"],
     ]
     for row in decomposition:
-        assert len(row) == 8
+        assert len(row) == 9
         assert row[4].endswith("(n = 10 paired seeds)")
         assert "n/a" not in row
     assert [row["verdict"] for row in comparison["decomposition"]] == [
@@ -117,6 +117,10 @@ def test_the_report_of_five_arms_and_ten_seeds(tmp_path: Path) -> None:
         f"{comparison['differences']['sac - random']['auc']['mde']:.3f}"
     )
     assert decomposition[-1][6].startswith(f"{headline['poi']:.2f} [")
+    headline_auc = comparison["differences"]["sac - random"]["auc"]
+    assert decomposition[-1][8] == (
+        f"{headline['seeds_for_margin']:.0f} / {headline_auc['seeds_for_margin']:.0f}"
+    )
 
     differences = _rows(report, "### Every paired difference")
     assert len(differences[0]) == 1 + len(DIFFERENCES)
@@ -125,10 +129,17 @@ def test_the_report_of_five_arms_and_ten_seeds(tmp_path: Path) -> None:
         row for row in differences if row[0] == "minimum detectable difference, final metric"
     )
     poi = next(row for row in differences if row[0] == "probability of improvement, AUC / budget")
-    for name, mde_cell, poi_cell in zip(DIFFERENCES, mde[1:], poi[1:], strict=True):
+    seeds = next(
+        row for row in differences if row[0] == "paired seeds for an MDE of ±0.02, AUC / budget"
+    )
+    for name, mde_cell, poi_cell, seeds_cell in zip(
+        DIFFERENCES, mde[1:], poi[1:], seeds[1:], strict=True
+    ):
         diff = comparison["differences"][name]
         assert mde_cell == f"{diff['final_metric']['mde']:.3f}"
         assert poi_cell.startswith(f"{diff['auc']['poi']:.2f} [")
+        assert seeds_cell == f"{diff['auc']['seeds_for_margin']:.0f}"
+        assert metrics[METRICS_KEY[name]]["auc_seeds_for_margin"] == diff["auc"]["seeds_for_margin"]
 
     table = {row[0]: row[1:] for row in _rows(report, "## Comparison of the arms")}
     grounded = table["**grounded gain**: final metric - control"]
