@@ -444,6 +444,25 @@ def _pretrain_agent(args: argparse.Namespace) -> int:
     return 0
 
 
+def _prepare_tracking(results: Path, model: str) -> None:
+    """The MLflow store's tables and ``model``'s experiment, made by one process at a time: two
+    `rls3 run` started at once on a new SQLite store race in MLflow's schema migrations ("Online
+    migration expected to match one row"), and one of them dies. An exclusive lock on a file
+    beside the store orders them; a tracking server (``MLFLOW_TRACKING_URI``) is left to itself."""
+    import fcntl
+
+    from benchmark.tracking import prepare_store, tracking_uri
+
+    uri = tracking_uri(results)
+    if not uri.startswith("sqlite:///"):
+        prepare_store(uri, model)
+        return
+    store = Path(uri.removeprefix("sqlite:///"))
+    with open(store.with_name(store.name + ".lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        prepare_store(uri, model)
+
+
 def _run(args: argparse.Namespace) -> int:
     from benchmark.config import load_params
 
@@ -455,6 +474,7 @@ def _run(args: argparse.Namespace) -> int:
         return _skip_slot(out, args.seed, seeds, params.profile, what)
     from benchmark.loop import run_from_params
 
+    _prepare_tracking(args.results, args.model)
     summary = run_from_params(
         params, args.model, args.arm, args.seed, results=args.results, datasets=args.datasets
     )
