@@ -25,6 +25,7 @@ from pathlib import Path
 from benchmark import layout
 from benchmark.config import load_params
 from benchmark.fileio import atomic_write_json
+from benchmark.perf.speed import speed_sample
 from benchmark.reference import fingerprint, machine
 from benchmark.slots import run_stage
 
@@ -138,6 +139,8 @@ def bench(
     if yes:
         env["RLS3_YES"] = "1"  # read by `rls3 check`, the pipeline's first stage
     target = f"report@{model}"
+    threads = load_params().active.threads
+    speed = {"start": speed_sample(threads)}  # before the clock: it is not the pipeline's time
     start = time.perf_counter()
     if engine != "dvc" and (code := _dvc(env, "check")) != 0:
         return code
@@ -168,6 +171,7 @@ def bench(
     if done.returncode != 0:
         print(f"rls3 bench: dvc repro failed (exit {done.returncode})", file=sys.stderr)
         return done.returncode
+    speed["end"] = speed_sample(threads)
     report = layout.report(layout.RESULTS, model)
     atomic_write_json(
         report / "bench.json",
@@ -177,7 +181,10 @@ def bench(
             "engine": engine,
             "wall_seconds": round(seconds, 1),
             "machine": machine(),
-            "fingerprint": fingerprint(load_params().active.threads),
+            "fingerprint": fingerprint(threads),
+            # the machine's speed at the start and the end (``perf.speed``): two benches' wall
+            # times compare once scaled by it
+            "speed": speed,
             "finished": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             "note": "wall time of this model's pipeline (set-up excluded): `dvc repro` and, with "
             "the local or ray engine, the grid of runs; stages DVC "

@@ -77,6 +77,14 @@ def _add_perf_commands(sub: argparse._SubParsersAction) -> None:
     )
     sim.set_defaults(func=_perf_sim)
     _add_perf_vlm_command(perf_sub)
+    speed = perf_sub.add_parser(
+        "speed",
+        help="this machine's speed now: two fixed workloads shaped like the bench's costs (ms a "
+        "step; `make bench` records one at its start and end in bench.json)",
+    )
+    speed.add_argument("--threads", type=int, default=1, help="torch threads (a bench run: 1)")
+    speed.add_argument("--rounds", type=int, default=15, help="timed blocks; the median is kept")
+    speed.set_defaults(func=_perf_speed)
     loop = perf_sub.add_parser("loop", help="one iteration's wall time split by phase")
     _params_arguments(loop)
     loop.add_argument("--model", default="clip", choices=MODELS)
@@ -122,6 +130,15 @@ def _perf_sim(args: argparse.Namespace) -> int:
         perf.measure(size, args.samples, args.rounds, args.environment) for size in args.sizes
     ]
     print(perf.format_sim_perf(results))
+    return 0
+
+
+def _perf_speed(args: argparse.Namespace) -> int:
+    import json
+
+    from benchmark.perf.speed import speed_sample
+
+    print(json.dumps(speed_sample(args.threads, args.rounds)))
     return 0
 
 

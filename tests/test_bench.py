@@ -103,6 +103,10 @@ def test_the_runs_side_by_side_give_the_files_of_one_run_at_a_time(
     record = json.loads((repo / "results/report/clip/bench.json").read_text())
     assert record["command"] == "make bench MODEL=clip"
     assert 0 < record["wall_seconds"] < 600 and record["machine"]
+    # the machine's speed at the bench's start and end, on the runs' one thread
+    for when in ("start", "end"):
+        speed = record["speed"][when]
+        assert speed["threads"] == 1 and 0 < speed["mlp_step_ms"] < speed["text_step_ms"]
     assert f"report: {Path('results/report/clip/REPORT.md')}" in again.stdout
 
 
