@@ -88,7 +88,7 @@ def _median_ms(step: Callable[[], None], per_round: int, rounds: int) -> float:
 
 def speed_sample(threads: int = 1, rounds: int = 15) -> dict[str, float]:
     """The two workloads' step times on this machine now (ms, lower is faster), on ``threads``
-    torch threads (restored afterwards); about 2 s on the 2-core development machine."""
+    torch threads (restored afterwards); about 3 s on the 2-core development machine."""
     if threads < 1 or rounds < 1:
         raise ValueError(f"threads and rounds must be >= 1, got {threads} and {rounds}")
     with torch_threads(threads):
